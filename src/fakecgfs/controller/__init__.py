@@ -1,0 +1,22 @@
+"""The simulated cgroup v1 memory controller (pure: no FUSE, no files).
+
+The public surface: ``MemoryController`` (the tree, charge, limits, reclaim), ``MemCgroup``
+(one group), ``ResCounter``/``ResState`` (the RFC's counter and its states), ``PageKind``,
+``DaemonState`` (the background reclaim task's states), events, and ``ControllerError``.
+"""
+
+from .constants import PAGE_COUNTER_MAX, PAGE_SIZE, SWAP_CLUSTER_MAX
+from .controller import STAT_ITEMS, MemoryController
+from .daemon import DaemonState, DaemonStats, ReclaimDaemon
+from .errors import ControllerError
+from .events import Event, EventKind
+from .lru import PageKind
+from .memcg import MemCgroup
+from .processes import ProcessTable, ProcFS
+from .res_counter import ResCounter, ResState
+
+__all__ = [
+    "PAGE_COUNTER_MAX", "PAGE_SIZE", "SWAP_CLUSTER_MAX", "STAT_ITEMS", "MemoryController",
+    "DaemonState", "DaemonStats", "ReclaimDaemon", "ControllerError", "Event", "EventKind",
+    "PageKind", "MemCgroup", "ProcessTable", "ProcFS", "ResCounter", "ResState",
+]  # fmt: skip

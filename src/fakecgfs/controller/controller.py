@@ -1,0 +1,533 @@
+"""The simulated memory controller: the group tree, the charge path, limits, OOM and reclaim.
+
+All state lives in one trio loop; nothing here takes a lock.  Methods that may have to wait
+(a charge sleeping in OOM, a limit write that reclaims, rmdir stopping a task) are ``async`` and
+check for cancellation between batches, which is how an interrupted write returns EINTR.
+Everything is in pages; the filesystem layer converts bytes.
+"""
+
+from __future__ import annotations
+
+import errno
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Iterator
+
+import trio
+
+from .constants import (
+    MAX_RECLAIM_RETRIES,
+    MEM_CGROUP_RECLAIM_RETRIES,
+    MEMCG_CHARGE_BATCH,
+    MEMCONTD_PASS_INTERVAL,
+    PAGE_SIZE,
+    SWAP_CLUSTER_MAX,
+)
+from .daemon import ReclaimDaemon
+from .errors import ControllerError
+from .events import Event, EventKind, Listener
+from .lru import PageKind
+from .memcg import MemCgroup
+from .processes import ProcessTable, ProcFS
+from .res_counter import ResCounter
+from .vmscan import ReclaimResult, SwapSpace, try_to_free_pages
+
+STAT_ITEMS = (
+    "cache", "rss", "rss_huge", "shmem", "mapped_file", "dirty", "writeback",
+    "workingset_refault_anon", "workingset_refault_file", "swap", "swapcached",
+    "pgpgin", "pgpgout", "pgfault", "pgmajfault",
+    "inactive_anon", "active_anon", "inactive_file", "active_file", "unevictable",
+)  # fmt: skip
+"""memory.stat's per-group items in kernel 6.18's order; each is repeated as total_<item>."""
+
+
+def _local_stat(memcg: MemCgroup) -> dict[str, int]:
+    """One group's own memory.stat items (bytes, or event counts for pg*)."""
+    lru = memcg.lruvec
+    return {
+        "cache": lru.resident(PageKind.FILE) * PAGE_SIZE,
+        "rss": lru.resident(PageKind.ANON) * PAGE_SIZE,
+        "rss_huge": 0,
+        "shmem": 0,
+        "mapped_file": 0,
+        "dirty": lru.dirty() * PAGE_SIZE,
+        "writeback": 0,  # write-back completes instantly in the model
+        "workingset_refault_anon": 0,
+        "workingset_refault_file": 0,
+        "swap": lru.swapped * PAGE_SIZE,
+        "swapcached": 0,
+        "pgpgin": memcg.pgpgin,
+        "pgpgout": memcg.pgpgout,
+        "pgfault": memcg.pgfault,
+        "pgmajfault": 0,
+        "inactive_anon": lru.inactive_anon.nr * PAGE_SIZE,
+        "active_anon": lru.active_anon.nr * PAGE_SIZE,
+        "inactive_file": lru.inactive_file.nr * PAGE_SIZE,
+        "active_file": lru.active_file.nr * PAGE_SIZE,
+        "unevictable": 0,
+    }
+
+
+class MemoryController:
+    """The whole simulated controller.  Use ``async with MemoryController.open() as c``."""
+
+    def __init__(
+        self,
+        *,
+        swap_bytes: int = 0,
+        reclaim_rate: int | None = None,
+        processes: ProcessTable | None = None,
+    ) -> None:
+        self.root = self._new_group("", None)
+        self.swap = SwapSpace(swap_bytes // PAGE_SIZE)  # shared by all groups; 0: no swap
+        self.reclaim_rate = reclaim_rate  # background reclaim pace in bytes/s; None: full speed
+        self.processes: ProcessTable = processes if processes is not None else ProcFS()
+        self._listeners: list[Listener] = []
+        self._nursery: trio.Nursery | None = None  # where the reclaim tasks run
+        self._memory_freed = trio.Event()  # charges waiting in OOM sleep on it
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, **kwargs) -> AsyncIterator[MemoryController]:
+        """Run a controller; every reclaim task is stopped when the block exits."""
+        controller = cls(**kwargs)
+        async with trio.open_nursery() as nursery:
+            controller._nursery = nursery
+            try:
+                yield controller
+            finally:
+                controller._nursery = None
+                nursery.cancel_scope.cancel()
+
+    # -- events --------------------------------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Listener) -> None:
+        self._listeners.remove(listener)
+
+    def emit(self, memcg: MemCgroup, kind: EventKind, **values) -> None:
+        if not self._listeners:
+            return
+        event = Event(trio.current_time(), memcg.path, kind, values)
+        for listener in list(self._listeners):
+            listener(event)
+
+    # -- the tree ------------------------------------------------------------------------------
+
+    def _new_group(self, name: str, parent: MemCgroup | None) -> MemCgroup:
+        memcg = MemCgroup(name, parent)
+        memcg.daemon = ReclaimDaemon(self, memcg)
+        return memcg
+
+    def lookup(self, path: str) -> MemCgroup:
+        """The group at ``path`` ("/", "/a/b"); ENOENT if there is none."""
+        memcg = self.root
+        for part in path.split("/"):
+            if not part:
+                continue
+            child = memcg.children.get(part)
+            if child is None:
+                raise ControllerError(errno.ENOENT, f"no group {path}")
+            memcg = child
+        return memcg
+
+    def groups(self) -> Iterator[MemCgroup]:
+        return self.root.subtree()
+
+    def create_group(self, parent: MemCgroup, name: str) -> MemCgroup:
+        if name in parent.children:
+            raise ControllerError(errno.EEXIST, f"group {name} exists")
+        memcg = self._new_group(name, parent)
+        parent.children[name] = memcg
+        self.emit(memcg, EventKind.GROUP, action="created")
+        return memcg
+
+    def rename_group(self, memcg: MemCgroup, new_name: str) -> None:
+        """Rename within the same parent; the group keeps its state and children."""
+        parent = memcg.parent
+        if parent is None:
+            raise ControllerError(errno.EBUSY, "the root cannot be renamed")
+        if new_name == memcg.name:
+            return
+        if new_name in parent.children:
+            raise ControllerError(errno.EEXIST, f"group {new_name} exists")
+        old = memcg.path
+        del parent.children[memcg.name]
+        memcg.name = new_name
+        parent.children[new_name] = memcg
+        self.emit(memcg, EventKind.GROUP, action="renamed", old=old)
+
+    async def remove_group(self, memcg: MemCgroup) -> None:
+        """rmdir: EBUSY with children or live tasks; else stop the reclaim task (and wait for
+        it), hand the remaining pages to the parent, and forget the group."""
+        parent = memcg.parent
+        if parent is None:
+            raise ControllerError(errno.EBUSY, "the root cannot be removed")
+        self._check_removable(memcg)
+        await memcg.daemon.stop()
+        self._check_removable(memcg)  # nothing can have arrived, but stay honest if it did
+        # The parent's counters already include these pages (hierarchical accounting); they
+        # now sit on its own lists, as ~2.6.29 to 3.x kernels moved charges to the parent.
+        memcg.lruvec.move_to(parent.lruvec)
+        del parent.children[memcg.name]
+        memcg.removed = True
+        self.emit(memcg, EventKind.GROUP, action="removed")
+
+    def _check_removable(self, memcg: MemCgroup) -> None:
+        if memcg.children:
+            raise ControllerError(errno.EBUSY, "group has child groups")
+        self._prune_tasks(memcg)
+        if memcg.tasks:
+            raise ControllerError(errno.EBUSY, "group has tasks")
+
+    # -- charge and uncharge -------------------------------------------------------------------
+
+    async def charge(
+        self, memcg: MemCgroup, nr_pages: int, kind: PageKind = PageKind.ANON, *, dirty: bool = False
+    ) -> None:
+        """Charge ``nr_pages`` new pages to ``memcg``, as a task faulting them in would.
+
+        What fits under every limit on the way up is charged at once; beyond that, pages are
+        charged a batch at a time, each batch reclaiming (direct reclaim) when a limit refuses it.
+        A request that fails (OOM: ENOMEM; interrupted) frees what it had charged: the simulated
+        OOM victim is the charging task itself, and its memory goes with it.
+        """
+        if nr_pages <= 0:
+            return
+        committed = 0
+        try:
+            while committed < nr_pages:
+                wanted = nr_pages - committed
+                margin = self._charge_margin(memcg)
+                batch = wanted if margin >= wanted else min(wanted, max(margin, MEMCG_CHARGE_BATCH))
+                await self._try_charge(memcg, batch)
+                memcg.commit_charge(kind, batch, dirty=dirty)
+                committed += batch
+                self._wake_daemons_above_high(memcg)
+                if committed < nr_pages:
+                    await trio.lowlevel.checkpoint()
+        except BaseException:
+            if committed:
+                self._free(memcg, kind, committed)
+            raise
+
+    def _charge_margin(self, memcg: MemCgroup) -> int:
+        return min(min(n.memory.margin(), n.memsw.margin()) for n in memcg.lineage())
+
+    def _counters_try_charge(self, memcg: MemCgroup, nr: int) -> tuple[MemCgroup, bool] | None:
+        """Charge memsw then memory all the way up (page_counter_try_charge).  On refusal undo,
+        and return the group whose limit refused and whether it was its memsw limit."""
+        charged: list[ResCounter] = []
+        for counter_name in ("memsw", "memory"):
+            for node in memcg.lineage():
+                counter: ResCounter = getattr(node, counter_name)
+                if not counter.try_charge(nr):
+                    for done in charged:
+                        done.uncharge(nr)
+                    return node, counter_name == "memsw"
+                charged.append(counter)
+        return None
+
+    async def _try_charge(self, memcg: MemCgroup, nr: int) -> None:
+        """try_charge_memcg(): charge, or reclaim and retry, then OOM."""
+        retries = MEM_CGROUP_RECLAIM_RETRIES
+        while True:
+            refused = self._counters_try_charge(memcg, nr)
+            if refused is None:
+                return
+            over, memsw = refused
+            counter = over.memsw if memsw else over.memory
+            self.emit(over, EventKind.CHARGE_REFUSED, pages=nr, counter="memsw" if memsw else "memory",
+                      usage=counter.usage * PAGE_SIZE, limit=counter.limit * PAGE_SIZE)  # fmt: skip
+            # Swapping out cannot lower memory+swap, so a memsw refusal reclaims without it.
+            result = self.reclaim(over, max(nr, SWAP_CLUSTER_MAX), cause="direct", may_swap=not memsw)
+            if counter.margin() >= nr or result.reclaimed:
+                continue
+            if retries:
+                retries -= 1
+                continue
+            await self._out_of_memory(over, nr)
+            retries = MEM_CGROUP_RECLAIM_RETRIES
+
+    async def _out_of_memory(self, over: MemCgroup, nr: int) -> None:
+        """Nothing left to reclaim under ``over``'s limit.  With oom_kill_disable 0 the charging
+        task is the victim (ENOMEM); with 1 it sleeps, under_oom, until memory is freed or a
+        limit or the setting changes, and then the caller retries."""
+        if not over.oom_kill_disable:
+            over.oom_kill += 1
+            self.emit(over, EventKind.OOM, action="kill", pages=nr)
+            raise ControllerError(errno.ENOMEM, "out of memory")
+        freed = self._memory_freed
+        over.oom_waiters += 1
+        self.emit(over, EventKind.OOM, action="wait", pages=nr)
+        try:
+            await freed.wait()
+        finally:
+            over.oom_waiters -= 1
+
+    def _signal_memory_freed(self) -> None:
+        """Wake every charge sleeping in OOM so it retries (memcg_oom_recover)."""
+        self._memory_freed.set()
+        self._memory_freed = trio.Event()
+
+    def _wake_daemons_above_high(self, memcg: MemCgroup) -> None:
+        for node in memcg.lineage():
+            if node.memory.above_high_watermark():
+                node.daemon.wake_from_charge()
+
+    def uncharge(self, memcg: MemCgroup, nr_pages: int, kind: PageKind = PageKind.ANON) -> int:
+        """Free up to ``nr_pages`` of the group's own pages of a kind (anonymous: resident pages
+        first, then swap entries); return how many were freed."""
+        freed = self._free(memcg, kind, nr_pages)
+        if freed:
+            for node in memcg.lineage():
+                node.daemon.kick()
+        return freed
+
+    def _free(self, memcg: MemCgroup, kind: PageKind, nr: int) -> int:
+        resident = memcg.lruvec.free(kind, nr)
+        swap_entries = 0
+        if kind is PageKind.ANON and resident < nr:
+            swap_entries = min(nr - resident, memcg.lruvec.swapped)
+            memcg.lruvec.swapped -= swap_entries
+            self.swap.used -= swap_entries
+        memcg.uncharge_freed(resident=resident, swap_entries=swap_entries)
+        if resident or swap_entries:
+            self._signal_memory_freed()
+        return resident + swap_entries
+
+    def touch(self, memcg: MemCgroup, nr_pages: int, kind: PageKind = PageKind.FILE) -> int:
+        """Set the referenced bit on up to ``nr_pages`` of the group's pages (a task used them)."""
+        return memcg.lruvec.mark_referenced(kind, nr_pages)
+
+    # -- reclaim -------------------------------------------------------------------------------
+
+    def reclaim(
+        self, memcg: MemCgroup, nr_to_reclaim: int, *, cause: str, may_swap: bool = True
+    ) -> ReclaimResult:
+        """One reclaim pass over ``memcg``'s subtree (try_to_free_mem_cgroup_pages)."""
+        swap = self.swap if may_swap and self.swap.free() > 0 else None
+        result = try_to_free_pages(memcg.subtree(), nr_to_reclaim, swap)
+        if result.reclaimed:
+            self._signal_memory_freed()
+        self.emit(memcg, EventKind.RECLAIM, cause=cause, scanned=result.scanned,
+                  reclaimed=result.reclaimed, usage=memcg.memory.usage * PAGE_SIZE)  # fmt: skip
+        return result
+
+    async def pace_background_reclaim(self, reclaimed: int) -> None:
+        """Rest between two background passes: the simulated reclaim speed (--reclaim-rate)."""
+        if self.reclaim_rate:
+            await trio.sleep(max(reclaimed, SWAP_CLUSTER_MAX) * PAGE_SIZE / self.reclaim_rate)
+        elif MEMCONTD_PASS_INTERVAL:
+            await trio.sleep(MEMCONTD_PASS_INTERVAL)
+        else:
+            await trio.lowlevel.checkpoint()
+
+    async def _shrink_to(self, memcg: MemCgroup, counter: ResCounter, nr_pages: int, *,
+                         may_swap: bool) -> None:  # fmt: skip
+        """Reclaim until ``counter`` fits under ``nr_pages``, or EBUSY when a pass frees
+        nothing (mem_cgroup_resize_max)."""
+        while counter.usage > nr_pages:
+            result = self.reclaim(memcg, SWAP_CLUSTER_MAX, cause="limit", may_swap=may_swap)
+            if not result.reclaimed:
+                raise ControllerError(errno.EBUSY, "cannot reclaim below the new limit")
+            await trio.lowlevel.checkpoint()
+
+    async def force_empty(self, memcg: MemCgroup) -> None:
+        """Reclaim as much as possible; give up after MAX_RECLAIM_RETRIES passes without progress.
+        Succeeds even when usage stays above zero, as the kernel does."""
+        if memcg.is_root():
+            raise ControllerError(errno.EINVAL, "force_empty on the root")
+        retries = MAX_RECLAIM_RETRIES
+        while retries and memcg.memory.usage:
+            if not self.reclaim(memcg, SWAP_CLUSTER_MAX, cause="force_empty").reclaimed:
+                retries -= 1
+            await trio.lowlevel.checkpoint()
+
+    # -- limits --------------------------------------------------------------------------------
+
+    def _check_not_root(self, memcg: MemCgroup) -> None:
+        if memcg.is_root():
+            raise ControllerError(errno.EINVAL, "limits cannot be set on the root group")
+
+    async def set_limit(self, memcg: MemCgroup, nr_pages: int) -> None:
+        """memory.limit_in_bytes: reclaim down to it first; EBUSY (value unchanged) if impossible."""
+        self._check_not_root(memcg)
+        self._check_limit(memcg, nr_pages)
+        await self._shrink_to(memcg, memcg.memory, nr_pages, may_swap=True)
+        self._check_limit(memcg, nr_pages)  # re-read: other writes ran while we reclaimed
+        memcg.memory.set_limit(nr_pages)
+        self._settings_changed(memcg)
+
+    def _check_limit(self, memcg: MemCgroup, nr_pages: int) -> None:
+        if nr_pages > memcg.memsw.limit:
+            raise ControllerError(errno.EINVAL, "memory limit above the memory+swap limit")
+        memcg.memory.check_limit(nr_pages)
+
+    async def set_memsw_limit(self, memcg: MemCgroup, nr_pages: int) -> None:
+        """memory.memsw.limit_in_bytes: must stay >= the memory limit (EINVAL either way)."""
+        self._check_not_root(memcg)
+        if nr_pages < memcg.memory.limit:
+            raise ControllerError(errno.EINVAL, "memory+swap limit below the memory limit")
+        await self._shrink_to(memcg, memcg.memsw, nr_pages, may_swap=False)
+        if nr_pages < memcg.memory.limit:
+            raise ControllerError(errno.EINVAL, "memory+swap limit below the memory limit")
+        memcg.memsw.limit = nr_pages
+        self._settings_changed(memcg)
+
+    def set_tcp_limit(self, memcg: MemCgroup, nr_pages: int) -> None:
+        self._check_not_root(memcg)
+        memcg.tcp.limit = nr_pages
+
+    def set_kmem_limit(self, memcg: MemCgroup, nr_pages: int) -> None:
+        """Kernel 6.18 accepts the write and keeps kmem unlimited (the knob is deprecated)."""
+        self._check_not_root(memcg)
+
+    def set_soft_limit(self, memcg: MemCgroup, nr_pages: int) -> None:
+        memcg.soft_limit = nr_pages
+
+    def set_oom_kill_disable(self, memcg: MemCgroup, disable: bool) -> None:
+        if memcg.is_root():
+            raise ControllerError(errno.EINVAL, "oom_control on the root group")
+        memcg.oom_kill_disable = disable
+        self._signal_memory_freed()  # sleepers re-decide: kill now, or keep waiting
+
+    def set_swap_size(self, nr_pages: int) -> None:
+        self.swap.total = nr_pages
+        for memcg in self.groups():
+            memcg.daemon.kick()
+
+    def _settings_changed(self, memcg: MemCgroup) -> None:
+        """A limit or watermark moved: OOM sleepers retry, the group's task re-evaluates."""
+        self._signal_memory_freed()
+        memcg.daemon.kick()
+
+    # -- watermarks and the background task -----------------------------------------------------
+
+    async def set_high_wmark(self, memcg: MemCgroup, nr_pages: int | None) -> None:
+        """Arm the high watermark and make sure the task runs; None disarms it and stops it."""
+        memcg.memory.set_hwmark(nr_pages)
+        if nr_pages is None:
+            await memcg.daemon.stop()
+            return
+        self.start_daemon(memcg)
+        self._warn_about_watermarks(memcg)
+        self._settings_changed(memcg)
+
+    def set_low_wmark(self, memcg: MemCgroup, nr_pages: int | None) -> None:
+        """Arm the low watermark; None returns it to the default below the high one."""
+        memcg.memory.set_lwmark(nr_pages)
+        self._warn_about_watermarks(memcg)
+        self._settings_changed(memcg)
+
+    def start_daemon(self, memcg: MemCgroup) -> None:
+        """Start the group's reclaim task (idempotent); EINVAL without a high watermark, since
+        such a task could never be woken."""
+        if not memcg.memory.watermarks_armed():
+            raise ControllerError(errno.EINVAL, "no high watermark: nothing would wake the task")
+        if self._nursery is None:
+            raise ControllerError(errno.ENODEV, "controller is not running")
+        memcg.daemon.start(self._nursery)
+
+    async def stop_daemon(self, memcg: MemCgroup) -> None:
+        await memcg.daemon.stop()
+
+    def daemons(self) -> list[MemCgroup]:
+        """Groups whose reclaim task is alive, in tree order."""
+        return [memcg for memcg in self.groups() if memcg.daemon.is_running()]
+
+    def unreclaimable_pages(self, memcg: MemCgroup) -> int:
+        """Pages of the subtree that no reclaim can free now: anonymous pages when there is no
+        swap room or swappiness is 0."""
+        if self.swap.free() > 0:
+            return sum(n.lruvec.resident(PageKind.ANON) for n in memcg.subtree() if not n.swappiness)
+        return sum(n.lruvec.resident(PageKind.ANON) for n in memcg.subtree())
+
+    def _warn_about_watermarks(self, memcg: MemCgroup) -> None:
+        """The patch's TODO: "too small low watermark just consumes CPU.  Should we warn?"  Yes."""
+        res = memcg.memory
+        if res.hwmark is None:
+            return
+        lwmark = res.lwmark
+        assert lwmark is not None
+        if res.hwmark - lwmark < SWAP_CLUSTER_MAX:
+            memcg.daemon.warn(
+                f"watermark gap {(res.hwmark - lwmark) * PAGE_SIZE} bytes is under one reclaim "
+                f"batch ({SWAP_CLUSTER_MAX * PAGE_SIZE} bytes): the task will wake for every "
+                "few pages charged"
+            )
+        unreclaimable = self.unreclaimable_pages(memcg)
+        if lwmark < unreclaimable:
+            memcg.daemon.warn(
+                f"low watermark {lwmark * PAGE_SIZE} is below the {unreclaimable * PAGE_SIZE} "
+                "bytes that cannot be reclaimed (anonymous memory without swap): the task "
+                "would run without progress"
+            )
+
+    # -- tasks ---------------------------------------------------------------------------------
+
+    def _prune_tasks(self, memcg: MemCgroup) -> None:
+        """Exited threads leave their group, as cgroup_exit() makes them."""
+        memcg.tasks = {tid for tid in memcg.tasks if self.processes.thread_alive(tid)}
+
+    def _owner(self, tid: int) -> MemCgroup:
+        for memcg in self.groups():
+            if tid in memcg.tasks:
+                return memcg
+        return self.root
+
+    def attach(self, memcg: MemCgroup, pid: int, *, whole_process: bool) -> None:
+        """Move a thread (tasks) or every thread of its process (cgroup.procs) into ``memcg``.
+        ESRCH for a thread that does not exist.  Charges stay where they are, as in 6.18."""
+        if memcg.removed:
+            raise ControllerError(errno.ENODEV, "group removed")
+        if not self.processes.thread_alive(pid):
+            raise ControllerError(errno.ESRCH, f"no process {pid}")
+        tids = self.processes.thread_group(pid) if whole_process else [pid]
+        for tid in tids:
+            self._owner(tid).tasks.discard(tid)
+            if not memcg.is_root():
+                memcg.tasks.add(tid)
+
+    def tasks(self, memcg: MemCgroup) -> list[int]:
+        """Sorted thread IDs in the group; the root holds every host thread not elsewhere."""
+        if memcg.is_root():
+            elsewhere: set[int] = set()
+            for node in self.groups():
+                elsewhere |= node.tasks
+            return sorted(set(self.processes.all_threads()) - elsewhere)
+        self._prune_tasks(memcg)
+        return sorted(memcg.tasks)
+
+    def procs(self, memcg: MemCgroup) -> list[int]:
+        """Sorted process IDs with at least one thread in the group."""
+        tgids = {self.processes.tgid_of(tid) for tid in self.tasks(memcg)}
+        return sorted(t for t in tgids if t is not None)
+
+    # -- statistics ----------------------------------------------------------------------------
+
+    def memory_stat(self, memcg: MemCgroup) -> list[tuple[str, int]]:
+        """memory.stat's lines as (name, value), in kernel 6.18's order and units."""
+        local = _local_stat(memcg)
+        totals = dict.fromkeys(STAT_ITEMS, 0)
+        for node in memcg.subtree():
+            for name, value in _local_stat(node).items():
+                totals[name] += value
+        lines = [(name, local[name]) for name in STAT_ITEMS]
+        lines.append(("hierarchical_memory_limit", memcg.hierarchical_limit() * PAGE_SIZE))
+        lines.append(("hierarchical_memsw_limit", memcg.hierarchical_memsw_limit() * PAGE_SIZE))
+        lines.extend((f"total_{name}", totals[name]) for name in STAT_ITEMS)
+        return lines
+
+    def numa_stat(self, memcg: MemCgroup) -> list[tuple[str, int]]:
+        """memory.numa_stat's items in pages (one node), local then hierarchical."""
+
+        def items(nodes: list[MemCgroup]) -> dict[str, int]:
+            file = sum(n.lruvec.resident(PageKind.FILE) for n in nodes)
+            anon = sum(n.lruvec.resident(PageKind.ANON) for n in nodes)
+            return {"total": file + anon, "file": file, "anon": anon, "unevictable": 0}
+
+        local = items([memcg])
+        total = items(list(memcg.subtree()))
+        return [*local.items(), *((f"hierarchical_{k}", v) for k, v in total.items())]

@@ -1,0 +1,180 @@
+"""The background reclaim task: the RFC's per-group ``memcontd`` kernel thread, as a trio task.
+
+Life cycle (each point answers the 2008 review or the patch's TODO list):
+
+* It is started by the first *successful* write of a high watermark (the RFC started it before
+  validating the value), and by an explicit ``start``; ``-1`` to the high watermark, an explicit
+  ``stop`` and rmdir stop it, synchronously like kthread_stop(): ``stop()`` returns after the
+  task has exited.
+* It sleeps on a wake-up (a trio.Event, the patch's wait queue) while usage is not above the high
+  watermark; it never polls and never spins on yield().
+* Once woken above the high watermark, it reclaims one SWAP_CLUSTER_MAX batch per pass while
+  usage is above the low watermark, resting between passes by a named pace; then it sleeps again
+  (the reviewer's "stop below the low watermark").
+* A charge that leaves usage above the high watermark wakes it, and so do writes that change a
+  watermark or the limit (the RFC re-read nothing until the next charge).
+* After NO_PROGRESS_PASSES passes that free nothing (anonymous pages and no swap, say) it records a
+  warning and backs off exponentially instead of burning a CPU, the patch's TODO.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import trio
+
+from .constants import BACKOFF_MAX, BACKOFF_MIN, NO_PROGRESS_PASSES, PAGE_SIZE, SWAP_CLUSTER_MAX
+from .events import EventKind
+
+if TYPE_CHECKING:
+    from .controller import MemoryController
+    from .memcg import MemCgroup
+
+
+class DaemonState(str, enum.Enum):
+    STOPPED = "stopped"  # no task: never started, stopped, or its group removed
+    SLEEPING = "sleeping"  # waiting for a wake-up; usage is not above the high watermark
+    RUNNING = "running"  # reclaiming towards the low watermark, one batch per pass
+    BACKOFF = "backoff"  # passes free nothing: resting longer and longer before trying again
+
+
+@dataclass
+class DaemonStats:
+    wakeups: int = 0  # times a sleeping task was woken
+    passes: int = 0  # reclaim passes run
+    pages_scanned: int = 0  # pages looked at by those passes
+    pages_reclaimed: int = 0  # pages they freed or moved to swap
+    no_progress_passes: int = 0  # passes that freed nothing
+    time_running: float = 0.0  # seconds spent in RUNNING (pacing included, back-off excluded)
+    last_warning: str = ""  # the latest warning, also emitted as an event
+
+
+class ReclaimDaemon:
+    """One group's background reclaim task and its statistics (kept across stop and start)."""
+
+    def __init__(self, controller: MemoryController, memcg: MemCgroup) -> None:
+        self.controller = controller  # reclaim, pacing and events go through it
+        self.memcg = memcg  # the group whose usage this task brings down (and its subtree)
+        self.state = DaemonState.STOPPED
+        self.stats = DaemonStats()
+        self._wakeup = trio.Event()  # the patch's daemon.waitq: set() wakes a waiting task
+        self._cancel_scope: trio.CancelScope | None = None  # the patch's daemon.thread
+        self._exited = trio.Event()  # set when run() has returned: stop() waits on it
+        self._state_since = 0.0  # clock time of the last state change, for time_running
+        self._exited.set()
+
+    # -- control -------------------------------------------------------------------------------
+
+    def is_running(self) -> bool:
+        """True from start() until stop() or the task's exit (any state but STOPPED)."""
+        return self._cancel_scope is not None
+
+    def start(self, nursery: trio.Nursery) -> None:
+        """Start the task if it is not running already (idempotent)."""
+        if self.is_running():
+            return
+        self._cancel_scope = trio.CancelScope()
+        self._exited = trio.Event()
+        self._wakeup = trio.Event()
+        nursery.start_soon(
+            self._run, self._cancel_scope, self._exited, name=f"memcontd:{self.memcg.path}"
+        )
+
+    async def stop(self) -> None:
+        """Stop the task and return once it has exited (kthread_stop semantics)."""
+        if self._cancel_scope is None:
+            return
+        self._cancel_scope.cancel()
+        self._cancel_scope = None
+        await self._exited.wait()
+
+    def wake_from_charge(self) -> None:
+        """A charge left usage above the high watermark: wake the task if it sleeps.
+
+        Like the patch's waitqueue_active() test, a task that is running or backing off is left
+        alone, so a stream of charges cannot cut a back-off short.
+        """
+        if self.state is DaemonState.SLEEPING:
+            self._wake()
+
+    def kick(self) -> None:
+        """A watermark, the limit, swap or usage changed: re-evaluate, sleeping or backing off."""
+        if self.state in (DaemonState.SLEEPING, DaemonState.BACKOFF):
+            self._wake()
+
+    def _wake(self) -> None:
+        if not self._wakeup.is_set():
+            self._wakeup.set()
+
+    def warn(self, message: str) -> None:
+        self.stats.last_warning = message
+        self.controller.emit(self.memcg, EventKind.WARNING, message=message)
+
+    # -- the task ------------------------------------------------------------------------------
+
+    async def _run(self, cancel_scope: trio.CancelScope, exited: trio.Event) -> None:
+        with cancel_scope:
+            try:
+                while True:
+                    await self._sleep_until_above_high_watermark()
+                    await self._reclaim_to_low_watermark()
+            finally:
+                if self._cancel_scope is None:  # not restarted while this run was ending
+                    self._set_state(DaemonState.STOPPED)
+                exited.set()
+
+    async def _wait_for_wakeup(self) -> None:
+        self._wakeup = trio.Event()
+        await self._wakeup.wait()
+
+    async def _sleep_until_above_high_watermark(self) -> None:
+        while not self.memcg.memory.above_high_watermark():
+            self._set_state(DaemonState.SLEEPING)
+            await self._wait_for_wakeup()
+            self.stats.wakeups += 1
+
+    async def _reclaim_to_low_watermark(self) -> None:
+        self._set_state(DaemonState.RUNNING)
+        idle_passes = 0
+        backoff = BACKOFF_MIN
+        while not self.memcg.memory.below_low_watermark():
+            result = self.controller.reclaim(self.memcg, SWAP_CLUSTER_MAX, cause="background")
+            stats = self.stats
+            stats.passes += 1
+            stats.pages_scanned += result.scanned
+            stats.pages_reclaimed += result.reclaimed
+            if result.reclaimed:
+                idle_passes = 0
+                backoff = BACKOFF_MIN
+                await self.controller.pace_background_reclaim(result.reclaimed)
+                continue
+            stats.no_progress_passes += 1
+            idle_passes += 1
+            if idle_passes < NO_PROGRESS_PASSES:
+                await self.controller.pace_background_reclaim(0)
+                continue
+            if idle_passes == NO_PROGRESS_PASSES:
+                self.warn(
+                    f"{NO_PROGRESS_PASSES} reclaim passes freed nothing: usage above the low "
+                    "watermark is not reclaimable (anonymous memory without swap?); backing off"
+                )
+            self._set_state(DaemonState.BACKOFF)
+            with trio.move_on_after(backoff):
+                await self._wait_for_wakeup()
+            backoff = min(backoff * 2, BACKOFF_MAX)
+            self._set_state(DaemonState.RUNNING)
+
+    def _set_state(self, state: DaemonState) -> None:
+        if state is self.state:
+            return
+        now = trio.current_time()
+        if self.state is DaemonState.RUNNING:
+            self.stats.time_running += now - self._state_since
+        self._state_since = now
+        previous, self.state = self.state, state
+        self.controller.emit(
+            self.memcg, EventKind.DAEMON_STATE, state=state.value, previous=previous.value,
+            usage=self.memcg.memory.usage * PAGE_SIZE,
+        )
