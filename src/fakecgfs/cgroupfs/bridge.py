@@ -1,0 +1,94 @@
+"""The bridge from libfuse's threads into the controller's trio loop.
+
+fusepy calls arrive on libfuse worker threads; every controller operation is sent to the one trio
+thread (trio.from_thread), so the controller needs no locks.  A write that may wait (a charge in
+OOM, a limit write reclaiming) is run as its own trio task that the FUSE thread can cancel when the
+kernel reports the request interrupted (the writer got a signal, e.g. Ctrl-C): that is how such a
+write ends with EINTR instead of hanging.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import threading
+from typing import Any, Awaitable, Callable, TypeVar
+
+import trio
+
+from ..controller import ControllerError
+
+T = TypeVar("T")
+
+INTERRUPT_POLL_INTERVAL = 0.05
+"""Seconds between two checks of fuse_interrupted() while a blocking write waits."""
+
+
+def _load_fuse_interrupted() -> Callable[[], int]:
+    try:
+        import fuse
+
+        fn = fuse._libfuse.fuse_interrupted
+        fn.restype = ctypes.c_int
+        fn.argtypes = []
+        return fn
+    except (ImportError, AttributeError, OSError):  # no libfuse: never interrupted
+        return lambda: 0
+
+
+class Bridge:
+    """Runs controller code in the trio loop on behalf of a FUSE thread."""
+
+    def __init__(self, token: trio.lowlevel.TrioToken, nursery: trio.Nursery) -> None:
+        self.token = token  # the controller's loop
+        self.nursery = nursery  # where interruptible writes run as tasks
+        self._fuse_interrupted = _load_fuse_interrupted()
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a synchronous function in the trio loop and return its result."""
+        try:
+            return trio.from_thread.run_sync(fn, *args, trio_token=self.token)
+        except trio.RunFinishedError as e:
+            raise ControllerError(errno.ENOTCONN, "the controller has stopped") from e
+
+    def call_async(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        try:
+            return trio.from_thread.run(fn, *args, trio_token=self.token)
+        except trio.RunFinishedError as e:
+            raise ControllerError(errno.ENOTCONN, "the controller has stopped") from e
+
+    def call_interruptible(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Like call_async, but EINTR as soon as FUSE reports the request interrupted, and also
+        when the controller shuts down (unmount) while the call waits."""
+        done = threading.Event()
+        outcome: dict[str, Any] = {}
+        scope = trio.CancelScope()
+
+        async def task() -> None:
+            try:
+                with scope:
+                    outcome["value"] = await fn(*args)
+                if scope.cancelled_caught:
+                    outcome["error"] = ControllerError(errno.EINTR, "interrupted")
+            except BaseException as e:  # delivered to the FUSE thread, which re-raises it
+                outcome["error"] = (
+                    ControllerError(errno.EINTR, "interrupted") if isinstance(e, trio.Cancelled) else e
+                )
+                if not isinstance(e, Exception):
+                    raise
+            finally:
+                done.set()
+
+        self.call(self.nursery.start_soon, task)
+        while not done.wait(INTERRUPT_POLL_INTERVAL):
+            if self._fuse_interrupted():
+                try:
+                    self.call(scope.cancel)
+                except ControllerError:
+                    break
+        done.wait(5)
+        if "error" in outcome:
+            raise outcome["error"]
+        if "value" not in outcome:
+            raise ControllerError(errno.EINTR, "interrupted")
+        return outcome["value"]

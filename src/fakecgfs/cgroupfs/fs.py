@@ -1,0 +1,362 @@
+"""The filesystem: paths, files and errno, presented the way kernfs presents cgroupfs.
+
+* Files have size 0 and nlink 1, modes from the cftype table; groups are 0755 directories with
+  nlink 2 + subgroups, the root 0555.  The mount uses direct_io, so reads ignore the size.
+* A read at offset 0 (or anywhere but where the previous read on this descriptor stopped) renders
+  the content afresh into the descriptor; later reads slice that snapshot, as seq_file does.
+* Every write() is parsed on its own, the offset ignored; it returns len(data) or the kernel's
+  errno.  Writes over 4096 bytes are E2BIG; an empty write changes nothing.  truncate is a no-op.
+* Controller state is touched only in the trio loop (through the bridge).  Path lookups read the
+  group tree from FUSE threads with single dict look-ups, which the GIL makes atomic; anything
+  that iterates the tree runs in the loop.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import logging
+import os
+import stat
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from weakref import WeakKeyDictionary
+
+import fuse
+
+from ..controller import ControllerError, MemCgroup, MemoryController
+from . import cftypes
+from .bridge import Bridge
+from .cftypes import Caller, CfType
+from .parse import MAX_WRITE, terminate
+
+log = logging.getLogger("fakecgfs")
+
+GROUP_DIR_MODE = 0o755
+ROOT_DIR_MODE = 0o555
+BLOCK_SIZE = 4096
+NAME_MAX = 255  # what statfs reports; like cgroupfs, longer names are accepted anyway
+XATTR_NAMESPACES = ("user.", "trusted.", "security.")
+
+
+@dataclass
+class Inode:
+    """Metadata a user can change (chmod, chown, utime, xattrs) for one file or directory."""
+
+    mode: int
+    uid: int
+    gid: int
+    mtime_ns: int
+    xattrs: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass
+class OpenFile:
+    """One open descriptor of a control file: what it names and its seq_file-like snapshot."""
+
+    memcg: MemCgroup
+    cft: CfType
+    snapshot: bytes = b""  # content rendered by the last read pass
+    read_end: int = -1  # offset where the previous read stopped; -1: nothing read yet
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class CgroupFS(fuse.Operations):
+    """fusepy operations for a fake cgroup v1 memory hierarchy."""
+
+    use_ns = True
+
+    def __init__(self, controller: MemoryController, bridge: Bridge, *, strict: bool = False,
+                 mountpoint: str | None = None, owner: tuple[int, int] = (0, 0)) -> None:  # fmt: skip
+        self.ctl = controller
+        self.bridge = bridge
+        self.strict = strict  # hide the fake.* files
+        self.mountpoint = mountpoint
+        self._owner = owner  # uid, gid of the root directory and its files
+        self._handles: dict[int, OpenFile] = {}
+        self._next_fh = itertools.count(1)
+        self._meta_lock = threading.Lock()
+        self._dirs: WeakKeyDictionary[MemCgroup, Inode] = WeakKeyDictionary()
+        self._files: WeakKeyDictionary[MemCgroup, dict[str, Inode]] = WeakKeyDictionary()
+        self._dirs[controller.root] = Inode(ROOT_DIR_MODE, *owner, time.time_ns())
+
+    # -- dispatch: every operation's unexpected failure is EIO, logged, never fatal ------------
+
+    def __call__(self, op: str, *args: Any) -> Any:
+        try:
+            return getattr(self, op)(*args)
+        except fuse.FuseOSError:
+            raise
+        except OSError as e:
+            if e.errno and e.errno > 0:
+                raise fuse.FuseOSError(e.errno) from e
+            log.exception("operation %s%r failed", op, args)
+            raise fuse.FuseOSError(errno.EIO) from e
+        except Exception as e:
+            log.exception("operation %s%r failed", op, args)
+            raise fuse.FuseOSError(errno.EIO) from e
+
+    # -- paths ---------------------------------------------------------------------------------
+
+    def _resolve(self, path: str) -> tuple[MemCgroup, CfType | None]:
+        """The group a path names, or the group and control file; ENOENT otherwise."""
+        memcg = self.ctl.root
+        parts = [p for p in path.split("/") if p]
+        for i, part in enumerate(parts):
+            child = memcg.children.get(part)
+            if child is not None:
+                memcg = child
+                continue
+            cft = cftypes.lookup(memcg, part, strict=self.strict)
+            if cft is not None and i == len(parts) - 1:
+                return memcg, cft
+            raise fuse.FuseOSError(errno.ENOTDIR if cft is not None else errno.ENOENT)
+        return memcg, None
+
+    def _group(self, path: str) -> MemCgroup:
+        memcg, cft = self._resolve(path)
+        if cft is not None:
+            raise fuse.FuseOSError(errno.ENOTDIR)
+        return memcg
+
+    @staticmethod
+    def _split(path: str) -> tuple[str, str]:
+        parent, _, name = path.rstrip("/").rpartition("/")
+        return parent or "/", name
+
+    def _caller(self) -> Caller:
+        uid, gid, pid = fuse.fuse_get_context()
+        return Caller(pid=pid, uid=uid, gid=gid, mountpoint=self.mountpoint)
+
+    # -- metadata ------------------------------------------------------------------------------
+
+    def _dir_inode(self, memcg: MemCgroup) -> Inode:
+        with self._meta_lock:
+            inode = self._dirs.get(memcg)
+            if inode is None:  # created outside mkdir (the controller API): root-owned
+                inode = self._dirs[memcg] = Inode(GROUP_DIR_MODE, *self._owner, time.time_ns())
+            return inode
+
+    def _file_inode(self, memcg: MemCgroup, cft: CfType) -> Inode:
+        with self._meta_lock:
+            files = self._files.setdefault(memcg, {})
+            inode = files.get(cft.name)
+            if inode is None:
+                d = self._dirs.get(memcg)
+                uid, gid = (d.uid, d.gid) if d is not None else self._owner
+                born = d.mtime_ns if d is not None else time.time_ns()
+                inode = files[cft.name] = Inode(cft.mode, uid, gid, born)
+            return inode
+
+    def _inode(self, path: str) -> tuple[Inode, bool]:
+        memcg, cft = self._resolve(path)
+        if cft is None:
+            return self._dir_inode(memcg), True
+        return self._file_inode(memcg, cft), False
+
+    def getattr(self, path: str, fh: int | None = None) -> dict[str, int]:
+        if fh is not None and fh in self._handles:
+            handle = self._handles[fh]
+            inode, is_dir = self._file_inode(handle.memcg, handle.cft), False
+            memcg = handle.memcg
+        else:
+            memcg, cft = self._resolve(path)
+            is_dir = cft is None
+            inode = self._dir_inode(memcg) if is_dir else self._file_inode(memcg, cft)
+        kind = stat.S_IFDIR if is_dir else stat.S_IFREG
+        return {
+            "st_mode": kind | inode.mode,
+            "st_nlink": 2 + len(memcg.children) if is_dir else 1,
+            "st_size": 0,
+            "st_blocks": 0,
+            "st_blksize": BLOCK_SIZE,
+            "st_uid": inode.uid,
+            "st_gid": inode.gid,
+            "st_atime": inode.mtime_ns,
+            "st_mtime": inode.mtime_ns,
+            "st_ctime": inode.mtime_ns,
+        }
+
+    def chmod(self, path: str, mode: int) -> None:
+        inode, _ = self._inode(path)
+        inode.mode = stat.S_IMODE(mode)
+
+    def chown(self, path: str, uid: int, gid: int) -> None:
+        inode, _ = self._inode(path)
+        if uid != -1 and uid != 0xFFFFFFFF:
+            inode.uid = uid
+        if gid != -1 and gid != 0xFFFFFFFF:
+            inode.gid = gid
+
+    def utimens(self, path: str, times: tuple[int, int] | None = None) -> None:
+        inode, _ = self._inode(path)
+        inode.mtime_ns = times[1] if times else time.time_ns()
+
+    def setxattr(self, path: str, name: str, value: bytes, options: int, position: int = 0) -> None:
+        if not name.startswith(XATTR_NAMESPACES):
+            raise fuse.FuseOSError(errno.EOPNOTSUPP)
+        inode, _ = self._inode(path)
+        if options & os.XATTR_CREATE and name in inode.xattrs:
+            raise fuse.FuseOSError(errno.EEXIST)
+        if options & os.XATTR_REPLACE and name not in inode.xattrs:
+            raise fuse.FuseOSError(errno.ENODATA)
+        inode.xattrs[name] = value
+
+    def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
+        inode, _ = self._inode(path)
+        try:
+            return inode.xattrs[name]
+        except KeyError:
+            raise fuse.FuseOSError(errno.ENODATA) from None
+
+    def listxattr(self, path: str) -> list[str]:
+        inode, _ = self._inode(path)
+        return list(inode.xattrs)
+
+    def removexattr(self, path: str, name: str) -> None:
+        inode, _ = self._inode(path)
+        if inode.xattrs.pop(name, None) is None:
+            raise fuse.FuseOSError(errno.ENODATA)
+
+    def statfs(self, path: str) -> dict[str, int]:
+        return {"f_bsize": BLOCK_SIZE, "f_frsize": BLOCK_SIZE, "f_namemax": NAME_MAX}
+
+    # -- directories ---------------------------------------------------------------------------
+
+    def readdir(self, path: str, fh: int) -> list[str]:
+        memcg = self._group(path)
+
+        def names() -> list[str]:
+            files = [cft.name for cft in cftypes.files_of(memcg, strict=self.strict)]
+            return [".", "..", *files, *memcg.children]
+
+        return self.bridge.call(names)
+
+    def mkdir(self, path: str, mode: int) -> None:
+        parent_path, name = self._split(path)
+        parent = self._group(parent_path)
+        if "\n" in name:
+            raise fuse.FuseOSError(errno.EINVAL)
+        if cftypes.lookup(parent, name, strict=self.strict) is not None:
+            raise fuse.FuseOSError(errno.EEXIST)
+        caller = self._caller()
+        memcg = self.bridge.call(self.ctl.create_group, parent, name)
+        with self._meta_lock:
+            self._dirs[memcg] = Inode(stat.S_IMODE(mode), caller.uid, caller.gid, time.time_ns())
+
+    def rmdir(self, path: str) -> None:
+        memcg, cft = self._resolve(path)
+        if cft is not None:
+            raise fuse.FuseOSError(errno.ENOTDIR)
+        self.bridge.call_async(self.ctl.remove_group, memcg)
+
+    def rename(self, old: str, new: str) -> None:
+        memcg, cft = self._resolve(old)
+        if cft is not None:
+            raise fuse.FuseOSError(errno.ENOTDIR)
+        new_parent_path, new_name = self._split(new)
+        new_parent = self._group(new_parent_path)
+        existing = new_parent.children.get(new_name)
+        if cftypes.lookup(new_parent, new_name, strict=self.strict) is not None:
+            raise fuse.FuseOSError(errno.ENOTDIR)
+        if existing is not None and existing is not memcg:
+            raise fuse.FuseOSError(errno.EEXIST)
+        if new_parent is not memcg.parent:
+            raise fuse.FuseOSError(errno.EIO)  # cgroup v1 refuses to move a group elsewhere
+        self.bridge.call(self.ctl.rename_group, memcg, new_name)
+
+    # -- creating and removing files: cgroupfs has no such operations --------------------------
+
+    def create(self, path: str, mode: int, fi: Any = None) -> int:
+        raise fuse.FuseOSError(errno.EACCES)
+
+    def mknod(self, path: str, mode: int, dev: int) -> None:
+        raise fuse.FuseOSError(errno.EACCES if stat.S_ISREG(mode) else errno.EPERM)
+
+    def unlink(self, path: str) -> None:
+        _, cft = self._resolve(path)
+        raise fuse.FuseOSError(errno.EISDIR if cft is None else errno.EPERM)
+
+    def symlink(self, target: str, source: str) -> None:
+        raise fuse.FuseOSError(errno.EPERM)
+
+    def link(self, target: str, source: str) -> None:
+        raise fuse.FuseOSError(errno.EPERM)
+
+    def readlink(self, path: str) -> str:
+        raise fuse.FuseOSError(errno.EINVAL)
+
+    # -- files ---------------------------------------------------------------------------------
+
+    def open(self, path: str, flags: int) -> int:
+        memcg, cft = self._resolve(path)
+        if cft is None:
+            raise fuse.FuseOSError(errno.EISDIR)
+        fh = next(self._next_fh)
+        self._handles[fh] = OpenFile(memcg, cft)
+        return fh
+
+    def release(self, path: str, fh: int) -> None:
+        self._handles.pop(fh, None)
+
+    def flush(self, path: str, fh: int) -> None:
+        return None
+
+    def fsync(self, path: str, datasync: int, fh: int) -> None:
+        return None
+
+    def truncate(self, path: str, length: int, fh: int | None = None) -> None:
+        """cgroupfs accepts truncation and does nothing: ``echo 4M > f`` opens with O_TRUNC."""
+        self._resolve(path)
+
+    def _handle(self, fh: int) -> OpenFile:
+        handle = self._handles.get(fh)
+        if handle is None:
+            raise fuse.FuseOSError(errno.EBADF)
+        if handle.memcg.removed:
+            raise fuse.FuseOSError(errno.ENODEV)
+        return handle
+
+    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+        handle = self._handle(fh)
+        cft = handle.cft
+        if cft.read is None:
+            raise fuse.FuseOSError(errno.EINVAL)
+        with handle.lock:
+            if offset == 0 or offset != handle.read_end:
+                text = self.bridge.call(self._render, handle)
+                handle.snapshot = text.encode("utf-8", "surrogateescape")
+            data = handle.snapshot[offset : offset + size]
+            handle.read_end = offset + len(data)
+            return data
+
+    def _render(self, handle: OpenFile) -> str:
+        if handle.memcg.removed:
+            raise ControllerError(errno.ENODEV)
+        return handle.cft.read(self.ctl, handle.memcg)
+
+    def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
+        handle = self._handle(fh)
+        cft = handle.cft
+        if cft.write is None:
+            raise fuse.FuseOSError(errno.EINVAL)
+        if not data:
+            return 0
+        if len(data) > MAX_WRITE:
+            raise fuse.FuseOSError(errno.E2BIG)
+        value = terminate(data)
+        caller = self._caller()
+        if cft.blocking:
+            self.bridge.call_interruptible(self._write, handle, value, caller)
+        else:
+            self.bridge.call_async(self._write, handle, value, caller)
+        return len(data)
+
+    async def _write(self, handle: OpenFile, value: bytes, caller: Caller) -> None:
+        if handle.memcg.removed:
+            raise ControllerError(errno.ENODEV)
+        result = handle.cft.write(self.ctl, handle.memcg, value, caller)
+        if result is not None:
+            await result

@@ -1,0 +1,138 @@
+"""Serving a mount: the trio loop with the controller in one thread, libfuse in the main thread.
+
+libfuse owns the main thread so that its SIGINT/SIGTERM/SIGHUP handlers end the loop and
+unmount cleanly; when FUSE() returns, the trio loop is told to stop, which stops every reclaim
+task and fails any write still waiting with EINTR.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import os
+import queue
+import threading
+from dataclasses import dataclass
+
+import fuse
+import trio
+
+from ..controller import MemoryController
+from .bridge import Bridge
+from .fs import CgroupFS
+
+log = logging.getLogger("fakecgfs")
+
+PATH_ENCODING = "fakecgfs-utf8-surrogateescape"
+"""fusepy decodes names with a codec name only; this one keeps non-UTF-8 names (cgroupfs
+accepts them) instead of failing every call on them."""
+
+
+def _path_codec(name: str) -> codecs.CodecInfo | None:
+    if name != PATH_ENCODING.replace("-", "_") and name != PATH_ENCODING:
+        return None
+    return codecs.CodecInfo(
+        name=PATH_ENCODING,
+        encode=lambda s, errors="strict": codecs.utf_8_encode(s, "surrogateescape"),
+        decode=lambda b, errors="strict": codecs.utf_8_decode(b, "surrogateescape", True),
+    )
+
+
+codecs.register(_path_codec)
+
+
+@dataclass(frozen=True)
+class MountOptions:
+    strict: bool = False  # hide the fake.* files
+    swap_bytes: int = 0  # size of the simulated swap device
+    reclaim_rate: int | None = None  # background reclaim pace in bytes/s; None: full speed
+    allow_other: bool | None = None  # None: when mounted by root, as cgroupfs is visible to all
+    trace: str | None = None  # JSON-lines event trace file
+
+
+class _ControllerThread:
+    """The trio loop, running the controller until told to stop."""
+
+    def __init__(self, options: MountOptions) -> None:
+        self.options = options
+        self._ready: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._main, name="fakecgfs-controller", daemon=True)
+        self.controller: MemoryController | None = None
+        self.bridge: Bridge | None = None
+        self._stop: trio.Event | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+        error = self._ready.get()
+        if error is not None:
+            raise error
+
+    def _main(self) -> None:
+        try:
+            trio.run(self._serve)
+        except BaseException as e:  # reported to start() if it happened before ready
+            self._ready.put(e)
+            log.exception("controller loop failed")
+
+    async def _serve(self) -> None:
+        options = self.options
+        async with MemoryController.open(
+            swap_bytes=options.swap_bytes, reclaim_rate=options.reclaim_rate
+        ) as controller, trio.open_nursery() as nursery:
+            self.controller = controller
+            self.bridge = Bridge(trio.lowlevel.current_trio_token(), nursery)
+            self._token = trio.lowlevel.current_trio_token()
+            self._stop = trio.Event()
+            trace = None
+            if options.trace:
+                from ..trace import TraceWriter
+
+                trace = TraceWriter(options.trace)
+                controller.subscribe(trace)
+            self._ready.put(None)
+            try:
+                await self._stop.wait()
+            finally:
+                nursery.cancel_scope.cancel()
+                if trace is not None:
+                    trace.close()
+
+    def stop(self) -> None:
+        if self._stop is not None and self._token is not None:
+            try:
+                trio.from_thread.run_sync(self._stop.set, trio_token=self._token)
+            except trio.RunFinishedError:
+                pass
+        self._thread.join(timeout=10)
+
+
+def serve(mountpoint: str, options: MountOptions) -> None:
+    """Mount at ``mountpoint`` and serve until unmounted or signalled (blocks)."""
+    mountpoint = os.path.abspath(mountpoint)
+    loop = _ControllerThread(options)
+    loop.start()
+    assert loop.controller is not None and loop.bridge is not None
+    owner = (os.getuid(), os.getgid())
+    allow_other = options.allow_other if options.allow_other is not None else os.getuid() == 0
+    ops = CgroupFS(loop.controller, loop.bridge, strict=options.strict, mountpoint=mountpoint,
+                   owner=owner)  # fmt: skip
+    fuse_options = dict(
+        foreground=True,
+        fsname="cgroup",
+        subtype="fakecgfs",
+        default_permissions=True,
+        direct_io=True,  # size-0 files must still be read to the end, as on cgroupfs
+        attr_timeout=0,  # usage and the tree change under the kernel's feet: never cache
+        entry_timeout=0,
+        negative_timeout=0,
+        big_writes=True,  # see whole writes, so that > 4096 bytes can be refused as E2BIG
+        max_write=131072,
+        intr=True,  # deliver interrupts, so a blocked charge ends with EINTR on Ctrl-C
+    )
+    if allow_other:
+        fuse_options["allow_other"] = True
+    try:
+        fuse.FUSE(ops, mountpoint, raw_fi=False, encoding=PATH_ENCODING, **fuse_options)
+    finally:
+        loop.stop()

@@ -1,0 +1,288 @@
+"""The ``fakecgfs`` command: mount and unmount, charge and uncharge, status, and wait."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import hashlib
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from . import mounting
+from .cgroupfs.parse import ParseError, memparse
+
+MOUNT_TIMEOUT = 15.0  # seconds `fakecgfs mount` waits for the server to be usable
+POLL_INTERVAL = 0.05
+
+
+def parse_size(text: str) -> int:
+    """A size for an option, as the kernel parses limits: 4096, 4K, 64M, 0x1000."""
+    value, rest = memparse(text.strip().encode())
+    if rest or not text.strip():
+        raise argparse.ArgumentTypeError(f"not a size: {text!r}")
+    return value
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"fakecgfs: {message}", file=sys.stderr)
+    return code
+
+
+def _errno_text(e: OSError) -> str:
+    name = errno.errorcode.get(e.errno or 0, str(e.errno))
+    return f"{name} ({os.strerror(e.errno or 0)})"
+
+
+# -- mount and umount -----------------------------------------------------------------------
+
+
+def default_log_path(mountpoint: str) -> str:
+    digest = hashlib.sha1(os.path.realpath(mountpoint).encode()).hexdigest()[:10]
+    return os.path.join(tempfile.gettempdir(), f"fakecgfs-{os.getuid()}-{digest}.log")
+
+
+def cmd_mount(args: argparse.Namespace) -> int:
+    mountpoint = args.mountpoint
+    if mounting.clear_stale(mountpoint):
+        print(f"fakecgfs: cleared a dead mount at {mountpoint}", file=sys.stderr)
+    if not os.path.isdir(mountpoint):
+        return _fail(f"{mountpoint}: not a directory")
+    if mounting.is_fakecgfs_mount(mountpoint):
+        return _fail(f"{mountpoint}: already mounted")
+    if os.listdir(mountpoint):
+        return _fail(f"{mountpoint}: directory is not empty")
+    if args.foreground:
+        from .cgroupfs.server import MountOptions, serve
+
+        logging.basicConfig(level=logging.INFO, format="fakecgfs: %(message)s")
+        options = MountOptions(
+            strict=args.strict, swap_bytes=args.swap, reclaim_rate=args.reclaim_rate,
+            allow_other=True if args.allow_other else None, trace=args.trace,
+        )  # fmt: skip
+        serve(mountpoint, options)
+        return 0
+    return _spawn_server(args)
+
+
+def _spawn_server(args: argparse.Namespace) -> int:
+    log_path = args.log or default_log_path(args.mountpoint)
+    command = [sys.executable, "-m", "fakecgfs", "mount", "--foreground", args.mountpoint,
+               "--swap", str(args.swap)]  # fmt: skip
+    if args.strict:
+        command.append("--strict")
+    if args.reclaim_rate:
+        command += ["--reclaim-rate", str(args.reclaim_rate)]
+    if args.trace:
+        command += ["--trace", os.path.abspath(args.trace)]
+    if args.allow_other:
+        command.append("--allow-other")
+    with open(log_path, "ab") as log_file:
+        server = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file,
+                                  stderr=log_file, start_new_session=True)  # fmt: skip
+    ready = mounting.wait_until(
+        lambda: server.poll() is not None or mounting.is_fakecgfs_mount(args.mountpoint),
+        MOUNT_TIMEOUT,
+    )
+    if server.poll() is not None or not ready:
+        if server.poll() is None:
+            server.kill()
+        with open(log_path, errors="replace") as f:
+            tail = f.read()[-2000:]
+        return _fail(f"the server did not come up; its log ({log_path}):\n{tail}")
+    print(f"fakecgfs: mounted at {args.mountpoint} (server pid {server.pid}, log {log_path})")
+    return 0
+
+
+def cmd_umount(args: argparse.Namespace) -> int:
+    mountpoint = args.mountpoint
+    if mounting.is_stale(mountpoint):
+        mounting.unmount(mountpoint, lazy=True)
+        print(f"fakecgfs: cleared a dead mount at {mountpoint}")
+        return 0
+    if not mounting.is_fakecgfs_mount(mountpoint):
+        return _fail(f"{mountpoint}: not a fakecgfs mount")
+    try:
+        mounting.unmount(mountpoint, lazy=args.lazy)
+    except OSError as e:
+        return _fail(str(e))
+    return 0
+
+
+# -- charge, uncharge -----------------------------------------------------------------------
+
+
+def _write(path: str, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def _charge(args: argparse.Namespace, filename: str) -> int:
+    words = [args.size, args.kind] + (["dirty"] if getattr(args, "dirty", False) else [])
+    try:
+        _write(os.path.join(args.group, filename), " ".join(words))
+    except OSError as e:
+        return _fail(f"{filename} {' '.join(words)} in {args.group}: {_errno_text(e)}")
+    return 0
+
+
+def cmd_charge(args: argparse.Namespace) -> int:
+    return _charge(args, "fake.charge")
+
+
+def cmd_uncharge(args: argparse.Namespace) -> int:
+    return _charge(args, "fake.uncharge")
+
+
+# -- status and wait ------------------------------------------------------------------------
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.read()
+
+
+def read_daemon(group: str) -> dict[str, str]:
+    """fake.reclaim_daemon as a dict of its 'name value' lines."""
+    result = {}
+    for line in _read(os.path.join(group, "fake.reclaim_daemon")).splitlines():
+        name, _, value = line.partition(" ")
+        result[name] = value
+    return result
+
+
+UNLIMITED = 9223372036854771712
+
+
+def _human(value: int) -> str:
+    if value >= UNLIMITED:
+        return "max"
+    for unit, shift in (("G", 30), ("M", 20), ("K", 10)):
+        if value >= 1 << shift and value % (1 << (shift - 4)) == 0 or value >= 10 << shift:
+            return f"{value / (1 << shift):.1f}{unit}"
+    return str(value)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    root = args.mountpoint
+    if not os.path.exists(os.path.join(root, "fake.daemons")):
+        return _fail(f"{root}: not a fakecgfs mount (or mounted with --strict)")
+    rows = [("GROUP", "USAGE", "LIMIT", "HIGH", "LOW", "FAILCNT", "TASK", "PASSES")]
+    for dirpath, dirnames, _ in os.walk(root):
+        dirnames.sort()
+        try:
+            daemon = read_daemon(dirpath)
+            usage = int(_read(os.path.join(dirpath, "memory.usage_in_bytes")))
+            limit = int(_read(os.path.join(dirpath, "memory.limit_in_bytes")))
+            failcnt = _read(os.path.join(dirpath, "memory.failcnt")).strip()
+        except (OSError, ValueError):
+            continue  # removed while we walked
+        group = "/" + os.path.relpath(dirpath, root) if dirpath != root else "/"
+        rows.append((group.replace("/.", "/"), _human(usage), _human(limit),
+                     _human(int(daemon["high_wmark"])), _human(int(daemon["low_wmark"])),
+                     failcnt, daemon["state"], daemon["passes"]))  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return 0
+
+
+def settled(group: str) -> bool:
+    """The group's reclaim task is asleep or stopped, with usage at or under the low watermark
+    whenever a high watermark is armed."""
+    daemon = read_daemon(group)
+    if daemon["state"] not in ("sleeping", "stopped"):
+        return False
+    if int(daemon["high_wmark"]) >= UNLIMITED:
+        return True
+    return int(daemon["usage"]) <= int(daemon["high_wmark"]) if daemon["state"] == "stopped" \
+        else int(daemon["usage"]) <= int(daemon["low_wmark"])
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    try:
+        ok = mounting.wait_until(lambda: settled(args.group), args.timeout, POLL_INTERVAL)
+    except OSError as e:
+        return _fail(f"{args.group}: {_errno_text(e)}", 2)
+    if not ok:
+        daemon = read_daemon(args.group)
+        return _fail(f"{args.group}: not settled after {args.timeout}s (task {daemon['state']}, "
+                     f"usage {daemon['usage']}, low watermark {daemon['low_wmark']})")  # fmt: skip
+    return 0
+
+
+# -- the parser -----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fakecgfs",
+        description="A FUSE imitation of the Linux cgroup v1 memory controller, with the 2008 "
+        "high/low watermark background reclaim RFC.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("mount", help="mount a fake memory hierarchy",
+                       description="Mount a fake cgroup v1 memory hierarchy at MOUNTPOINT. Returns "
+                       "once it is usable, leaving the server in the background, unless "
+                       "--foreground. A dead mount at the same path is cleared first.")  # fmt: skip
+    p.add_argument("mountpoint")
+    p.add_argument("--foreground", "-f", action="store_true", help="serve in this process")
+    p.add_argument("--strict", action="store_true", help="hide the fakecgfs-only fake.* files")
+    p.add_argument("--swap", type=parse_size, default=0, metavar="SIZE",
+                   help="simulated swap size (default 0: anonymous memory cannot be reclaimed)")
+    p.add_argument("--reclaim-rate", type=parse_size, default=None, metavar="RATE",
+                   help="background reclaim speed in bytes per second, e.g. 4M (default: full)")
+    p.add_argument("--trace", metavar="FILE", help="append the controller's events as JSON lines")
+    p.add_argument("--allow-other", action="store_true",
+                   help="let other users see the mount (default when mounted by root)")
+    p.add_argument("--log", metavar="FILE", help="server log (default: a file in the temp dir)")
+    p.set_defaults(func=cmd_mount)
+
+    p = sub.add_parser("umount", help="unmount (also clears a dead mount)",
+                       description="Unmount MOUNTPOINT; the server exits. A dead mount (ENOTCONN) "
+                       "is detached.")  # fmt: skip
+    p.add_argument("mountpoint")
+    p.add_argument("--lazy", "-z", action="store_true", help="detach even if busy")
+    p.set_defaults(func=cmd_umount)
+
+    for name, verb in (("charge", "charge simulated memory to"), ("uncharge", "free memory of")):
+        p = sub.add_parser(name, help=f"{verb} a group",
+                           description=f"{verb.capitalize()} GROUPDIR through its fake.{name} "
+                           "file; SIZE is parsed like a limit (4096, 64M).")  # fmt: skip
+        p.add_argument("group", metavar="GROUPDIR")
+        p.add_argument("size", metavar="SIZE")
+        p.add_argument("--kind", choices=("anon", "file"), default="anon")
+        if name == "charge":
+            p.add_argument("--dirty", action="store_true", help="file pages start dirty")
+        p.set_defaults(func=cmd_charge if name == "charge" else cmd_uncharge)
+
+    p = sub.add_parser("status", help="one row per group",
+                       description="Usage, limit, watermarks and reclaim task of every group.")
+    p.add_argument("mountpoint")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("wait", help="wait until background reclaim has settled",
+                       description="Exit 0 once GROUPDIR's reclaim task is asleep (usage at or "
+                       "under the low watermark) or stopped; 1 on timeout.")  # fmt: skip
+    p.add_argument("group", metavar="GROUPDIR")
+    p.add_argument("--settled", action="store_true", required=True,
+                   help="the condition to wait for (the only one so far)")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S")
+    p.set_defaults(func=cmd_wait)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
