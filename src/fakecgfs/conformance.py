@@ -875,20 +875,6 @@ def _write_probes(add: Callable[..., None]) -> None:
             add(f"write/{name}/{label}", lambda ctx, n=name, d=data: one_write(ctx, n, d),
                 fakecgfs_only=True, compare_with=f"write/memory.limit_in_bytes/{label}")
 
-    def memsw_after_limit(ctx: Ctx, limit: bytes, data: bytes) -> Any:
-        g = ctx.fresh()
-        path = _p(g, "memory.memsw.limit_in_bytes")
-        return {"setup limit": ctx.write(_p(g, "memory.limit_in_bytes"), limit),
-                "write": ctx.write(path, data), "read": ctx.read(path),
-                "read limit": ctx.read(_p(g, "memory.limit_in_bytes"))}
-
-    for label, data in BYTE_INPUTS:
-        add(f"write-memsw-after-limit0/memory.memsw.limit_in_bytes/{label}",
-            lambda ctx, d=data: memsw_after_limit(ctx, b"0", d))
-    for label, data in BYTE_INPUTS:
-        add(f"write-memsw-after-limit8k/memory.memsw.limit_in_bytes/{label}",
-            lambda ctx, d=data: memsw_after_limit(ctx, b"8192", d))
-
     for name in NUMBER_FILES:
         for label, data in NUMBER_INPUTS:
             add(f"write/{name}/{label}", lambda ctx, n=name, d=data: one_write(ctx, n, d))
@@ -920,6 +906,20 @@ def _write_probes(add: Callable[..., None]) -> None:
         for label, data in PID_INPUTS:
             assert pid_input_is_safe(data), data
             add(f"write/{name}/{label}", lambda ctx, n=name, d=data: pid_write(ctx, n, d))
+
+    def memsw_after_limit(ctx: Ctx, limit: bytes, data: bytes) -> Any:
+        g = ctx.fresh()
+        path = _p(g, "memory.memsw.limit_in_bytes")
+        return {"setup limit": ctx.write(_p(g, "memory.limit_in_bytes"), limit),
+                "write": ctx.write(path, data), "read": ctx.read(path),
+                "read limit": ctx.read(_p(g, "memory.limit_in_bytes"))}
+
+    for label, data in BYTE_INPUTS:
+        add(f"write-memsw-after-limit0/memory.memsw.limit_in_bytes/{label}",
+            lambda ctx, d=data: memsw_after_limit(ctx, b"0", d))
+    for label, data in BYTE_INPUTS:
+        add(f"write-memsw-after-limit8k/memory.memsw.limit_in_bytes/{label}",
+            lambda ctx, d=data: memsw_after_limit(ctx, b"8192", d))
 
     def write_readonly(ctx: Ctx, name: str, data: bytes) -> Any:
         g = ctx.fresh()

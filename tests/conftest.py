@@ -1,0 +1,38 @@
+"""Shared fixtures: a real fakecgfs mount in a temp dir, unmounted even when a test fails."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from fakecgfs.testing import fuse_unavailable_reason, mounted
+
+# Shell snippets in the tests call `fakecgfs` as a user would: put this venv's on the PATH.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+@pytest.fixture
+def mount_factory(tmp_path):
+    """Call with extra `fakecgfs mount` options to get a FakecgfsMount; at most one per test."""
+    stack = []
+
+    def make(*options: str):
+        reason = fuse_unavailable_reason()
+        if reason:
+            pytest.skip(reason)
+        cm = mounted(tmp_path, *options)
+        stack.append(cm)
+        return cm.__enter__()
+
+    yield make
+    for cm in reversed(stack):
+        cm.__exit__(None, None, None)
+
+
+@pytest.fixture
+def mnt(mount_factory):
+    """A default mount (no swap, full-speed reclaim, fake.* files shown)."""
+    return mount_factory()
