@@ -401,14 +401,15 @@ def read_daemons(ctl, memcg):
 def _counter_files(prefix: str, counter: str, *, limit_writer: Writer, usage: bool = True,
                    doc: str) -> list[CfType]:  # fmt: skip
     files = []
+    title = doc[0].upper() + doc[1:]
     if usage:
-        files.append(CfType(f"{prefix}usage_in_bytes", f"{doc} usage in bytes.",
+        files.append(CfType(f"{prefix}usage_in_bytes", f"{title} usage in bytes.",
                             read=_counter_reader(counter, "usage")))  # fmt: skip
     files += [
-        CfType(f"{prefix}max_usage_in_bytes", f"Peak {doc} usage; any write resets it to usage.",
+        CfType(f"{prefix}max_usage_in_bytes", f"Peak {doc} usage; any write resets it to the current usage.",
                read=_counter_reader(counter, "max_usage"),
                write=_reset_writer(counter, "max_usage")),
-        CfType(f"{prefix}limit_in_bytes", f"{doc} limit in bytes; -1 for unlimited.",
+        CfType(f"{prefix}limit_in_bytes", f"{title} limit in bytes; -1 for unlimited.",
                read=_counter_reader(counter, "limit"), write=limit_writer,
                blocking=counter in ("memory", "memsw")),
         CfType(f"{prefix}failcnt", f"Refused {doc} charges; any write resets it to 0.",
@@ -433,11 +434,11 @@ CFTYPES: tuple[CfType, ...] = tuple(sorted(
                write=write_release_agent, where=Where.ROOT),
         CfType("tasks", "Threads in the group; write a TID to move one thread.",
                read=read_tasks, write=_attach_writer(whole_process=False)),
-        *_counter_files("memory.", "memory", limit_writer=write_limit, doc="Memory"),
+        *_counter_files("memory.", "memory", limit_writer=write_limit, doc="memory"),
         *_counter_files("memory.memsw.", "memsw", limit_writer=write_memsw_limit,
-                        doc="Memory+swap"),
+                        doc="memory+swap"),
         *_counter_files("memory.kmem.", "kmem", limit_writer=write_kmem_limit,
-                        doc="Kernel memory"),
+                        doc="kernel memory"),
         *_counter_files("memory.kmem.tcp.", "tcp", limit_writer=write_tcp_limit,
                         doc="TCP buffer memory"),
         CfType("memory.kmem.slabinfo", "Slab statistics (none in the model).", read=read_empty),

@@ -164,8 +164,12 @@ class MemoryController:
         parent = memcg.parent
         if parent is None:
             raise ControllerError(errno.EBUSY, "the root cannot be removed")
+        self._check_not_removed(memcg)
         self._check_removable(memcg)
         await memcg.daemon.stop()
+        # Another rmdir of this group may have finished while we waited; without this check it
+        # would delete whichever group now has the name from the parent.
+        self._check_not_removed(memcg)
         self._check_removable(memcg)  # nothing can have arrived, but stay honest if it did
         # The parent's counters already include these pages (hierarchical accounting); they
         # now sit on its own lists, as ~2.6.29 to 3.x kernels moved charges to the parent.
@@ -173,6 +177,10 @@ class MemoryController:
         del parent.children[memcg.name]
         memcg.removed = True
         self.emit(memcg, EventKind.GROUP, action="removed")
+
+    def _check_not_removed(self, memcg: MemCgroup) -> None:
+        if memcg.removed:
+            raise ControllerError(errno.ENOENT, f"group {memcg.path} was removed")
 
     def _check_removable(self, memcg: MemCgroup) -> None:
         if memcg.children:

@@ -84,10 +84,11 @@ class ReclaimDaemon:
 
     async def stop(self) -> None:
         """Stop the task and return once it has exited (kthread_stop semantics)."""
-        if self._cancel_scope is None:
-            return
-        self._cancel_scope.cancel()
-        self._cancel_scope = None
+        if self._cancel_scope is not None:
+            self._cancel_scope.cancel()
+            self._cancel_scope = None
+        # Wait even when another caller has already cancelled the task (rmdir racing a "-1"
+        # high watermark write): each caller may rely on the exit.  Set when nothing runs.
         await self._exited.wait()
 
     def wake_from_charge(self) -> None:
@@ -121,7 +122,12 @@ class ReclaimDaemon:
                     await self._sleep_until_above_high_watermark()
                     await self._reclaim_to_low_watermark()
             finally:
-                if self._cancel_scope is None:  # not restarted while this run was ending
+                # This run is still the current one unless start() replaced it while it was
+                # ending.  stop() has cleared the scope already; a closing controller cancels
+                # the nursery instead and leaves it set, so clear it here, or the task would
+                # still count as running (and SLEEPING) after it is gone.
+                if self._cancel_scope is None or self._cancel_scope is cancel_scope:
+                    self._cancel_scope = None
                     self._set_state(DaemonState.STOPPED)
                 exited.set()
 

@@ -1,0 +1,1 @@
+"""Teaching and documentation tools built on the control-file table."""
