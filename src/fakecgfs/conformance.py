@@ -49,7 +49,6 @@ from typing import Any, Callable, Iterable
 
 TOOL_VERSION = "1.0"
 GROUP_PREFIX = "fakecgfs-conformance-"
-UNLIMITED = "9223372036854771712"
 PID_MAX_LIMIT = 4194304  # the largest value /proc/sys/kernel/pid_max can take (64-bit)
 CLOSED_FD = 1000  # an fd number asserted to be closed, used for EBADF probes
 UMASK = 0o022
@@ -432,9 +431,13 @@ class Ctx:
         self.leftovers: list[str] = []
 
     # -- safety ------------------------------------------------------------------------------
-    def guard(self, path: str | bytes) -> None:
+    def inside(self, path: str | bytes) -> bool:
+        """Whether ``path`` is the tool's own group or below it."""
         p = os.path.normpath(os.fsencode(path))
-        if not (p == self._bbase or p.startswith(self._bbase + b"/")):
+        return p == self._bbase or p.startswith(self._bbase + b"/")
+
+    def guard(self, path: str | bytes) -> None:
+        if not self.inside(path):
             raise GuardError(f"refusing to modify {path!r}: outside {self.base}")
 
     # -- groups ------------------------------------------------------------------------------
@@ -454,11 +457,9 @@ class Ctx:
 
     # -- guarded primitives ------------------------------------------------------------------
     def open(self, path: str | bytes, flags: int, mode: int = 0o644) -> int:
+        # outside the tool's group (ROOT's own files) only plain O_RDONLY opens are allowed
         if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND):
             self.guard(path)
-        elif not (os.path.normpath(os.fsencode(path)).startswith(self._bbase)):
-            # reading outside our group: only ever O_RDONLY
-            assert flags & os.O_ACCMODE == os.O_RDONLY
         return os.open(path, flags, mode)
 
     def mkdir(self, path: str | bytes, mode: int = 0o755) -> None:

@@ -4,7 +4,8 @@ The shape is the kernel's (mm/vmscan.c), on page counts instead of pages:
 
 * Priorities run from DEF_PRIORITY down to 0; at each, every group of the subtree scans
   ``lru_size >> priority`` pages of each evictable list, until ``nr_to_reclaim`` pages are freed.
-* Anonymous lists are scanned only while swap has room (get_scan_count's SCAN_FILE otherwise).
+* Anonymous lists are scanned only while swap has room and the group's swappiness is not 0
+  (get_scan_count's SCAN_FILE otherwise).
 * Active lists are aged (deactivated) when their inactive list is smaller, as inactive_is_low()
   decides; a referenced active page keeps its place once and loses its bit.
 * An inactive page that was referenced is activated instead of freed; a dirty file page is
@@ -124,7 +125,9 @@ def try_to_free_pages(
     for priority in range(DEF_PRIORITY, -1, -1):
         for memcg in groups:
             reclaimed, swapped = result.reclaimed, result.swapped_out
-            shrink_lruvec(memcg.lruvec, priority, swap, result)
+            # A group with swappiness 0 keeps its anonymous pages (get_scan_count() scans only
+            # file pages for cgroup reclaim then), as unreclaimable_pages() counts them.
+            shrink_lruvec(memcg.lruvec, priority, swap if memcg.swappiness else None, result)
             swapped = result.swapped_out - swapped
             memcg.account_reclaim(dropped=result.reclaimed - reclaimed - swapped, swapped=swapped)
             if result.reclaimed >= nr_to_reclaim:
