@@ -149,8 +149,8 @@ def test_procfs_sees_this_process_and_its_threads():
     finally:
         release.set()
         t.join()
-    # An exited thread is gone (or at worst a zombie, which thread_alive also rejects).
-    assert not proc.thread_alive(tid) or tid not in proc.thread_group(pid)
+    # (Whether the thread is gone right after join() is up to the OS: the pthread may outlive
+    # the Python thread for a moment, so that is tested on a made-up tree below instead.)
 
 
 def test_procfs_on_a_made_up_proc_tree(tmp_path):

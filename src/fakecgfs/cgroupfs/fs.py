@@ -67,6 +67,9 @@ class CgroupFS(fuse.Operations):
     """fusepy operations for a fake cgroup v1 memory hierarchy."""
 
     use_ns = True
+    # Operations on an open descriptor reach us (path None) even after rmdir removed its group,
+    # so that read and write can answer ENODEV as kernfs does, not libfuse's ENOENT.
+    flag_nullpath_ok = True
 
     def __init__(self, controller: MemoryController, bridge: Bridge, *, strict: bool = False,
                  mountpoint: str | None = None, owner: tuple[int, int] = (0, 0)) -> None:  # fmt: skip
@@ -309,7 +312,8 @@ class CgroupFS(fuse.Operations):
 
     def truncate(self, path: str, length: int, fh: int | None = None) -> None:
         """cgroupfs accepts truncation and does nothing: ``echo 4M > f`` opens with O_TRUNC."""
-        self._resolve(path)
+        if path is not None:  # None: ftruncate on a descriptor whose group was removed
+            self._resolve(path)
 
     def _handle(self, fh: int) -> OpenFile:
         handle = self._handles.get(fh)

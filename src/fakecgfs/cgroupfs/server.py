@@ -129,6 +129,7 @@ def serve(mountpoint: str, options: MountOptions) -> None:
         big_writes=True,  # see whole writes, so that > 4096 bytes can be refused as E2BIG
         max_write=131072,
         intr=True,  # deliver interrupts, so a blocked charge ends with EINTR on Ctrl-C
+        hard_remove=True,  # unlink of an open file must reach unlink() (EPERM), not be hidden
     )
     if allow_other:
         fuse_options["allow_other"] = True
