@@ -22,7 +22,7 @@ from .constants import (
     PAGE_SIZE,
     SWAP_CLUSTER_MAX,
 )
-from .daemon import ReclaimDaemon
+from .daemon import DaemonState, ReclaimDaemon
 from .errors import ControllerError
 from .events import Event, EventKind, Listener
 from .lru import PageKind
@@ -290,7 +290,11 @@ class MemoryController:
         freed = self._free(memcg, kind, nr_pages)
         if freed:
             for node in memcg.lineage():
-                node.daemon.kick()
+                # Only a task backing off can have new work after a free (usage reached the low
+                # watermark); a sleeping one is not above its high watermark and stays so, and
+                # waking it would count a spurious wake-up for every page freed.
+                if node.daemon.state is DaemonState.BACKOFF:
+                    node.daemon.kick()
         return freed
 
     def _free(self, memcg: MemCgroup, kind: PageKind, nr: int) -> int:
