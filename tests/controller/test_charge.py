@@ -259,3 +259,35 @@ async def test_memory_limit_refusal_swaps_anon_out_when_swap_exists():
         assert g.memory.usage <= pages(16 * MiB)
         assert g.memsw.usage == pages(20 * MiB)  # swapped pages stay charged to memory+swap
         assert g.lruvec.swapped == c.swap.used >= pages(4 * MiB)
+
+
+@trio_test
+async def test_rmdir_is_busy_while_a_charge_waits_in_oom():
+    """A charge in progress stands for a task of the group: rmdir must not orphan it."""
+    async with controller() as c:
+        g = c.create_group(c.root, "g")
+        await c.set_limit(g, pages(16 * MiB))
+        c.set_oom_kill_disable(g, True)
+        await c.charge(g, pages(16 * MiB), PageKind.ANON)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(c.charge, g, pages(1 * MiB), PageKind.ANON)
+            await wait_for(g.under_oom)
+            with pytest.raises(ControllerError) as e:
+                await c.remove_group(g)
+            assert e.value.errno == errno.EBUSY
+            await c.set_limit(g, pages(32 * MiB))
+        assert g.charging == 0
+        c.uncharge(g, pages(17 * MiB), PageKind.ANON)
+        await c.remove_group(g)
+        assert c.root.memory.usage == 0
+
+
+@trio_test
+async def test_charging_a_removed_group_is_refused():
+    async with controller() as c:
+        g = c.create_group(c.root, "g")
+        await c.remove_group(g)
+        with pytest.raises(ControllerError) as e:
+            await c.charge(g, 1, PageKind.ANON)
+        assert e.value.errno == errno.ENOENT
+        assert c.root.memory.usage == 0

@@ -84,6 +84,7 @@ class MemoryController:
         self._listeners: list[Listener] = []
         self._nursery: trio.Nursery | None = None  # where the reclaim tasks run
         self._memory_freed = trio.Event()  # charges waiting in OOM sleep on it
+        self.release_agent = ""  # the root's release_agent path: stored, never run
 
     @classmethod
     @asynccontextmanager
@@ -185,6 +186,8 @@ class MemoryController:
     def _check_removable(self, memcg: MemCgroup) -> None:
         if memcg.children:
             raise ControllerError(errno.EBUSY, "group has child groups")
+        if memcg.charging:  # a charge in progress stands for a task of the group
+            raise ControllerError(errno.EBUSY, "a charge to the group is in progress")
         self._prune_tasks(memcg)
         if memcg.tasks:
             raise ControllerError(errno.EBUSY, "group has tasks")
@@ -203,7 +206,9 @@ class MemoryController:
         """
         if nr_pages <= 0:
             return
+        self._check_not_removed(memcg)
         committed = 0
+        memcg.charging += 1
         try:
             while committed < nr_pages:
                 wanted = nr_pages - committed
@@ -219,6 +224,8 @@ class MemoryController:
             if committed:
                 self._free(memcg, kind, committed)
             raise
+        finally:
+            memcg.charging -= 1
 
     def _charge_margin(self, memcg: MemCgroup) -> int:
         return min(min(n.memory.margin(), n.memsw.margin()) for n in memcg.lineage())
@@ -305,6 +312,10 @@ class MemoryController:
             memcg.lruvec.swapped -= swap_entries
             self.swap.used -= swap_entries
         memcg.uncharge_freed(resident=resident, swap_entries=swap_entries)
+        if swap_entries:  # swap room is shared: any backing-off task may progress now
+            for node in self.groups():
+                if node.daemon.state is DaemonState.BACKOFF:
+                    node.daemon.kick()
         if resident or swap_entries:
             self._signal_memory_freed()
         return resident + swap_entries

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from .memcg import MemCgroup
 
 
-class DaemonState(str, enum.Enum):
+class DaemonState(enum.Enum):
     STOPPED = "stopped"  # no task: never started, stopped, or its group removed
     SLEEPING = "sleeping"  # waiting for a wake-up; usage is not above the high watermark
     RUNNING = "running"  # reclaiming towards the low watermark, one batch per pass
