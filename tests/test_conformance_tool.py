@@ -309,3 +309,10 @@ def test_diff_cli_summary_line(tmp_path, capsys):
 
 def test_summary_line():
     assert c.summary_line(0, 1801) == "0 differences over 1801 probes"
+
+
+def test_listings_leave_out_fakecgfs_extensions_only():
+    from fakecgfs.conformance import is_extension
+
+    assert is_extension("memory.high_wmark_in_bytes") and is_extension("fake.charge")
+    assert not is_extension("memory.limit_in_bytes") and not is_extension("fakecgfs-x")

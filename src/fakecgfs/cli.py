@@ -217,6 +217,12 @@ def cmd_wait(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_conformance(args: argparse.Namespace) -> int:
+    from . import conformance
+
+    return conformance.main(args.args)
+
+
 # -- the parser -----------------------------------------------------------------------------
 
 
@@ -267,6 +273,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Usage, limit, watermarks and reclaim task of every group.")
     p.add_argument("mountpoint")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("conformance", help="probe a v1 memory hierarchy, or diff two recordings",
+                       add_help=False,
+                       description="record ROOT -o OUT.json | diff GOLDEN NEW | list "
+                       "(see: fakecgfs conformance --help)")  # fmt: skip
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_conformance)
 
     p = sub.add_parser("wait", help="wait until background reclaim has settled",
                        description="Exit 0 once GROUPDIR's reclaim task is asleep (usage at or "

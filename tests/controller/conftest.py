@@ -15,7 +15,7 @@ from typing import AsyncIterator, Callable
 import trio
 import trio.testing
 
-from fakecgfs.controller import PAGE_SIZE, Event, EventKind, MemoryController
+from fakecgfs.controller import PAGE_SIZE, Event, EventKind, MemCgroup, MemoryController
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -26,6 +26,32 @@ def pages(nbytes: int) -> int:
     """Bytes to pages (the controller works in pages; the tests think in MiB)."""
     assert nbytes % PAGE_SIZE == 0
     return nbytes // PAGE_SIZE
+
+
+def kernel_overhead(memcg: MemCgroup) -> int:
+    """Pages in ``memcg``'s memory (and memsw) usage that no test charged: kernel memory.
+
+    As measured on kernel 6.18, creating a child group charges its parent kernel memory for the
+    child's structures (KMEM_FIRST_CHILD_PAGES, then KMEM_NEXT_CHILD_PAGES each), through the
+    per-CPU stock: memory and memsw grow a whole MEMCG_CHARGE_BATCH at a time, kmem by the exact
+    pages.  Counters are hierarchical, so every group of the subtree that made children adds its
+    ``kernel_pages`` and its unused ``stock``.  A group that never had children has none.
+    """
+    return sum(n.kernel_pages + n.stock for n in memcg.subtree())
+
+
+def user_usage(memcg: MemCgroup) -> int:
+    """``memory.usage`` without the kernel overhead: the pages tasks (the tests) charged.
+
+    Use it wherever a test checks usage of a group that has, or had, child groups (the root
+    always does); assert ``kernel_overhead`` separately where the test knows what it must be.
+    """
+    return memcg.memory.usage - kernel_overhead(memcg)
+
+
+def user_memsw_usage(memcg: MemCgroup) -> int:
+    """``memsw.usage`` without the kernel overhead (it is charged to memory+swap as well)."""
+    return memcg.memsw.usage - kernel_overhead(memcg)
 
 
 def trio_test(fn: Callable) -> Callable:

@@ -10,7 +10,10 @@ import trio
 from fakecgfs.controller import ControllerError, EventKind, PageKind
 from fakecgfs.controller.constants import MEM_CGROUP_RECLAIM_RETRIES
 
-from .conftest import EventLog, MiB, controller, pages, trio_test, wait_for
+from .conftest import (
+    EventLog, MiB, controller, kernel_overhead, pages, trio_test, user_memsw_usage, user_usage,
+    wait_for,
+)  # fmt: skip
 
 
 @trio_test
@@ -21,7 +24,10 @@ async def test_charge_counts_in_the_group_and_every_ancestor():
         await c.charge(b, pages(3 * MiB), PageKind.FILE)
         await c.charge(b, pages(1 * MiB), PageKind.ANON)
         for g in (b, a, c.root):
-            assert g.memory.usage == g.memsw.usage == pages(4 * MiB)
+            assert user_usage(g) == user_memsw_usage(g) == pages(4 * MiB)
+        # Kernel memory for the child groups: one batch charged by a for b, one by the root for a.
+        assert (kernel_overhead(b), kernel_overhead(a), kernel_overhead(c.root)) == (0, 64, 128)
+        assert b.memory.usage == pages(4 * MiB) and c.root.memory.usage == pages(4 * MiB) + 128
         assert b.lruvec.resident() == pages(4 * MiB)
         assert a.lruvec.resident() == c.root.lruvec.resident() == 0  # lists hold own pages only
         assert b.pgpgin == pages(4 * MiB) and b.pgfault == pages(1 * MiB)
@@ -53,7 +59,8 @@ async def test_uncharge_frees_own_pages_and_returns_the_count():
         assert c.uncharge(g, 30, PageKind.FILE) == 30
         assert c.uncharge(g, 500, PageKind.ANON) == 50  # only what there is
         assert c.uncharge(g, 1, PageKind.ANON) == 0
-        assert g.memory.usage == c.root.memory.usage == 70
+        assert g.memory.usage == user_usage(c.root) == 70
+        assert c.root.memory.usage == 70 + 64  # plus the root's kernel memory batch for g
         assert g.pgpgout == 80
 
 
@@ -112,11 +119,15 @@ async def test_oom_kill_fails_with_enomem_and_frees_the_request():
             await c.charge(g, pages(16 * MiB), PageKind.ANON)
         assert exc.value.errno == errno.ENOMEM and exc.value.errno_name == "ENOMEM"
         assert g.oom_kill == 1
-        assert g.memory.usage == pages(8 * MiB) == c.root.memory.usage  # its own pages went
+        assert g.memory.usage == pages(8 * MiB) == user_usage(c.root)  # its own pages went
+        assert c.root.memory.usage == pages(8 * MiB) + 64  # the root's kmem batch for g stays
         assert g.memsw.usage == pages(8 * MiB)
         assert not g.under_oom()
-        # One refused attempt, then MEM_CGROUP_RECLAIM_RETRIES more without progress.
-        assert g.memory.failcnt == MEM_CGROUP_RECLAIM_RETRIES + 1
+        # One refused attempt, one more after draining the per-CPU stock (try_charge_memcg
+        # drains once and retries, even with no stock to give back, as here), then
+        # MEM_CGROUP_RECLAIM_RETRIES more without progress.
+        assert g.stock == 0 and kernel_overhead(g) == 0
+        assert g.memory.failcnt == 1 + 1 + MEM_CGROUP_RECLAIM_RETRIES
         [oom] = log.of(EventKind.OOM)
         assert oom.group == "/g" and oom.values["action"] == "kill"
 
@@ -173,7 +184,8 @@ async def test_oom_wait_can_be_cancelled_and_leaves_nothing_charged():
             await c.charge(g, pages(16 * MiB), PageKind.ANON)
         assert scope.cancelled_caught
         assert not g.under_oom() and g.oom_waiters == 0
-        assert g.memory.usage == g.memsw.usage == c.root.memory.usage == pages(8 * MiB)
+        assert g.memory.usage == g.memsw.usage == user_usage(c.root) == pages(8 * MiB)
+        assert c.root.memory.usage == pages(8 * MiB) + 64  # the root's kmem batch for g
         assert g.lruvec.resident() == pages(8 * MiB)
 
 
@@ -279,7 +291,9 @@ async def test_rmdir_is_busy_while_a_charge_waits_in_oom():
         assert g.charging == 0
         c.uncharge(g, pages(17 * MiB), PageKind.ANON)
         await c.remove_group(g)
-        assert c.root.memory.usage == 0
+        assert user_usage(c.root) == 0
+        # The kernel memory the root was charged for g stays the root's (as measured on 6.18).
+        assert c.root.memory.usage == 64 and c.root.kmem.usage == 3
 
 
 @trio_test
@@ -290,4 +304,30 @@ async def test_charging_a_removed_group_is_refused():
         with pytest.raises(ControllerError) as e:
             await c.charge(g, 1, PageKind.ANON)
         assert e.value.errno == errno.ENOENT
-        assert c.root.memory.usage == 0
+        assert user_usage(c.root) == 0 and c.root.memory.usage == 64  # only the kmem batch
+
+
+@trio_test
+async def test_a_charge_that_fits_only_once_the_stock_is_drained_succeeds_without_oom():
+    """Before OOM the charge path gives back the per-CPU stock (drain_all_stock), so precharged
+    but unused kernel pages never cause an OOM kill."""
+    async with controller() as c:
+        parent = c.create_group(c.root, "parent")
+        child = c.create_group(parent, "child")
+        assert (parent.memory.usage, parent.kernel_pages, parent.stock) == (64, 3, 61)
+        await c.set_limit(parent, pages(1 * MiB))  # 256 pages: 64 already used by the batch
+        log = EventLog()
+        c.subscribe(log)
+        # 253 anonymous pages: with no swap nothing is reclaimable, and they fit under 256 only
+        # next to the 3 kmem pages, not next to the whole batch of 64.
+        await c.charge(child, 256 - 3, PageKind.ANON)
+        assert child.memory.usage == 253 and child.lruvec.resident(PageKind.ANON) == 253
+        assert parent.memory.usage == parent.memory.limit == 256
+        assert parent.stock == 0 and parent.kernel_pages == parent.kmem.usage == 3
+        assert parent.oom_kill == child.oom_kill == 0 and not log.of(EventKind.OOM)
+        assert parent.memory.failcnt > 0  # it was refused before the drain
+        # Exactly full now: one more page is an OOM kill.
+        with pytest.raises(ControllerError) as exc:
+            await c.charge(child, 1, PageKind.ANON)
+        assert exc.value.errno == errno.ENOMEM and parent.oom_kill == 1
+        assert child.memory.usage == 253 and parent.memory.usage == 256

@@ -11,7 +11,10 @@ from fakecgfs.controller import (
     PAGE_COUNTER_MAX, PAGE_SIZE, ControllerError, DaemonState, EventKind, MemCgroup, PageKind,
 )  # fmt: skip
 
-from .conftest import EventLog, MiB, controller, pages, trio_test, wait_for
+from .conftest import (
+    EventLog, KiB, MiB, controller, kernel_overhead, pages, trio_test, user_memsw_usage, user_usage,
+    wait_for,
+)  # fmt: skip
 
 
 def stat(c, g) -> dict[str, int]:
@@ -105,7 +108,8 @@ async def test_rename_keeps_state_and_children():
         c.rename_group(a, "renamed")
         assert c.lookup("/renamed") is a and c.lookup("/renamed/b") is b
         assert b.path == "/renamed/b"
-        assert a.memory.limit == pages(64 * MiB) and a.memory.usage == pages(8 * MiB)
+        assert a.memory.limit == pages(64 * MiB) and user_usage(a) == pages(8 * MiB)
+        assert a.memory.usage == pages(8 * MiB) + 64 and a.kmem.usage == 3  # kmem for b kept
         assert a.daemon.is_running()
         [e] = log.of(EventKind.GROUP)
         assert (e.group, e.values) == ("/renamed", {"action": "renamed", "old": "/a"})
@@ -165,7 +169,10 @@ async def test_rmdir_moves_pages_to_the_parent():
         c.subscribe(log)
         await c.remove_group(b)
         assert b.removed and "b" not in a.children
-        assert a.memory.usage == usage == pages(6 * MiB)  # hierarchical: already counted
+        assert a.memory.usage == usage  # hierarchical: already counted
+        assert user_usage(a) == pages(6 * MiB)
+        # b made no children, so nothing of its own leaves; a keeps its kmem batch for b.
+        assert usage == pages(6 * MiB) + 64 and a.kmem.usage == 3
         after = stat(c, a)
         assert after["cache"] == before["cache"] + 3 * MiB
         assert after["rss"] == before["rss"] + 1 * MiB
@@ -185,9 +192,10 @@ async def test_rmdir_moves_swap_entries_to_the_parent():
         await c.charge(b, 100, PageKind.ANON)
         c.reclaim(b, 1000, cause="test")
         await c.remove_group(b)
-        assert a.lruvec.swapped == 100 and a.memsw.usage == 100
+        assert a.lruvec.swapped == 100 and user_memsw_usage(a) == 100
+        assert a.memsw.usage == 100 + 64  # a's kmem batch for b is charged to memsw as well
         assert c.uncharge(a, 100, PageKind.ANON) == 100
-        assert c.swap.used == 0 and a.memsw.usage == 0
+        assert c.swap.used == 0 and user_memsw_usage(a) == 0 and a.memsw.usage == 64
 
 
 @trio_test
@@ -237,6 +245,57 @@ async def test_concurrent_rmdir_of_one_group():
         assert c.root.children == {} and g.daemon.state is DaemonState.STOPPED
 
 
+# -- kernel memory for child groups ------------------------------------------------------------
+
+
+@trio_test
+async def test_creating_children_charges_the_parent_kernel_memory_as_measured():
+    """Kernel 6.18, measured: the first child costs its parent 3 kmem pages, each later one 2,
+    charged through the per-CPU stock, so memory and memsw grow by a whole batch of 64 pages."""
+    async with controller() as c:
+        parent = c.create_group(c.root, "parent")
+        assert parent.memory.usage == parent.memsw.usage == parent.kmem.usage == 0
+        root_usage = (c.root.memory.usage, c.root.memsw.usage, c.root.kmem.usage)
+        assert root_usage == (64, 64, 3)  # the root paid the same for "parent"
+
+        first = c.create_group(parent, "first")
+        assert parent.memory.usage == parent.memsw.usage == 64
+        assert parent.kmem.usage == 3 and parent.memory.max_usage == 64
+        assert (parent.kernel_pages, parent.stock, parent.children_made) == (3, 61, 1)
+        assert first.memory.usage == first.kmem.usage == 0  # the charge is the parent's
+        # Hierarchical: the ancestors count the parent's batch and kmem too.
+        assert (c.root.memory.usage, c.root.memsw.usage, c.root.kmem.usage) == (128, 128, 6)
+
+        second = c.create_group(parent, "second")
+        assert parent.kmem.usage == 5
+        assert parent.memory.usage == parent.memsw.usage == parent.memory.max_usage == 64
+        assert (parent.kernel_pages, parent.stock) == (5, 59)
+        assert (c.root.memory.usage, c.root.kmem.usage) == (128, 8)
+
+        # Removing the children gives nothing back: the charge belongs to the parent.
+        await c.remove_group(first)
+        await c.remove_group(second)
+        assert parent.memory.usage == parent.memsw.usage == 64 and parent.kmem.usage == 5
+        assert (c.root.memory.usage, c.root.kmem.usage) == (128, 8)
+        assert user_usage(parent) == 0 and kernel_overhead(parent) == 64
+
+        # Removing the parent gives its ancestors its kmem and stock back.
+        await c.remove_group(parent)
+        assert (c.root.memory.usage, c.root.memsw.usage, c.root.kmem.usage) == root_usage
+
+
+@trio_test
+async def test_kmem_beyond_the_stock_charges_another_whole_batch():
+    async with controller() as c:
+        parent = c.create_group(c.root, "parent")
+        for i in range(31):  # 3 + 30 * 2 = 63 kmem pages: still within the first batch
+            c.create_group(parent, f"g{i}")
+        assert (parent.kmem.usage, parent.stock, parent.memory.usage) == (63, 1, 64)
+        c.create_group(parent, "g31")  # 65 pages: the stock of 1 is not enough
+        assert (parent.kmem.usage, parent.stock, parent.memory.usage) == (65, 63, 128)
+        assert parent.memsw.usage == parent.memory.max_usage == 128
+
+
 # -- hierarchical charging and limits -----------------------------------------------------------
 
 
@@ -247,8 +306,13 @@ async def test_parent_limit_reclaims_from_the_child():
         child = c.create_group(parent, "child")
         await c.set_limit(parent, pages(32 * MiB))
         await c.charge(child, pages(60 * MiB), PageKind.FILE)
-        assert child.memory.usage <= pages(32 * MiB)
-        assert parent.memory.usage == child.memory.usage
+        # The parent's kmem batch for the child (64 pages, 256 KiB) counts against its limit
+        # too, and reclaim of page cache always progresses, so the stock is never drained: the
+        # child gets at most 32M - 256K.
+        assert child.memory.usage <= pages(32 * MiB - 256 * KiB)
+        assert parent.memory.usage == child.memory.usage + 64 <= pages(32 * MiB)
+        assert user_usage(parent) == child.memory.usage
+        assert (parent.kernel_pages, parent.stock) == (3, 61)
         assert parent.memory.failcnt > 0 and child.memory.failcnt == 0
         assert child.memory.limit == PAGE_COUNTER_MAX
         assert child.pgpgin == pages(60 * MiB)
@@ -264,7 +328,9 @@ async def test_parent_limit_oom_kills_in_the_parent():
             await c.charge(child, pages(16 * MiB), PageKind.ANON)
         assert exc.value.errno == errno.ENOMEM
         assert parent.oom_kill == 1 and child.oom_kill == 0
-        assert parent.memory.usage == child.memory.usage == 0
+        assert user_usage(parent) == child.memory.usage == 0
+        # Before OOM the charge path drained the parent's stock; the 3 kmem pages stay.
+        assert parent.stock == 0 and parent.memory.usage == parent.kmem.usage == 3
 
 
 @trio_test
@@ -277,7 +343,13 @@ async def test_setting_a_parent_limit_reclaims_from_children():
         await c.charge(b, pages(20 * MiB), PageKind.FILE)
         await c.set_limit(parent, pages(16 * MiB))
         assert parent.memory.usage <= pages(16 * MiB)
-        assert a.memory.usage + b.memory.usage == parent.memory.usage
+        assert a.memory.usage + b.memory.usage == user_usage(parent)
+        # The kmem batch for a and b (5 pages used, 59 in stock) counts against the new limit,
+        # and is not drained since reclaiming page cache progresses: the children keep at most
+        # 16M - 256K.
+        assert parent.memory.usage == a.memory.usage + b.memory.usage + 64
+        assert (parent.kernel_pages, parent.stock, parent.kmem.usage) == (5, 59, 5)
+        assert a.memory.usage + b.memory.usage <= pages(16 * MiB - 256 * KiB)
 
 
 @trio_test

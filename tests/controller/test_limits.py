@@ -9,7 +9,7 @@ import pytest
 
 from fakecgfs.controller import PAGE_COUNTER_MAX, ControllerError, DaemonState, PageKind
 
-from .conftest import MiB, controller, pages, trio_test, wait_for
+from .conftest import MiB, controller, kernel_overhead, pages, trio_test, user_usage, wait_for
 
 
 async def raises(code: int, awaitable_or_callable, *args):
@@ -182,6 +182,31 @@ async def test_failcnt_reset():
         assert g.memory.failcnt == 0
 
 
+@trio_test
+async def test_limit_zero_on_a_parent_is_ebusy_and_a_limit_fitting_its_kmem_drains_the_stock():
+    """As measured on 6.18: a parent with a child is never empty, so limit 0 is EBUSY; a limit
+    that the kmem pages fit under succeeds once the per-CPU stock is drained."""
+    async with controller() as c:
+        parent = c.create_group(c.root, "parent")
+        c.create_group(parent, "child")
+        assert parent.memory.usage == 64 and parent.kmem.usage == 3
+        before = values(parent)
+        await raises(errno.EBUSY, c.set_limit, parent, 0)
+        assert values(parent)[:5] == before[:5]  # the limit (and the rest) unchanged
+        assert parent.memory.limit == PAGE_COUNTER_MAX
+        # The failed write did drain the stock (that is not undone); the kmem stays.
+        assert parent.stock == 0 and parent.memory.usage == parent.kmem.usage == 3
+
+        other = c.create_group(c.root, "other")
+        c.create_group(other, "child")
+        assert (other.memory.usage, other.stock) == (64, 61)
+        await c.set_limit(other, 4)  # 4 pages: the 3 kmem pages fit, the 61 of stock do not
+        assert other.memory.limit == 4
+        assert other.stock == 0 and kernel_overhead(other) == 3
+        assert other.memory.usage == other.memsw.usage == other.kmem.usage == 3
+        assert user_usage(other) == 0
+
+
 # -- force_empty -------------------------------------------------------------------------------
 
 
@@ -195,7 +220,10 @@ async def test_force_empty_drops_file_pages_and_leaves_anon_without_swap():
         await c.charge(g, pages(3 * MiB), PageKind.ANON)
         await c.force_empty(g)  # returns normally although anon stays
         assert g.lruvec.resident(PageKind.FILE) == child.lruvec.resident(PageKind.FILE) == 0
-        assert g.memory.usage == pages(3 * MiB)
+        assert user_usage(g) == pages(3 * MiB)
+        # The kmem batch charged to g for its child is not reclaimable and stays too.
+        assert kernel_overhead(g) == 64 and g.memory.usage == pages(3 * MiB) + 64
+        assert g.kmem.usage == 3
 
 
 @trio_test

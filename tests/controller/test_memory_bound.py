@@ -5,11 +5,16 @@ from __future__ import annotations
 import tracemalloc
 
 from fakecgfs.controller import PAGE_SIZE, PageKind
+from fakecgfs.controller.constants import (
+    KMEM_FIRST_CHILD_PAGES, KMEM_NEXT_CHILD_PAGES, MEMCG_CHARGE_BATCH,
+)  # fmt: skip
 
-from .conftest import GiB, MiB, controller, trio_test
+from .conftest import GiB, MiB, controller, kernel_overhead, trio_test, user_memsw_usage, user_usage
 
 GROUPS = 64
 TOTAL_PAGES = 16 * GiB // PAGE_SIZE  # 4194304
+PARENT_KMEM = KMEM_FIRST_CHILD_PAGES + (GROUPS - 1) * KMEM_NEXT_CHILD_PAGES  # 129 pages
+PARENT_OVERHEAD = -(-PARENT_KMEM // MEMCG_CHARGE_BATCH) * MEMCG_CHARGE_BATCH  # 3 batches: 192
 
 
 @trio_test
@@ -27,14 +32,20 @@ async def test_16_gib_of_pages_costs_kilobytes():
                 await c.charge(g, half, PageKind.FILE, dirty=i % 2 == 0)
                 await c.charge(g, per_group - half, PageKind.ANON)
                 c.touch(g, per_group // 8)
-            assert c.root.memory.usage == parent.memsw.usage == TOTAL_PAGES
+            assert user_usage(c.root) == user_memsw_usage(parent) == TOTAL_PAGES
+            # Plus kernel memory for the groups: the parent's for its 64 children, and the
+            # root's one batch for the parent.
+            assert parent.kmem.usage == PARENT_KMEM == 129
+            assert parent.memsw.usage == TOTAL_PAGES + PARENT_OVERHEAD
+            assert kernel_overhead(c.root) == PARENT_OVERHEAD + MEMCG_CHARGE_BATCH == 256
             # Some reclaim too: the lists move counts around, not pages.
             result = c.reclaim(parent, 256 * MiB // PAGE_SIZE, cause="test")
             after, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
         assert result.swapped_out > 0 and result.reclaimed > result.swapped_out
-        assert c.root.memory.usage == TOTAL_PAGES - result.reclaimed
+        assert user_usage(c.root) == TOTAL_PAGES - result.reclaimed
+        assert c.root.memory.usage == TOTAL_PAGES - result.reclaimed + 256  # kmem is unreclaimable
         assert c.swap.used == result.swapped_out
         growth = after - before
         assert growth < 150 * MiB

@@ -254,7 +254,7 @@ def read_shown_ram(ctl, memcg):
 
 
 def write_shown_ram(ctl, memcg, data, caller):
-    memcg.shown_ram = kstrtoull(data) // PAGE_SIZE * PAGE_SIZE
+    memcg.shown_ram = min(kstrtoull(data) // PAGE_SIZE, PAGE_COUNTER_MAX) * PAGE_SIZE
 
 
 # -- cgroup core handlers -------------------------------------------------------------------

@@ -11,7 +11,7 @@ import errno
 import os
 
 from ..controller import ControllerError, MemCgroup, MemoryController
-from .parse import page_counter_memparse, strstrip
+from .parse import memparse, strstrip
 
 CONTROL_FILES = (
     "memory.usage_in_bytes",
@@ -55,11 +55,15 @@ def _fd_target(pid: int, fd: int) -> str:
 
 
 def check_args(control: str, args: bytes) -> None:
+    """The arguments as each register function reads them: a threshold is parsed unstripped
+    (page_counter_memparse), pressure is 'level[,mode]' split on commas (extra tokens ignored),
+    OOM takes none and ignores any."""
     if control in ("memory.usage_in_bytes", "memory.memsw.usage_in_bytes"):
-        page_counter_memparse(args)
+        if args != b"-1" and memparse(args)[1]:
+            raise ControllerError(errno.EINVAL, "threshold is a size")
     elif control == "memory.pressure_level":
-        level, _, mode = args.partition(b",")
-        if level not in PRESSURE_LEVELS or (mode and mode not in PRESSURE_MODES):
+        tokens = args.split(b",")
+        if tokens[0] not in PRESSURE_LEVELS or (len(tokens) > 1 and tokens[1] not in PRESSURE_MODES):
             raise ControllerError(errno.EINVAL, "pressure level: low|medium|critical[,mode]")
 
 

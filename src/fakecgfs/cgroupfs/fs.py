@@ -50,6 +50,7 @@ class Inode:
     gid: int
     mtime_ns: int
     xattrs: dict[str, bytes] = field(default_factory=dict)
+    creator: tuple[int, int] = (0, 0)  # a group's files belong to whoever made the group
 
 
 @dataclass
@@ -67,6 +68,7 @@ class CgroupFS(fuse.Operations):
     """fusepy operations for a fake cgroup v1 memory hierarchy."""
 
     use_ns = True
+    flag_nullpath_ok = True  # reads and writes on descriptors go by handle, not by path
     # Operations on an open descriptor reach us (path None) even after rmdir removed its group,
     # so that read and write can answer ENODEV as kernfs does, not libfuse's ENOENT.
     flag_nullpath_ok = True
@@ -83,7 +85,7 @@ class CgroupFS(fuse.Operations):
         self._meta_lock = threading.Lock()
         self._dirs: WeakKeyDictionary[MemCgroup, Inode] = WeakKeyDictionary()
         self._files: WeakKeyDictionary[MemCgroup, dict[str, Inode]] = WeakKeyDictionary()
-        self._dirs[controller.root] = Inode(ROOT_DIR_MODE, *owner, time.time_ns())
+        self._dirs[controller.root] = Inode(ROOT_DIR_MODE, *owner, time.time_ns(), creator=owner)
 
     # -- dispatch: every operation's unexpected failure is EIO, logged, never fatal ------------
 
@@ -138,8 +140,9 @@ class CgroupFS(fuse.Operations):
     def _dir_inode(self, memcg: MemCgroup) -> Inode:
         with self._meta_lock:
             inode = self._dirs.get(memcg)
-            if inode is None:  # created outside mkdir (the controller API): root-owned
-                inode = self._dirs[memcg] = Inode(GROUP_DIR_MODE, *self._owner, time.time_ns())
+            if inode is None:  # created outside mkdir (the controller API): the mount's owner
+                inode = self._dirs[memcg] = Inode(GROUP_DIR_MODE, *self._owner, time.time_ns(),
+                                                  creator=self._owner)  # fmt: skip
             return inode
 
     def _file_inode(self, memcg: MemCgroup, cft: CfType) -> Inode:
@@ -148,10 +151,14 @@ class CgroupFS(fuse.Operations):
             inode = files.get(cft.name)
             if inode is None:
                 d = self._dirs.get(memcg)
-                uid, gid = (d.uid, d.gid) if d is not None else self._owner
+                uid, gid = d.creator if d is not None else self._owner
                 born = d.mtime_ns if d is not None else time.time_ns()
                 inode = files[cft.name] = Inode(cft.mode, uid, gid, born)
             return inode
+
+    def _touch_dir(self, memcg: MemCgroup) -> None:
+        """A directory's entries changed: its mtime moves, as kernfs's does."""
+        self._dir_inode(memcg).mtime_ns = time.time_ns()
 
     def _inode(self, path: str) -> tuple[Inode, bool]:
         memcg, cft = self._resolve(path)
@@ -160,10 +167,11 @@ class CgroupFS(fuse.Operations):
         return self._file_inode(memcg, cft), False
 
     def getattr(self, path: str, fh: int | None = None) -> dict[str, int]:
-        if fh is not None and fh in self._handles:
-            handle = self._handles[fh]
-            inode, is_dir = self._file_inode(handle.memcg, handle.cft), False
-            memcg = handle.memcg
+        handle = self._handles.get(fh) if fh is not None else None
+        if handle is not None:
+            inode, is_dir, memcg = self._file_inode(handle.memcg, handle.cft), False, handle.memcg
+        elif path is None:
+            raise fuse.FuseOSError(errno.ENOENT)
         else:
             memcg, cft = self._resolve(path)
             is_dir = cft is None
@@ -197,9 +205,16 @@ class CgroupFS(fuse.Operations):
         inode, _ = self._inode(path)
         inode.mtime_ns = times[1] if times else time.time_ns()
 
-    def setxattr(self, path: str, name: str, value: bytes, options: int, position: int = 0) -> None:
+    @staticmethod
+    def _check_xattr_name(name: str) -> None:
+        """kernfs keeps user., trusted. and security. attributes; a bare prefix is EINVAL."""
         if not name.startswith(XATTR_NAMESPACES):
             raise fuse.FuseOSError(errno.EOPNOTSUPP)
+        if name in XATTR_NAMESPACES:
+            raise fuse.FuseOSError(errno.EINVAL)
+
+    def setxattr(self, path: str, name: str, value: bytes, options: int, position: int = 0) -> None:
+        self._check_xattr_name(name)
         inode, _ = self._inode(path)
         if options & os.XATTR_CREATE and name in inode.xattrs:
             raise fuse.FuseOSError(errno.EEXIST)
@@ -208,6 +223,7 @@ class CgroupFS(fuse.Operations):
         inode.xattrs[name] = value
 
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
+        self._check_xattr_name(name)
         inode, _ = self._inode(path)
         try:
             return inode.xattrs[name]
@@ -219,6 +235,7 @@ class CgroupFS(fuse.Operations):
         return list(inode.xattrs)
 
     def removexattr(self, path: str, name: str) -> None:
+        self._check_xattr_name(name)
         inode, _ = self._inode(path)
         if inode.xattrs.pop(name, None) is None:
             raise fuse.FuseOSError(errno.ENODATA)
@@ -227,6 +244,9 @@ class CgroupFS(fuse.Operations):
         return {"f_bsize": BLOCK_SIZE, "f_frsize": BLOCK_SIZE, "f_namemax": NAME_MAX}
 
     # -- directories ---------------------------------------------------------------------------
+
+    def fsyncdir(self, path: str | None, datasync: int, fh: int) -> None:
+        raise fuse.FuseOSError(errno.EINVAL)  # kernfs directories have no fsync
 
     def readdir(self, path: str, fh: int) -> list[str]:
         memcg = self._group(path)
@@ -246,14 +266,18 @@ class CgroupFS(fuse.Operations):
             raise fuse.FuseOSError(errno.EEXIST)
         caller = self._caller()
         memcg = self.bridge.call(self.ctl.create_group, parent, name)
+        owner = (caller.uid, caller.gid)
         with self._meta_lock:
-            self._dirs[memcg] = Inode(stat.S_IMODE(mode), caller.uid, caller.gid, time.time_ns())
+            self._dirs[memcg] = Inode(stat.S_IMODE(mode), *owner, time.time_ns(), creator=owner)
+        self._touch_dir(parent)
 
     def rmdir(self, path: str) -> None:
         memcg, cft = self._resolve(path)
         if cft is not None:
             raise fuse.FuseOSError(errno.ENOTDIR)
         self.bridge.call_async(self.ctl.remove_group, memcg)
+        if memcg.parent is not None:
+            self._touch_dir(memcg.parent)
 
     def rename(self, old: str, new: str) -> None:
         memcg, cft = self._resolve(old)
@@ -261,6 +285,8 @@ class CgroupFS(fuse.Operations):
             raise fuse.FuseOSError(errno.ENOTDIR)
         new_parent_path, new_name = self._split(new)
         new_parent = self._group(new_parent_path)
+        if "\n" in new_name:
+            raise fuse.FuseOSError(errno.EINVAL)
         existing = new_parent.children.get(new_name)
         if cftypes.lookup(new_parent, new_name, strict=self.strict) is not None:
             raise fuse.FuseOSError(errno.ENOTDIR)
@@ -269,6 +295,7 @@ class CgroupFS(fuse.Operations):
         if new_parent is not memcg.parent:
             raise fuse.FuseOSError(errno.EIO)  # cgroup v1 refuses to move a group elsewhere
         self.bridge.call(self.ctl.rename_group, memcg, new_name)
+        self._touch_dir(new_parent)
 
     # -- creating and removing files: cgroupfs has no such operations --------------------------
 
@@ -319,8 +346,6 @@ class CgroupFS(fuse.Operations):
         handle = self._handles.get(fh)
         if handle is None:
             raise fuse.FuseOSError(errno.EBADF)
-        if handle.memcg.removed:
-            raise fuse.FuseOSError(errno.ENODEV)
         return handle
 
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
@@ -329,7 +354,11 @@ class CgroupFS(fuse.Operations):
         if cft.read is None:
             raise fuse.FuseOSError(errno.EINVAL)
         with handle.lock:
+            # Continuing where the last read stopped serves the snapshot, even after rmdir (as
+            # seq_file does); anything else renders afresh, which a removed group cannot.
             if offset == 0 or offset != handle.read_end:
+                if handle.memcg.removed:
+                    raise fuse.FuseOSError(errno.ENODEV)
                 text = self.bridge.call(self._render, handle)
                 handle.snapshot = text.encode("utf-8", "surrogateescape")
             data = handle.snapshot[offset : offset + size]
@@ -343,6 +372,8 @@ class CgroupFS(fuse.Operations):
 
     def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
         handle = self._handle(fh)
+        if handle.memcg.removed:
+            raise fuse.FuseOSError(errno.ENODEV)
         cft = handle.cft
         if cft.write is None:
             raise fuse.FuseOSError(errno.EINVAL)

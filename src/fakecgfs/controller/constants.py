@@ -25,6 +25,14 @@ MAX_RECLAIM_RETRIES = 16
 MEMCG_CHARGE_BATCH = 64
 """Pages charged at a time once a request no longer fits under the limits, as a faulting task would."""
 
+KMEM_FIRST_CHILD_PAGES = 3
+"""Kernel memory a parent is charged for its first child group's structures (measured, 6.18)."""
+
+KMEM_NEXT_CHILD_PAGES = 2
+"""...and for each later child.  It is charged through the per-CPU stock, so the parent's
+memory usage grows by a whole MEMCG_CHARGE_BATCH (256 KiB) at once, as measured: a parent with
+a child is never empty, and ``limit_in_bytes`` 0 on it is EBUSY."""
+
 INT_MAX = 2**31 - 1
 """Largest PID the tasks and cgroup.procs parsers accept."""
 

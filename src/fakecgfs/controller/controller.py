@@ -15,6 +15,8 @@ from typing import AsyncIterator, Iterator
 import trio
 
 from .constants import (
+    KMEM_FIRST_CHILD_PAGES,
+    KMEM_NEXT_CHILD_PAGES,
     MAX_RECLAIM_RETRIES,
     MEM_CGROUP_RECLAIM_RETRIES,
     MEMCG_CHARGE_BATCH,
@@ -141,8 +143,46 @@ class MemoryController:
             raise ControllerError(errno.EEXIST, f"group {name} exists")
         memcg = self._new_group(name, parent)
         parent.children[name] = memcg
+        kmem = KMEM_NEXT_CHILD_PAGES if parent.children_made else KMEM_FIRST_CHILD_PAGES
+        parent.children_made += 1
+        self._charge_kernel_memory(parent, kmem)
         self.emit(memcg, EventKind.GROUP, action="created")
         return memcg
+
+    def _charge_kernel_memory(self, memcg: MemCgroup, nr: int) -> None:
+        """Charge kernel memory the way the kernel does, through the per-CPU stock: kmem by the
+        pages used, memory and memsw a whole MEMCG_CHARGE_BATCH at a time."""
+        while memcg.stock < nr:
+            for node in memcg.lineage():
+                node.memory.charge_unchecked(MEMCG_CHARGE_BATCH)
+                node.memsw.charge_unchecked(MEMCG_CHARGE_BATCH)
+            memcg.stock += MEMCG_CHARGE_BATCH
+        memcg.stock -= nr
+        memcg.kernel_pages += nr
+        for node in memcg.lineage():
+            node.kmem.charge_unchecked(nr)
+
+    def _drain_stock(self, memcg: MemCgroup) -> bool:
+        """drain_all_stock(): give back the precharged pages of ``memcg``'s subtree; True if
+        there were any."""
+        drained = False
+        for node in memcg.subtree():
+            if node.stock:
+                for ancestor in node.lineage():
+                    ancestor.memory.uncharge(node.stock)
+                    ancestor.memsw.uncharge(node.stock)
+                node.stock = 0
+                drained = True
+        return drained
+
+    def _release_kernel_memory(self, memcg: MemCgroup) -> None:
+        """A removed group's kernel memory and stock leave its ancestors' counters."""
+        held = memcg.kernel_pages + memcg.stock
+        for node in memcg.lineage():
+            node.memory.uncharge(held)
+            node.memsw.uncharge(held)
+            node.kmem.uncharge(memcg.kernel_pages)
+        memcg.kernel_pages = memcg.stock = 0
 
     def rename_group(self, memcg: MemCgroup, new_name: str) -> None:
         """Rename within the same parent; the group keeps its state and children."""
@@ -175,6 +215,7 @@ class MemoryController:
         # The parent's counters already include these pages (hierarchical accounting); they
         # now sit on its own lists, as ~2.6.29 to 3.x kernels moved charges to the parent.
         memcg.lruvec.move_to(parent.lruvec)
+        self._release_kernel_memory(memcg)
         del parent.children[memcg.name]
         memcg.removed = True
         self.emit(memcg, EventKind.GROUP, action="removed")
@@ -247,6 +288,7 @@ class MemoryController:
     async def _try_charge(self, memcg: MemCgroup, nr: int) -> None:
         """try_charge_memcg(): charge, or reclaim and retry, then OOM."""
         retries = MEM_CGROUP_RECLAIM_RETRIES
+        drained = False
         while True:
             refused = self._counters_try_charge(memcg, nr)
             if refused is None:
@@ -258,6 +300,9 @@ class MemoryController:
             # Swapping out cannot lower memory+swap, so a memsw refusal reclaims without it.
             result = self.reclaim(over, max(nr, SWAP_CLUSTER_MAX), cause="direct", may_swap=not memsw)
             if counter.margin() >= nr or result.reclaimed:
+                continue
+            if not drained:
+                drained = self._drain_stock(over) or True
                 continue
             if retries:
                 retries -= 1
@@ -351,10 +396,13 @@ class MemoryController:
                          may_swap: bool) -> None:  # fmt: skip
         """Reclaim until ``counter`` fits under ``nr_pages``, or EBUSY when a pass frees
         nothing (mem_cgroup_resize_max)."""
+        drained = False
         while counter.usage > nr_pages:
             result = self.reclaim(memcg, SWAP_CLUSTER_MAX, cause="limit", may_swap=may_swap)
             if not result.reclaimed:
-                raise ControllerError(errno.EBUSY, "cannot reclaim below the new limit")
+                if drained:
+                    raise ControllerError(errno.EBUSY, "cannot reclaim below the new limit")
+                drained = self._drain_stock(memcg) or True
             await trio.lowlevel.checkpoint()
 
     async def force_empty(self, memcg: MemCgroup) -> None:

@@ -50,6 +50,9 @@ class MemCgroup:
         self.pgpgout = 0  # pages uncharged from here, by free or by reclaim
         self.pgfault = 0  # anonymous pages charged here: each one is a fault of a task
         self.tasks: set[int] = set()  # thread IDs attached here (never for the root)
+        self.kernel_pages = 0  # kmem charged here for child groups' structures (unreclaimable)
+        self.stock = 0  # pages precharged to memory+memsw and not yet used (per-CPU stock)
+        self.children_made = 0  # child groups ever created here: the first costs more kmem
         self.charging = 0  # charges in progress here: the simulated tasks rmdir must not orphan
         self.shown_ram = 0  # memory.shown_ram_in_bytes, a vendor file of the measured kernel
         self.daemon: ReclaimDaemon | None = None  # set by the controller at creation
