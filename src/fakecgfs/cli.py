@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import errno
-import hashlib
 import logging
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 from . import mounting
@@ -41,8 +39,7 @@ def _errno_text(e: OSError) -> str:
 
 
 def default_log_path(mountpoint: str) -> str:
-    digest = hashlib.sha1(os.path.realpath(mountpoint).encode()).hexdigest()[:10]
-    return os.path.join(tempfile.gettempdir(), f"fakecgfs-{os.getuid()}-{digest}.log")
+    return mounting.runtime_path(mountpoint, ".log")
 
 
 def cmd_mount(args: argparse.Namespace) -> int:
@@ -106,9 +103,13 @@ def cmd_umount(args: argparse.Namespace) -> int:
     if not mounting.is_fakecgfs_mount(mountpoint):
         return _fail(f"{mountpoint}: not a fakecgfs mount")
     try:
-        mounting.unmount(mountpoint, lazy=args.lazy)
+        mounting.unmount(mountpoint)
     except OSError as e:
-        return _fail(str(e))
+        if not args.lazy:
+            return _fail(f"{e}; files are open in it (--lazy stops the server anyway)")
+        # Busy: stop the server; libfuse detaches the mount, open descriptors get ENOTCONN.
+        if not mounting.stop_server(mountpoint):
+            mounting.unmount(mountpoint, lazy=True)
     return 0
 
 
@@ -249,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Unmount MOUNTPOINT; the server exits. A dead mount (ENOTCONN) "
                        "is detached.")  # fmt: skip
     p.add_argument("mountpoint")
-    p.add_argument("--lazy", "-z", action="store_true", help="detach even if busy")
+    p.add_argument("--lazy", "-z", action="store_true",
+                   help="even if files are open in it: stop the server, detach the mount")
     p.set_defaults(func=cmd_umount)
 
     for name, verb in (("charge", "charge simulated memory to"), ("uncharge", "free memory of")):

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import shutil
+import signal
 import subprocess
+import tempfile
 import time
+
+SERVER_EXIT_TIMEOUT = 10.0  # seconds a stopped server has to unmount and exit
 
 
 def is_stale(path: str) -> bool:
@@ -61,3 +66,43 @@ def wait_until(predicate, timeout: float, interval: float = 0.02) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
+
+
+def runtime_path(mountpoint: str, suffix: str) -> str:
+    """A per-user, per-mount point file in the temp dir (the server's log and pid file)."""
+    digest = hashlib.sha1(os.path.realpath(mountpoint).encode()).hexdigest()[:10]
+    return os.path.join(tempfile.gettempdir(), f"fakecgfs-{os.getuid()}-{digest}{suffix}")
+
+
+def server_pid(mountpoint: str) -> int | None:
+    """The pid of the server of ``mountpoint``, from the file it writes while it serves."""
+    try:
+        with open(runtime_path(mountpoint, ".pid"), encoding="ascii") as f:
+            pid = int(f.read().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def stop_server(mountpoint: str) -> bool:
+    """Ask the server to stop (SIGTERM: libfuse detaches the mount, the controller signals every
+    registered eventfd) and wait for it to exit; False if no server is known."""
+    pid = server_pid(mountpoint)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+
+    def gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        # A zombie child of ours (the test kit's) has exited too.
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+        except OSError:
+            return True
+
+    return wait_until(gone, SERVER_EXIT_TIMEOUT)

@@ -319,7 +319,7 @@ def write_release_agent(ctl, memcg, data, caller):
 
 
 def write_event_control(ctl, memcg, data, caller):
-    register_event(ctl, memcg, data, caller, caller.mountpoint)
+    register_event(ctl, memcg, data, caller)
 
 
 # -- fake.* handlers ------------------------------------------------------------------------

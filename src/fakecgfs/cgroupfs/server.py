@@ -8,6 +8,7 @@ task and fails any write still waiting with EINTR.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import logging
 import os
 import queue
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import fuse
 import trio
 
+from .. import mounting
 from ..controller import MemoryController
 from .bridge import Bridge
 from .fs import CgroupFS
@@ -133,7 +135,12 @@ def serve(mountpoint: str, options: MountOptions) -> None:
     )
     if allow_other:
         fuse_options["allow_other"] = True
+    pidfile = mounting.runtime_path(mountpoint, ".pid")  # how `fakecgfs umount --lazy` finds us
+    with open(pidfile, "w", encoding="ascii") as f:
+        f.write(f"{os.getpid()}\n")
     try:
         fuse.FUSE(ops, mountpoint, raw_fi=False, encoding=PATH_ENCODING, **fuse_options)
     finally:
         loop.stop()
+        with contextlib.suppress(OSError):
+            os.unlink(pidfile)

@@ -29,6 +29,7 @@ from .errors import ControllerError
 from .events import Event, EventKind, Listener
 from .lru import PageKind
 from .memcg import MemCgroup
+from .notify import Notifier
 from .processes import ProcessTable, ProcFS
 from .res_counter import ResCounter
 from .vmscan import ReclaimResult, SwapSpace, try_to_free_pages
@@ -87,6 +88,7 @@ class MemoryController:
         self._nursery: trio.Nursery | None = None  # where the reclaim tasks run
         self._memory_freed = trio.Event()  # charges waiting in OOM sleep on it
         self.release_agent = ""  # the root's release_agent path: stored, never run
+        self.notifier = Notifier()  # cgroup.event_control registrations
 
     @classmethod
     @asynccontextmanager
@@ -99,6 +101,7 @@ class MemoryController:
                 yield controller
             finally:
                 controller._nursery = None
+                controller.notifier.close()
                 nursery.cancel_scope.cancel()
 
     # -- events --------------------------------------------------------------------------------
@@ -161,6 +164,7 @@ class MemoryController:
         memcg.kernel_pages += nr
         for node in memcg.lineage():
             node.kmem.charge_unchecked(nr)
+        self.notifier.usage_changed()
 
     def _drain_stock(self, memcg: MemCgroup) -> bool:
         """drain_all_stock(): give back the precharged pages of ``memcg``'s subtree; True if
@@ -173,6 +177,8 @@ class MemoryController:
                     ancestor.memsw.uncharge(node.stock)
                 node.stock = 0
                 drained = True
+        if drained:
+            self.notifier.usage_changed()
         return drained
 
     def _release_kernel_memory(self, memcg: MemCgroup) -> None:
@@ -183,6 +189,7 @@ class MemoryController:
             node.memsw.uncharge(held)
             node.kmem.uncharge(memcg.kernel_pages)
         memcg.kernel_pages = memcg.stock = 0
+        self.notifier.usage_changed()
 
     def rename_group(self, memcg: MemCgroup, new_name: str) -> None:
         """Rename within the same parent; the group keeps its state and children."""
@@ -218,6 +225,7 @@ class MemoryController:
         self._release_kernel_memory(memcg)
         del parent.children[memcg.name]
         memcg.removed = True
+        self.notifier.group_removed(memcg)
         self.emit(memcg, EventKind.GROUP, action="removed")
 
     def _check_not_removed(self, memcg: MemCgroup) -> None:
@@ -258,6 +266,7 @@ class MemoryController:
                 await self._try_charge(memcg, batch)
                 memcg.commit_charge(kind, batch, dirty=dirty)
                 committed += batch
+                self.notifier.usage_changed()
                 self._wake_daemons_above_high(memcg)
                 if committed < nr_pages:
                     await trio.lowlevel.checkpoint()
@@ -316,10 +325,12 @@ class MemoryController:
         limit or the setting changes, and then the caller retries."""
         if not over.oom_kill_disable:
             over.oom_kill += 1
+            self.notifier.out_of_memory(over)
             self.emit(over, EventKind.OOM, action="kill", pages=nr)
             raise ControllerError(errno.ENOMEM, "out of memory")
         freed = self._memory_freed
         over.oom_waiters += 1
+        self.notifier.out_of_memory(over)
         self.emit(over, EventKind.OOM, action="wait", pages=nr)
         try:
             await freed.wait()
@@ -357,6 +368,7 @@ class MemoryController:
             memcg.lruvec.swapped -= swap_entries
             self.swap.used -= swap_entries
         memcg.uncharge_freed(resident=resident, swap_entries=swap_entries)
+        self.notifier.usage_changed()
         if swap_entries:  # swap room is shared: any backing-off task may progress now
             for node in self.groups():
                 if node.daemon.state is DaemonState.BACKOFF:
@@ -379,6 +391,8 @@ class MemoryController:
         result = try_to_free_pages(memcg.subtree(), nr_to_reclaim, swap)
         if result.reclaimed:
             self._signal_memory_freed()
+            self.notifier.usage_changed()
+        self.notifier.reclaimed(memcg, result.scanned, result.reclaimed)
         self.emit(memcg, EventKind.RECLAIM, cause=cause, scanned=result.scanned,
                   reclaimed=result.reclaimed, usage=memcg.memory.usage * PAGE_SIZE)  # fmt: skip
         return result

@@ -180,6 +180,11 @@ class ReclaimDaemon:
             self.stats.time_running += now - self._state_since
         self._state_since = now
         previous, self.state = self.state, state
+        # An episode starts (not a return from back-off) or ends (not the first sleep).
+        starts = state is DaemonState.RUNNING and previous is not DaemonState.BACKOFF
+        ends = state is DaemonState.SLEEPING and previous is not DaemonState.STOPPED
+        if starts or ends:
+            self.controller.notifier.reclaim_task_changed(self.memcg)
         self.controller.emit(
             self.memcg, EventKind.DAEMON_STATE, state=state.value, previous=previous.value,
             usage=self.memcg.memory.usage * PAGE_SIZE,
