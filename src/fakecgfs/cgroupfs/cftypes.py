@@ -383,7 +383,7 @@ def read_reclaim_daemon(ctl, memcg):
 async def write_reclaim_daemon(ctl, memcg, data, caller):
     command = strstrip(data)
     if command == b"start":
-        ctl.start_daemon(memcg)
+        await ctl.start_daemon(memcg)
     elif command == b"stop":
         await ctl.stop_daemon(memcg)
     else:

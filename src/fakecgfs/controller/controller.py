@@ -496,9 +496,12 @@ class MemoryController:
         if nr_pages is None:
             await memcg.daemon.stop()
             return
-        self.start_daemon(memcg)
+        if memcg.daemon.is_running():
+            memcg.daemon.kick()  # re-evaluate against the new watermark
+        else:
+            await self.start_daemon(memcg)  # a new task evaluates it when it starts
         self._warn_about_watermarks(memcg)
-        self._settings_changed(memcg)
+        self._signal_memory_freed()
 
     def set_low_wmark(self, memcg: MemCgroup, nr_pages: int | None) -> None:
         """Arm the low watermark; None returns it to the default below the high one."""
@@ -506,14 +509,14 @@ class MemoryController:
         self._warn_about_watermarks(memcg)
         self._settings_changed(memcg)
 
-    def start_daemon(self, memcg: MemCgroup) -> None:
+    async def start_daemon(self, memcg: MemCgroup) -> None:
         """Start the group's reclaim task (idempotent); EINVAL without a high watermark, since
         such a task could never be woken."""
         if not memcg.memory.watermarks_armed():
             raise ControllerError(errno.EINVAL, "no high watermark: nothing would wake the task")
         if self._nursery is None:
             raise ControllerError(errno.ENODEV, "controller is not running")
-        memcg.daemon.start(self._nursery)
+        await memcg.daemon.start(self._nursery)
 
     async def stop_daemon(self, memcg: MemCgroup) -> None:
         await memcg.daemon.stop()

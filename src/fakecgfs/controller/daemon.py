@@ -71,14 +71,16 @@ class ReclaimDaemon:
         """True from start() until stop() or the task's exit (any state but STOPPED)."""
         return self._cancel_scope is not None
 
-    def start(self, nursery: trio.Nursery) -> None:
-        """Start the task if it is not running already (idempotent)."""
+    async def start(self, nursery: trio.Nursery) -> None:
+        """Start the task if it is not running already (idempotent), and return once it has
+        looked at usage and is asleep or reclaiming (kthread_run() returns a running thread),
+        so the write that started it never reads back "stopped"."""
         if self.is_running():
             return
         self._cancel_scope = trio.CancelScope()
         self._exited = trio.Event()
         self._wakeup = trio.Event()
-        nursery.start_soon(
+        await nursery.start(
             self._run, self._cancel_scope, self._exited, name=f"memcontd:{self.memcg.path}"
         )
 
@@ -115,9 +117,12 @@ class ReclaimDaemon:
 
     # -- the task ------------------------------------------------------------------------------
 
-    async def _run(self, cancel_scope: trio.CancelScope, exited: trio.Event) -> None:
+    async def _run(self, cancel_scope: trio.CancelScope, exited: trio.Event,
+                   task_status: trio.TaskStatus = trio.TASK_STATUS_IGNORED) -> None:  # fmt: skip
         with cancel_scope:
             try:
+                # start() resumes at our first checkpoint, after the state below is set.
+                task_status.started()
                 while True:
                     await self._sleep_until_above_high_watermark()
                     await self._reclaim_to_low_watermark()
