@@ -15,11 +15,12 @@ SERVER_EXIT_TIMEOUT = 10.0  # seconds a stopped server has to unmount and exit
 
 
 def is_stale(path: str) -> bool:
-    """A FUSE mount whose server died answers ENOTCONN to everything."""
+    """A FUSE mount whose server died answers ENOTCONN to everything (the first request after
+    the death, aborted with the connection, gets ECONNABORTED)."""
     try:
         os.stat(path)
     except OSError as e:
-        return e.errno == errno.ENOTCONN
+        return e.errno in (errno.ENOTCONN, errno.ECONNABORTED)
     return False
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from fakecgfs import mounting
+from fakecgfs.cgroupfs.cftypes import CFTYPES
 from fakecgfs.testing import FakecgfsMount, fuse_unavailable_reason, mounted
 
 _names = itertools.count()
@@ -40,15 +41,23 @@ def shared() -> FakecgfsMount:
             shutil.rmtree(directory, ignore_errors=True)
 
 
+CONTROL_FILES = frozenset(cft.name for cft in CFTYPES)
+
+
 def remove_tree(path: Path) -> None:
     """rmdir a group and its subgroups, deepest first; ignore what is already gone."""
     try:
-        entries = list(os.scandir(path))
+        os.rmdir(path)
+        return
+    except OSError:
+        pass
+    try:
+        names = os.listdir(path)
     except OSError:
         return
-    for entry in entries:
-        if entry.is_dir(follow_symlinks=False):
-            remove_tree(Path(entry.path))
+    for name in names:
+        if name not in CONTROL_FILES:
+            remove_tree(path / name)
     try:
         os.rmdir(path)
     except OSError:

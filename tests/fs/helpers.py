@@ -97,3 +97,10 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def wait_for_state(group: Path, *states: str, timeout: float = 5.0) -> None:
+    """Poll until the group's reclaim task is in one of ``states``.  A task armed by a write is
+    started asynchronously: right after the write it may still read ``stopped``."""
+    wait_until(lambda: kv_lines(group / "fake.reclaim_daemon")["state"] in states, timeout,
+               what=f"the reclaim task of {group.name} to be {'/'.join(states)}")  # fmt: skip

@@ -36,6 +36,26 @@ def _load_fuse_interrupted() -> Callable[[], int]:
         return lambda: 0
 
 
+def _load_fuse_exited() -> Callable[[], int]:
+    """fuse_exited() of the calling request's session, set by libfuse's SIGINT/SIGTERM/SIGHUP
+    handlers: libfuse then waits for the requests in progress before FUSE() returns."""
+    try:
+        import fuse
+
+        get_context = fuse._libfuse.fuse_get_context
+        exited = fuse._libfuse.fuse_exited
+        exited.restype = ctypes.c_int
+        exited.argtypes = [ctypes.c_void_p]
+    except (ImportError, AttributeError, OSError):  # no libfuse: never exiting
+        return lambda: 0
+
+    def fuse_exited() -> int:
+        instance = get_context().contents.fuse
+        return exited(instance) if instance else 0
+
+    return fuse_exited
+
+
 class Bridge:
     """Runs controller code in the trio loop on behalf of a FUSE thread."""
 
@@ -43,6 +63,7 @@ class Bridge:
         self.token = token  # the controller's loop
         self.nursery = nursery  # where interruptible writes run as tasks
         self._fuse_interrupted = _load_fuse_interrupted()
+        self._fuse_exited = _load_fuse_exited()
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a synchronous function in the trio loop and return its result."""
@@ -59,7 +80,9 @@ class Bridge:
 
     def call_interruptible(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Like call_async, but EINTR as soon as FUSE reports the request interrupted, and also
-        when the controller shuts down (unmount) while the call waits."""
+        when the mount is ending (a signal to the server, or the controller shutting down) while
+        the call waits: libfuse joins its workers before FUSE() returns, so a write asleep in OOM
+        must end first or the server would never exit."""
         done = threading.Event()
         outcome: dict[str, Any] = {}
         scope = trio.CancelScope()
@@ -81,7 +104,7 @@ class Bridge:
 
         self.call(self.nursery.start_soon, task)
         while not done.wait(INTERRUPT_POLL_INTERVAL):
-            if self._fuse_interrupted():
+            if self._fuse_interrupted() or self._fuse_exited():
                 try:
                     self.call(scope.cancel)
                 except ControllerError:

@@ -68,7 +68,6 @@ class CgroupFS(fuse.Operations):
     """fusepy operations for a fake cgroup v1 memory hierarchy."""
 
     use_ns = True
-    flag_nullpath_ok = True  # reads and writes on descriptors go by handle, not by path
     # Operations on an open descriptor reach us (path None) even after rmdir removed its group,
     # so that read and write can answer ENODEV as kernfs does, not libfuse's ENOENT.
     flag_nullpath_ok = True

@@ -1,0 +1,124 @@
+"""An unprivileged user (nobody, through setpriv) against modes and owners, as on cgroupfs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from fakecgfs.cgroupfs.cftypes import CFTYPES, Where
+
+from .helpers import NOBODY, NOBODY_UID, UNLIMITED, read, sh, write
+
+pytestmark = pytest.mark.skipif(shutil.which("setpriv") is None or os.getuid() != 0,
+                                reason="needs root and setpriv")  # fmt: skip
+
+READABLE = [c.name for c in CFTYPES if c.mode & 0o444 and c.name != "memory.pressure_level"]
+WRITABLE = [c.name for c in CFTYPES
+            if c.mode & 0o200 and c.mode & 0o444 and c.where is not Where.ROOT]  # fmt: skip
+
+
+def as_nobody(script: str, cwd) -> subprocess.CompletedProcess:
+    return sh(script, cwd, user=NOBODY)
+
+
+def test_nobody_reads_every_readable_file(group):
+    names = [n for n in READABLE if (group / n).exists()]
+    result = as_nobody(" && ".join(f"cat {n} >/dev/null" for n in names), group)
+    assert result.returncode == 0, result.stderr
+    result = as_nobody("cat memory.limit_in_bytes memory.swappiness", group)
+    assert result.stdout == f"{UNLIMITED}\n60\n"
+
+
+@pytest.mark.parametrize("name", WRITABLE)
+def test_nobody_cannot_write_root_owned_files(group, name):
+    before = read(group / name)
+    result = as_nobody(f"echo 1 > {name}", group)
+    assert result.returncode != 0
+    assert "Permission denied" in result.stderr
+    assert read(group / name) == before
+
+
+def test_nobody_cannot_write_write_only_files(group):
+    for name in ("fake.charge", "memory.force_empty", "cgroup.event_control"):
+        result = as_nobody(f"echo 1M > {name}", group)
+        assert "Permission denied" in result.stderr, name
+    assert read(group / "memory.usage_in_bytes") == "0\n"
+
+
+def test_nobody_cannot_mkdir_or_rmdir_in_a_root_owned_group(group):
+    os.mkdir(group / "kid")
+    result = as_nobody("mkdir x", group)
+    assert result.returncode != 0 and "Permission denied" in result.stderr
+    result = as_nobody("rmdir kid", group)
+    assert result.returncode != 0 and "Permission denied" in result.stderr
+    assert sorted(p.name for p in group.iterdir() if p.is_dir()) == ["kid"]
+
+
+def test_a_delegated_group(group):
+    """chown of the directory and its files hands the group to nobody, as delegation does."""
+    os.chown(group, NOBODY_UID, NOBODY_UID)
+    for name in os.listdir(group):
+        os.chown(group / name, NOBODY_UID, NOBODY_UID)
+    result = as_nobody(
+        "set -e; echo 64M > memory.limit_in_bytes; cat memory.limit_in_bytes; "
+        "echo '1M file' > fake.charge; cat memory.usage_in_bytes; mkdir sub; "
+        "echo 32M > sub/memory.limit_in_bytes 2>&1 || echo refused; rmdir sub",
+        group,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:2] == [str(64 << 20), str(1 << 20)]
+    # the files of a group nobody created belong to nobody: it may write them
+    assert lines[2:] == []
+    st = os.stat(group)
+    assert (st.st_uid, st.st_gid) == (NOBODY_UID, NOBODY_UID)
+
+
+def test_a_group_made_by_nobody_belongs_to_nobody(group):
+    os.chown(group, NOBODY_UID, NOBODY_UID)
+    result = as_nobody("mkdir mine && stat -c '%u %g %a' mine mine/memory.limit_in_bytes", group)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"{NOBODY_UID} {NOBODY_UID} 755",
+                                          f"{NOBODY_UID} {NOBODY_UID} 644"]  # fmt: skip
+
+
+def test_nobody_cannot_chmod_or_chown_root_files(group):
+    result = as_nobody("chmod 666 memory.limit_in_bytes", group)
+    assert result.returncode != 0
+    assert oct(os.stat(group / "memory.limit_in_bytes").st_mode & 0o777) == "0o644"
+
+
+def test_nobody_may_not_move_a_root_process(group):
+    """Moving a process needs its owner (or root): nobody writing a root-owned pid is refused."""
+    os.chown(group / "cgroup.procs", NOBODY_UID, NOBODY_UID)
+    os.chown(group / "tasks", NOBODY_UID, NOBODY_UID)
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        # coreutils echo reports the errno (dash's builtin says "I/O error" for any failure)
+        result = as_nobody(f"/bin/echo {proc.pid} > cgroup.procs", group)
+        assert result.returncode != 0
+        assert "Permission denied" in result.stderr  # EACCES, as __cgroup1_procs_write()
+        assert read(group / "tasks") == ""
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_root_still_writes_after_chown(group):
+    os.chown(group / "memory.limit_in_bytes", NOBODY_UID, NOBODY_UID)
+    os.chmod(group / "memory.limit_in_bytes", 0o600)
+    write(group / "memory.limit_in_bytes", "4M")
+    assert read(group / "memory.limit_in_bytes") == f"{4 << 20}\n"
+
+
+def test_nobody_moves_its_own_process_into_a_delegated_group(group):
+    for path in (group, group / "cgroup.procs", group / "tasks"):
+        os.chown(path, NOBODY_UID, NOBODY_UID)
+    result = as_nobody("sleep 60 & pid=$!; /bin/echo $pid > cgroup.procs; st=$?; "
+                       "cat tasks; echo $pid; kill $pid; exit $st", group)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    tasks, pid = result.stdout.split()
+    assert tasks == pid
