@@ -59,6 +59,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
         options = MountOptions(
             strict=args.strict, swap_bytes=args.swap, reclaim_rate=args.reclaim_rate,
             allow_other=True if args.allow_other else None, trace=args.trace,
+            trace_interval=args.trace_interval,
         )  # fmt: skip
         serve(mountpoint, options)
         return 0
@@ -75,6 +76,8 @@ def _spawn_server(args: argparse.Namespace) -> int:
         command += ["--reclaim-rate", str(args.reclaim_rate)]
     if args.trace:
         command += ["--trace", os.path.abspath(args.trace)]
+    if args.trace_interval:
+        command += ["--trace-interval", str(args.trace_interval)]
     if args.allow_other:
         command.append("--allow-other")
     with open(log_path, "ab") as log_file:
@@ -195,15 +198,17 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def settled(group: str) -> bool:
-    """The group's reclaim task is asleep or stopped, with usage at or under the low watermark
-    whenever a high watermark is armed."""
+    """The group's reclaim task is asleep or stopped with nothing to do: usage not above the
+    high watermark, whenever one is armed.  The task sleeps until usage goes above the high
+    watermark and then reclaims to the low one, so a sleeping task above the high watermark has
+    a wake-up pending, and one between the watermarks (a charge that never crossed the high one,
+    a low watermark lowered later) will do nothing more."""
     daemon = read_daemon(group)
     if daemon["state"] not in ("sleeping", "stopped"):
         return False
     if int(daemon["high_wmark"]) >= UNLIMITED:
         return True
-    return int(daemon["usage"]) <= int(daemon["high_wmark"]) if daemon["state"] == "stopped" \
-        else int(daemon["usage"]) <= int(daemon["low_wmark"])
+    return int(daemon["usage"]) <= int(daemon["high_wmark"])
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
@@ -240,7 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="simulated swap size (default 0: anonymous memory cannot be reclaimed)")
     p.add_argument("--reclaim-rate", type=parse_size, default=None, metavar="RATE",
                    help="background reclaim speed in bytes per second, e.g. 4M (default: full)")
-    p.add_argument("--trace", metavar="FILE", help="append the controller's events as JSON lines")
+    p.add_argument("--trace", metavar="FILE",
+                   help="append the controller's events as JSON lines (see docs/trace.md)")
+    p.add_argument("--trace-interval", type=float, default=None, metavar="S",
+                   help="with --trace: seconds between usage samples of each group (default "
+                   "0.1); a sample is written only when something changed")  # fmt: skip
     p.add_argument("--allow-other", action="store_true",
                    help="let other users see the mount (default when mounted by root)")
     p.add_argument("--log", metavar="FILE", help="server log (default: a file in the temp dir)")
@@ -284,6 +293,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the condition to wait for (the only one so far)")
     p.add_argument("--timeout", type=float, default=30.0, metavar="S")
     p.set_defaults(func=cmd_wait)
+
+    from .testing.commands import add_commands  # mkgroup, write, expect, shell-lib, run
+
+    add_commands(sub)
+
+    from .teach.commands import add_commands as add_teaching_commands  # top, plot, explain
+
+    add_teaching_commands(sub)
     return parser
 
 

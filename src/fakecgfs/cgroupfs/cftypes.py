@@ -68,6 +68,10 @@ class CfType:
     origin: Origin = Origin.KERNEL
     explicit_mode: int | None = None  # only where the kernel's mode does not follow the handlers
     blocking: bool = False  # the write may wait (reclaim, OOM): run it interruptibly
+    # The reference (docs/files.md and `fakecgfs explain`), in Markdown:
+    fmt: str = ""  # what a read returns
+    accepts: str = ""  # what a write takes, and what it does
+    errors: tuple[tuple[str, str], ...] = ()  # (errno name, when): this file's own refusals
 
     @property
     def mode(self) -> int:
@@ -396,24 +400,62 @@ def read_daemons(ctl, memcg):
 
 
 # -- the table ------------------------------------------------------------------------------
+#
+# Besides the handlers, each entry says what a reader of docs/files.md and of
+# `fakecgfs explain FILE` needs: the read format, what a write accepts, and the file's own
+# errors (the ones every file shares are in the page's header).
+
+_SIZE = ("a size, parsed as the kernel parses limits: surrounding whitespace stripped, decimal, "
+         "`0x` hex or leading-`0` octal, one optional `K` `M` `G` `T` `P` `E` suffix in either "
+         "case; rounded down to whole pages; `-1` means unlimited, and so does anything from "
+         "9223372036854771712 up; a write of only whitespace means 0")
+_SIZE_EINVAL = ("EINVAL", "junk in the size (`1MB`, `1.5M`, `1 M`, `max`, `+4096`), or a "
+                "negative value other than `-1`")
+_U64 = ("an unsigned number (kstrtoull): decimal, `0x` hex or leading-`0` octal, an optional "
+        "leading `+`, at most one trailing newline and no other whitespace")
+_U64_ERRORS = (("EINVAL", "not a number, a sign other than `+`, spaces, or junk after it"),
+               ("ERANGE", "above 2^64-1"))
+_ROOT_EINVAL = ("EINVAL", "written on the root group (it has no limits)")
+_BYTES = "bytes, a multiple of 4096, then a newline"
+_UNLIMITED = "9223372036854771712 (the page counter's maximum)"
+_EINTR = ("EINTR", "the writer got a signal (Ctrl-C) while the write was reclaiming or waiting")
+_PID_ERRORS = (
+    ("EINVAL", "not a number (kstrtoint after stripping whitespace), negative, or above INT_MAX"),
+    ("ESRCH", "no such process or thread"),
+    ("EACCES", "the writer is not root and owns neither the real nor the saved user ID of the "
+     "process"),
+)  # fmt: skip
 
 
 def _counter_files(prefix: str, counter: str, *, limit_writer: Writer, usage: bool = True,
-                   doc: str) -> list[CfType]:  # fmt: skip
+                   doc: str, limit_accepts: str, limit_errors: tuple = (),
+                   usage_fmt: str = "") -> list[CfType]:  # fmt: skip
     files = []
     title = doc[0].upper() + doc[1:]
     if usage:
         files.append(CfType(f"{prefix}usage_in_bytes", f"{title} usage in bytes.",
-                            read=_counter_reader(counter, "usage")))  # fmt: skip
+                            read=_counter_reader(counter, "usage"),
+                            fmt=usage_fmt or f"{_BYTES}: the group's and its descendants' "
+                            f"{doc} usage.", accepts="nothing (read-only)."))  # fmt: skip
     files += [
         CfType(f"{prefix}max_usage_in_bytes", f"Peak {doc} usage; any write resets it to the current usage.",
                read=_counter_reader(counter, "max_usage"),
-               write=_reset_writer(counter, "max_usage")),
+               write=_reset_writer(counter, "max_usage"),
+               fmt=f"{_BYTES}: the highest usage since the group was made or the last reset.",
+               accepts="anything (the content is ignored): the peak restarts from the current "
+               "usage."),
         CfType(f"{prefix}limit_in_bytes", f"{title} limit in bytes; -1 for unlimited.",
                read=_counter_reader(counter, "limit"), write=limit_writer,
-               blocking=counter in ("memory", "memsw")),
+               blocking=counter in ("memory", "memsw"),
+               fmt=f"{_BYTES}; {_UNLIMITED} when unlimited (the default: a child does not "
+               "copy its parent's limits).",
+               accepts=f"{_SIZE}. {limit_accepts}",
+               errors=(_SIZE_EINVAL, _ROOT_EINVAL, *limit_errors)),
         CfType(f"{prefix}failcnt", f"Refused {doc} charges; any write resets it to 0.",
-               read=_counter_reader(counter, "failcnt"), write=_reset_writer(counter, "failcnt")),
+               read=_counter_reader(counter, "failcnt"), write=_reset_writer(counter, "failcnt"),
+               fmt="a count, then a newline: charge attempts the limit refused, one per "
+               "attempt, retries after reclaim included.",
+               accepts="anything (the content is ignored): resets the count to 0."),
     ]  # fmt: skip
     return files
 
@@ -421,63 +463,208 @@ def _counter_files(prefix: str, counter: str, *, limit_writer: Writer, usage: bo
 CFTYPES: tuple[CfType, ...] = tuple(sorted(
     [
         CfType("cgroup.clone_children", "cpuset-only flag, copied by children; 0 or 1.",
-               read=_flag_reader("clone_children"), write=_flag_writer("clone_children")),
+               read=_flag_reader("clone_children"), write=_flag_writer("clone_children"),
+               fmt="`0` or `1`, then a newline.",
+               accepts=f"{_U64}; any nonzero value reads back as 1.", errors=_U64_ERRORS),
         CfType("cgroup.event_control", "Register an eventfd: '<event_fd> <control_fd> [args]'.",
-               write=write_event_control),
+               write=write_event_control,
+               fmt="nothing: a read is EINVAL.",
+               accepts="`<event_fd> <control_fd> [args]`, single spaces between, both "
+               "descriptors of the writing process. The control file is the group's "
+               "`memory.usage_in_bytes` or `memory.memsw.usage_in_bytes` (args: a threshold "
+               "size, signalled when usage crosses it either way), `memory.oom_control` (no "
+               "args; signalled on OOM), `memory.pressure_level` (args `low`, `medium` or "
+               "`critical`, optionally `,hierarchy`, `,local` or `,default`) or, fakecgfs only, "
+               "`memory.high_wmark_in_bytes` (signalled when the reclaim task starts and ends "
+               "an episode). Removing the group signals every registration once.",
+               errors=(("EINVAL", "a malformed line (a tab, two spaces), an event_fd that is "
+                        "not an eventfd, a control file that cannot be watched or belongs to "
+                        "another group, or bad args"),
+                       ("EBADF", "a descriptor the writer does not have open"),
+                       ("EPERM", "the server may not take the writer's eventfd (pidfd_getfd "
+                        "needs ptrace rights over the writer)"))),
         CfType("cgroup.procs", "Processes in the group; write a PID to move a whole process.",
-               read=read_procs, write=_attach_writer(whole_process=True)),
+               read=read_procs, write=_attach_writer(whole_process=True),
+               fmt="one process ID per line, sorted; empty for a group without tasks; the root "
+               "lists every process of the host not in another group.",
+               accepts="a process ID (0: the writer): every thread of that process leaves its "
+               "group for this one. Its charges stay where they are, as in 6.18.",
+               errors=_PID_ERRORS),
         CfType("cgroup.sane_behavior", "Legacy flag, always 0.", read=read_sane_behavior,
-               where=Where.ROOT),
+               where=Where.ROOT, fmt="`0`, then a newline.", accepts="nothing (read-only)."),
         CfType("notify_on_release", "Run release_agent when the group empties; 0 or 1.",
-               read=_flag_reader("notify_on_release"), write=_flag_writer("notify_on_release")),
+               read=_flag_reader("notify_on_release"), write=_flag_writer("notify_on_release"),
+               fmt="`0` or `1`, then a newline; copied by children at creation.",
+               accepts=f"{_U64}; any nonzero value reads back as 1. Stored only: no agent "
+               "is ever run.", errors=_U64_ERRORS),
         CfType("release_agent", "Path of the release agent program.", read=read_release_agent,
-               write=write_release_agent, where=Where.ROOT),
+               write=write_release_agent, where=Where.ROOT,
+               fmt="the path, then a newline (empty at first).",
+               accepts="a path, surrounding whitespace stripped. Stored only: never run."),
         CfType("tasks", "Threads in the group; write a TID to move one thread.",
-               read=read_tasks, write=_attach_writer(whole_process=False)),
-        *_counter_files("memory.", "memory", limit_writer=write_limit, doc="memory"),
+               read=read_tasks, write=_attach_writer(whole_process=False),
+               fmt="one thread ID per line, sorted; threads that exited are gone; the root "
+               "lists every thread of the host not in another group.",
+               accepts="a thread ID (0: the writer): that thread alone moves here. Nothing of "
+               "its memory is charged, and no signal is ever sent to it.",
+               errors=_PID_ERRORS),
+        *_counter_files("memory.", "memory", limit_writer=write_limit, doc="memory",
+                        limit_accepts="A limit under the usage reclaims first, and is stored "
+                        "only once usage fits. A successful write wakes the group's reclaim "
+                        "task to re-check its watermarks.",
+                        limit_errors=(
+                            ("EINVAL", "above `memory.memsw.limit_in_bytes`, or below an armed "
+                             "`memory.high_wmark_in_bytes` or a written "
+                             "`memory.low_wmark_in_bytes` (`lwmark <= hwmark <= limit`)"),
+                            ("EBUSY", "usage cannot be reclaimed under the new limit (value "
+                             "unchanged; failcnt unchanged)"),
+                            _EINTR)),  # fmt: skip
         *_counter_files("memory.memsw.", "memsw", limit_writer=write_memsw_limit,
-                        doc="memory+swap"),
+                        doc="memory+swap",
+                        limit_accepts="Must stay at or above `memory.limit_in_bytes`: on a "
+                        "fresh group set `memory.limit_in_bytes` first, and to raise both, "
+                        "raise this one first. A limit under the usage reclaims first (without "
+                        "swapping, which cannot lower memory+swap).",
+                        limit_errors=(
+                            ("EINVAL", "below `memory.limit_in_bytes`"),
+                            ("EBUSY", "usage cannot be reclaimed under the new limit"),
+                            _EINTR)),  # fmt: skip
         *_counter_files("memory.kmem.", "kmem", limit_writer=write_kmem_limit,
-                        doc="kernel memory"),
+                        doc="kernel memory",
+                        usage_fmt=f"{_BYTES}: kernel memory for the structures of child groups in "
+                        "the subtree (making a child charges its parent 3 pages for the first "
+                        "child and 2 for each later one).",
+                        limit_accepts="The write is parsed and succeeds, but the limit stays "
+                        "unlimited: the knob is deprecated, as in 6.18."),
         *_counter_files("memory.kmem.tcp.", "tcp", limit_writer=write_tcp_limit,
-                        doc="TCP buffer memory"),
-        CfType("memory.kmem.slabinfo", "Slab statistics (none in the model).", read=read_empty),
+                        doc="TCP buffer memory",
+                        usage_fmt=f"{_BYTES}: always 0 (no sockets in the model).",
+                        limit_accepts="Stored and read back; not checked against usage."),
+        CfType("memory.kmem.slabinfo", "Slab statistics (none in the model).", read=read_empty,
+               fmt="nothing (an empty file).", accepts="nothing (read-only)."),
         CfType("memory.force_empty", "Reclaim as much of the group's memory as possible.",
-               write=write_force_empty, blocking=True),
+               write=write_force_empty, blocking=True, fmt="nothing: a read is EINVAL.",
+               accepts="anything (the content is ignored): reclaims the group's pages until "
+               "none are left or 16 passes free nothing; succeeds even when usage stays above "
+               "0 (anonymous memory without swap).",
+               errors=(("EINVAL", "written on the root group"), _EINTR)),
         CfType("memory.move_charge_at_immigrate", "Removed feature: only 0 is accepted.",
-               read=read_move_charge, write=write_move_charge),
-        CfType("memory.numa_stat", "Per-node page counts (one node).", read=read_numa_stat),
+               read=read_move_charge, write=write_move_charge, fmt="`0`, then a newline.",
+               accepts=f"{_U64}; only 0.",
+               errors=(("EINVAL", "anything but 0 (charge moving was removed)"),
+                       ("ERANGE", "above 2^64-1"))),
+        CfType("memory.numa_stat", "Per-node page counts (one node).", read=read_numa_stat,
+               fmt="lines `name=PAGES N0=PAGES` in pages, not bytes: `total`, `file`, `anon`, "
+               "`unevictable` of this group, then the same four as `hierarchical_*` for its "
+               "subtree. There is one node, N0.", accepts="nothing (read-only)."),
         CfType("memory.oom_control", "oom_kill_disable (0 or 1), under_oom, oom_kill.",
-               read=read_oom_control, write=write_oom_control),
+               read=read_oom_control, write=write_oom_control,
+               fmt="three lines: `oom_kill_disable 0|1` (copied by children at creation), "
+               "`under_oom 0|1` (1 while a charge waits in OOM) and `oom_kill N` (charges "
+               "refused by the OOM killer).",
+               accepts=f"{_U64}: 0 (the charging write is the OOM victim and fails with ENOMEM) "
+               "or 1 (it waits until memory is freed or a limit is raised). Every charge "
+               "waiting in OOM re-decides at once.",
+               errors=(("EINVAL", "anything but 0 or 1, or written on the root group"),
+                       ("ERANGE", "above 2^64-1"))),
         CfType("memory.pressure_level", "Only for cgroup.event_control registrations.",
-               read=read_not_supported, explicit_mode=0o444),
+               read=read_not_supported, explicit_mode=0o444,
+               fmt="nothing: a read is EINVAL although the mode says readable, as on the "
+               "kernel.", accepts="nothing (a write is EINVAL)."),
         CfType("memory.soft_limit_in_bytes", "Soft limit in bytes (stored; no global pressure).",
-               read=read_soft_limit, write=write_soft_limit),
+               read=read_soft_limit, write=write_soft_limit,
+               fmt=f"{_BYTES}; {_UNLIMITED} when unlimited.",
+               accepts=f"{_SIZE}. Stored and read back; it acts only under global memory "
+               "pressure, which the model has not.", errors=(_SIZE_EINVAL,)),
         CfType("memory.stat", "Statistics: this group's, the limits, then total_ (subtree).",
-               read=read_stat),
+               read=read_stat,
+               fmt="lines `name value` in kernel 6.18's order: `cache`, `rss`, `rss_huge`, "
+               "`shmem`, `mapped_file`, `dirty`, `writeback`, `workingset_refault_anon`, "
+               "`workingset_refault_file`, `swap`, `swapcached`, `pgpgin`, `pgpgout`, "
+               "`pgfault`, `pgmajfault`, `inactive_anon`, `active_anon`, `inactive_file`, "
+               "`active_file`, `unevictable` for this group (bytes, except the `pg*` event "
+               "counts), then `hierarchical_memory_limit` and `hierarchical_memsw_limit` (the "
+               "smallest limit on the path to the root), then each item again as `total_*` "
+               "for the whole subtree.", accepts="nothing (read-only)."),
         CfType("memory.swappiness", "0..200; copied by children at creation.",
-               read=read_swappiness, write=write_swappiness),
+               read=read_swappiness, write=write_swappiness,
+               fmt="a number, then a newline (60 by default; a child copies its parent's).",
+               accepts=f"{_U64}, 0 to 200. At 0 the group's anonymous memory is not swapped.",
+               errors=(("EINVAL", "above 200, or not a number"), ("ERANGE", "above 2^64-1"))),
         CfType("memory.use_hierarchy", "Always 1 since Linux 5.11; only 1 is accepted.",
-               read=read_use_hierarchy, write=write_use_hierarchy),
+               read=read_use_hierarchy, write=write_use_hierarchy,
+               fmt="`1`, then a newline.", accepts=f"{_U64}; only 1.",
+               errors=(("EINVAL", "anything but 1"), ("ERANGE", "above 2^64-1"))),
         CfType("memory.shown_ram_in_bytes", "Vendor file of this machine's kernel; a u64.",
                read=read_shown_ram, write=write_shown_ram, where=Where.CHILD,
-               origin=Origin.VENDOR),
+               origin=Origin.VENDOR, fmt="bytes, then a newline (0 at first).",
+               accepts=f"{_U64}; rounded down to whole pages. Stored only.",
+               errors=_U64_ERRORS),
         CfType("memory.high_wmark_in_bytes",
                "Background reclaim starts above it; a successful write starts the task, -1 "
                "disarms and stops it.", read=read_high_wmark, write=write_high_wmark,
-               origin=Origin.RFC),
+               origin=Origin.RFC,
+               fmt=f"{_BYTES}; {_UNLIMITED} while disarmed (the default).",
+               accepts=f"{_SIZE}. A value arms it: the first successful write starts the "
+               "group's reclaim task, and every write wakes it to re-check. When usage (of "
+               "the group and its descendants) goes above it, the task reclaims in passes that "
+               "each aim at one 32-page batch, until usage is at or under the low watermark "
+               "(the last pass may go a little under it). `-1` disarms it and stops the task "
+               "(the write returns once the task has exited). A gap to the low watermark "
+               "under one batch, or a low watermark under the memory no reclaim can free, is "
+               "warned about in `fake.reclaim_daemon`.",
+               errors=(_SIZE_EINVAL,
+                       ("EINVAL", "above `memory.limit_in_bytes`, or below a written "
+                        "`memory.low_wmark_in_bytes` (equality is allowed)"))),
         CfType("memory.low_wmark_in_bytes",
                "Background reclaim stops at it; -1 returns to the default below the high one.",
-               read=read_low_wmark, write=write_low_wmark, origin=Origin.RFC),
+               read=read_low_wmark, write=write_low_wmark, origin=Origin.RFC,
+               fmt=f"{_BYTES}: the low watermark in force. Unless written, it is 0.5% below "
+               "the high watermark (at least one 32-page batch), or "
+               f"{_UNLIMITED} while the high one is disarmed.",
+               accepts=f"{_SIZE}. The reclaim task stops reclaiming at or under it and "
+               "sleeps; a write wakes the task to re-check. `-1` returns to the default.",
+               errors=(_SIZE_EINVAL,
+                       ("EINVAL", "above an armed `memory.high_wmark_in_bytes`, or above "
+                        "`memory.limit_in_bytes` (equality is allowed)"))),
         CfType("fake.charge", "Charge simulated memory: 'SIZE [anon|file] [dirty]'.",
-               write=write_charge, origin=Origin.FAKECGFS, blocking=True),
+               write=write_charge, origin=Origin.FAKECGFS, blocking=True,
+               fmt="nothing: a read is EINVAL.",
+               accepts="`SIZE [anon|file] [dirty]`: SIZE parsed like a limit (rounded down to "
+               "pages; 0 charges nothing), then the kind (default `anon`), then `dirty` for "
+               "page cache that starts dirty. The pages are charged to the group and every "
+               "ancestor as a task faulting them in would: what fits at once, then batches, "
+               "each batch that a limit refuses running direct reclaim (`failcnt` rises), "
+               "then OOM. A charge that leaves usage above a high watermark wakes that "
+               "group's reclaim task.",
+               errors=(("EINVAL", "a malformed line, a junk size, `-1`, or `dirty` on anon"),
+                       ("ENOMEM", "OOM with `oom_kill_disable 0`: nothing left to reclaim "
+                        "under a limit; what this write had charged is freed and `oom_kill` "
+                        "rises. With `oom_kill_disable 1` the write waits instead"),
+                       _EINTR)),
         CfType("fake.uncharge", "Free simulated memory: 'SIZE [anon|file]'.",
-               write=write_uncharge, origin=Origin.FAKECGFS),
+               write=write_uncharge, origin=Origin.FAKECGFS, fmt="nothing: a read is EINVAL.",
+               accepts="`SIZE [anon|file]` (default `anon`): frees up to SIZE of this group's "
+               "own pages of that kind (anonymous: resident pages first, then swap entries). "
+               "Freeing more than there is frees what there is, without an error.",
+               errors=(("EINVAL", "a malformed line, a junk size, `-1`, or `dirty`"),)),
         CfType("fake.reclaim_daemon", "The background reclaim task: state and statistics; "
                "write start or stop.", read=read_reclaim_daemon, write=write_reclaim_daemon,
-               origin=Origin.FAKECGFS),
+               origin=Origin.FAKECGFS,
+               fmt="lines `name value`: `state` (`stopped`, `sleeping`, `running` or "
+               "`backoff`), `high_wmark` and `low_wmark` (bytes, as their files read), "
+               "`low_wmark_default` (1 while the low one is derived), `usage`, `wakeups`, "
+               "`passes`, `pages_scanned`, `pages_reclaimed`, `no_progress_passes`, "
+               "`time_running_ns`, and `last_warning` (text, empty if none). The statistics "
+               "survive stop and start.",
+               accepts="`start` (start the task; idempotent) or `stop` (stop it and return "
+               "once it has exited), surrounding whitespace stripped.",
+               errors=(("EINVAL", "another word, or `start` while the high watermark is "
+                        "disarmed (nothing could ever wake the task)"),)),
         CfType("fake.daemons", "Live reclaim tasks: their count, then one group per line.",
-               read=read_daemons, where=Where.ROOT, origin=Origin.FAKECGFS),
+               read=read_daemons, where=Where.ROOT, origin=Origin.FAKECGFS,
+               fmt="the number of live reclaim tasks, then the path of each task's group, one "
+               "per line, in tree order.", accepts="nothing (read-only)."),
     ],
     key=lambda cft: cft.name,
 ))  # fmt: skip

@@ -50,6 +50,7 @@ class MountOptions:
     reclaim_rate: int | None = None  # background reclaim pace in bytes/s; None: full speed
     allow_other: bool | None = None  # None: when mounted by root, as cgroupfs is visible to all
     trace: str | None = None  # JSON-lines event trace file
+    trace_interval: float | None = None  # seconds between usage samples; None: the default
 
 
 class _ControllerThread:
@@ -88,16 +89,21 @@ class _ControllerThread:
             self._stop = trio.Event()
             trace = None
             if options.trace:
-                from ..trace import TraceWriter
+                from ..trace import SAMPLE_INTERVAL, TraceWriter, run_sampler
 
                 trace = TraceWriter(options.trace)
                 controller.subscribe(trace)
+                interval = options.trace_interval or SAMPLE_INTERVAL
+                nursery.start_soon(run_sampler, controller, interval, name="trace-sampler")
             self._ready.put(None)
             try:
                 await self._stop.wait()
             finally:
                 nursery.cancel_scope.cancel()
                 if trace is not None:
+                    # Reclaim tasks still stop (and emit) after this block, as the controller
+                    # closes: stop listening before the file goes.
+                    controller.unsubscribe(trace)
                     trace.close()
 
     def stop(self) -> None:

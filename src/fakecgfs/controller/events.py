@@ -14,6 +14,7 @@ class EventKind(str, enum.Enum):
     OOM = "oom"  # a charge found nothing to reclaim: killed (oom_kill) or waiting (under_oom)
     WARNING = "warning"  # a watermark setting that cannot work well, or a task backing off
     GROUP = "group"  # a group was created, renamed or removed
+    SAMPLE = "sample"  # a group's usage and settings changed (the trace's periodic sampler)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,30 @@
+"""``fakecgfs explain FILE``: one control file's entry of docs/files.md, in a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+
+from ..cgroupfs.cftypes import CFTYPES
+from .reference import entry, lookup, ordered, plain, suggestions
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.file is None:
+        width = max(len(c.name) for c in CFTYPES)
+        for cft in ordered():
+            print(f"{cft.name:<{width}}  {cft.mode:04o}  {cft.origin.value:<13}  {cft.doc}")
+        return 0
+    cft = lookup(args.file)
+    if cft is None:
+        close = suggestions(args.file)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        print(f"fakecgfs: no control file {args.file!r}{hint}", file=sys.stderr)
+        return 1
+    if args.markdown:
+        sys.stdout.write(entry(cft))
+    else:
+        width = min(shutil.get_terminal_size((80, 24)).columns, 100) - 1
+        sys.stdout.write(plain(cft, width))
+    return 0
