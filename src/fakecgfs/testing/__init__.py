@@ -1,4 +1,5 @@
-"""Helpers for tests that need a real fakecgfs mount (used by this project's suite)."""
+"""Helpers for tests that need a real fakecgfs mount: this project's suite, the pytest plugin
+(fakecgfs.pytest_plugin) and the test-kit commands (mkgroup, write, expect, run)."""
 
 from .mount import FakecgfsMount, fuse_unavailable_reason, mounted
 

@@ -1,0 +1,123 @@
+"""The ``fakecgfs`` pytest fixture: a real fakecgfs mount per test, unmounted afterwards.
+
+Registered through the ``pytest11`` entry point, so installing fakecgfs is enough::
+
+    def test_reader(fakecgfs):
+        web = fakecgfs.mkgroup("web", limit="64M", high="48M", low="32M")
+        fakecgfs.charge("web", "60M", kind="file")
+        fakecgfs.wait_settled("web")
+        assert fakecgfs.usage("web") <= 32 << 20
+        assert fakecgfs.events(kind="reclaim", group="/web")
+
+Mount options, from the weakest to the strongest: the ini keys ``fakecgfs_strict``,
+``fakecgfs_swap`` and ``fakecgfs_reclaim_rate``; the command-line options ``--fakecgfs-strict``,
+``--fakecgfs-swap SIZE`` and ``--fakecgfs-reclaim-rate RATE``; and, per test (or per module
+with ``pytestmark``), the marker ``@pytest.mark.fakecgfs(strict=True, swap="64M",
+reclaim_rate="16M")``.  Where FUSE cannot be used (no /dev/fuse, no libfuse2) the fixture skips
+the test and says why.  ``-p no:fakecgfs`` disables the plugin.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Iterator
+
+import pytest
+
+from .cgroupfs.parse import ParseError, memparse
+from .testing.mount import FakecgfsMount, fuse_unavailable_reason, mounted
+
+MARKER_ARGS = ("strict", "swap", "reclaim_rate")
+
+
+def _size(text: str) -> str:
+    """Check a size as `fakecgfs mount` will parse it (4096, 64M, 0x1000)."""
+    try:
+        value, rest = memparse(str(text).strip().encode())
+    except ParseError:
+        rest = b"?"
+    if rest or not str(text).strip():
+        raise argparse.ArgumentTypeError(f"not a size: {text!r}")
+    return str(value)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("fakecgfs", "fakecgfs mount of the `fakecgfs` fixture")
+    group.addoption("--fakecgfs-strict", action="store_true", default=None,
+                    help="hide the fakecgfs-only fake.* files, as on a real cgroupfs")
+    group.addoption("--fakecgfs-swap", metavar="SIZE", type=_size, default=None,
+                    help="simulated swap size, e.g. 64M (default 0: no swap)")
+    group.addoption("--fakecgfs-reclaim-rate", metavar="RATE", type=_size, default=None,
+                    help="background reclaim speed in bytes per second (default: full speed)")
+    parser.addini("fakecgfs_strict", type="bool", default=False,
+                  help="fakecgfs fixture: hide the fake.* files")
+    parser.addini("fakecgfs_swap", default="", help="fakecgfs fixture: simulated swap size")
+    parser.addini("fakecgfs_reclaim_rate", default="",
+                  help="fakecgfs fixture: background reclaim speed in bytes per second")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "fakecgfs(strict=False, swap=None, reclaim_rate=None): mount options of the "
+        "`fakecgfs` fixture for this test",
+    )
+
+
+def mount_options(node: pytest.Item) -> dict[str, Any]:
+    """strict, swap and reclaim_rate for a test: its marker, else the command line, else the
+    ini file."""
+    config = node.config
+    settings: dict[str, Any] = {
+        "strict": config.getini("fakecgfs_strict"),
+        "swap": config.getini("fakecgfs_swap") or None,
+        "reclaim_rate": config.getini("fakecgfs_reclaim_rate") or None,
+    }
+    for name in MARKER_ARGS:
+        value = config.getoption(f"fakecgfs_{name}")
+        if value is not None:
+            settings[name] = value
+    marker = node.get_closest_marker("fakecgfs")
+    if marker is not None:
+        if marker.args:
+            pytest.fail("@pytest.mark.fakecgfs takes keyword arguments only: strict=, swap=, "
+                        "reclaim_rate=", pytrace=False)  # fmt: skip
+        unknown = set(marker.kwargs) - set(MARKER_ARGS)
+        if unknown:
+            pytest.fail(f"@pytest.mark.fakecgfs: unknown option(s) {', '.join(sorted(unknown))}"
+                        "; known: strict, swap, reclaim_rate", pytrace=False)  # fmt: skip
+        settings.update(marker.kwargs)
+    for name in ("swap", "reclaim_rate"):
+        if settings[name] is not None:
+            try:
+                settings[name] = _size(settings[name])
+            except argparse.ArgumentTypeError as e:
+                pytest.fail(f"fakecgfs {name}: {e}", pytrace=False)
+    return settings
+
+
+def _command_line(settings: dict[str, Any]) -> list[str]:
+    options = []
+    if settings["strict"]:
+        options.append("--strict")
+    if settings["swap"] is not None:
+        options += ["--swap", settings["swap"]]
+    if settings["reclaim_rate"] is not None:
+        options += ["--reclaim-rate", settings["reclaim_rate"]]
+    return options
+
+
+@pytest.fixture
+def fakecgfs(request: pytest.FixtureRequest,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakecgfsMount]:  # fmt: skip
+    """A fresh fakecgfs mount (a fake cgroup v1 memory hierarchy) for this test, unmounted
+    afterwards even if the test fails.  ``.path`` is its root; helpers: ``mkgroup``,
+    ``charge``, ``uncharge``, ``usage``, ``stat``, ``daemon``, ``wait_settled``, ``events``,
+    ``read``, ``write``.  Options: ``@pytest.mark.fakecgfs(strict=, swap=, reclaim_rate=)``."""
+    reason = fuse_unavailable_reason()
+    if reason:
+        pytest.skip(f"fakecgfs: FUSE is unavailable here: {reason}")
+    options = _command_line(mount_options(request.node))
+    directory = tmp_path_factory.mktemp("fakecgfs", numbered=True)
+    with mounted(directory, *options, trace=True) as mount:
+        yield mount
