@@ -425,3 +425,21 @@ async def test_swappiness_zero_keeps_a_groups_anon_pages_out_of_swap():
             await c.set_limit(keep, pages(4 * MiB))
         assert exc.value.errno == errno.EBUSY
 
+
+
+@trio_test
+async def test_mkdir_under_a_full_parent_reclaims_for_its_structures_or_fails_enomem():
+    """Kernel memory is charged under the limits like any page: usage never exceeds a limit."""
+    async with controller() as c:
+        parent = c.create_group(c.root, "p")
+        await c.set_limit(parent, pages(1 * MiB))
+        await c.charge(parent, pages(1 * MiB), PageKind.FILE)  # full, but of page cache
+        child = c.create_group(parent, "c")  # reclaims page cache to fit its 3 kmem pages
+        assert parent.memory.usage <= parent.memory.limit and parent.kmem.usage == 3
+        await c.charge(child, parent.memory.margin(), PageKind.ANON)  # now full of anon
+        c.uncharge(parent, pages(1 * MiB), PageKind.FILE)
+        await c.charge(child, parent.memory.margin(), PageKind.ANON)
+        with pytest.raises(ControllerError) as e:
+            c.create_group(parent, "d")
+        assert e.value.errno == errno.ENOMEM and "d" not in parent.children
+        assert parent.memory.usage <= parent.memory.limit

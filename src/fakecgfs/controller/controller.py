@@ -144,22 +144,34 @@ class MemoryController:
     def create_group(self, parent: MemCgroup, name: str) -> MemCgroup:
         if name in parent.children:
             raise ControllerError(errno.EEXIST, f"group {name} exists")
+        kmem = KMEM_NEXT_CHILD_PAGES if parent.children_made else KMEM_FIRST_CHILD_PAGES
+        self._charge_kernel_memory(parent, kmem)  # ENOMEM if the parent cannot afford it
         memcg = self._new_group(name, parent)
         parent.children[name] = memcg
-        kmem = KMEM_NEXT_CHILD_PAGES if parent.children_made else KMEM_FIRST_CHILD_PAGES
         parent.children_made += 1
-        self._charge_kernel_memory(parent, kmem)
         self.emit(memcg, EventKind.GROUP, action="created")
         return memcg
 
     def _charge_kernel_memory(self, memcg: MemCgroup, nr: int) -> None:
         """Charge kernel memory the way the kernel does, through the per-CPU stock: kmem by the
-        pages used, memory and memsw a whole MEMCG_CHARGE_BATCH at a time."""
+        pages used, memory and memsw a whole MEMCG_CHARGE_BATCH at a time while that fits
+        under the limits, else just what is needed, reclaiming for it; ENOMEM if even that
+        cannot be had."""
+        retries = MEM_CGROUP_RECLAIM_RETRIES
         while memcg.stock < nr:
-            for node in memcg.lineage():
-                node.memory.charge_unchecked(MEMCG_CHARGE_BATCH)
-                node.memsw.charge_unchecked(MEMCG_CHARGE_BATCH)
-            memcg.stock += MEMCG_CHARGE_BATCH
+            if self._counters_try_charge(memcg, MEMCG_CHARGE_BATCH) is None:
+                memcg.stock += MEMCG_CHARGE_BATCH
+                continue
+            need = nr - memcg.stock
+            refused = self._counters_try_charge(memcg, need)
+            if refused is None:
+                memcg.stock += need
+                continue
+            over, memsw = refused
+            if not self.reclaim(over, SWAP_CLUSTER_MAX, cause="direct", may_swap=not memsw).reclaimed:
+                if not retries:
+                    raise ControllerError(errno.ENOMEM, "no memory for the group's structures")
+                retries -= 1
         memcg.stock -= nr
         memcg.kernel_pages += nr
         for node in memcg.lineage():
