@@ -15,10 +15,11 @@ SERVER_EXIT_TIMEOUT = 10.0  # seconds a stopped server has to unmount and exit
 
 
 def is_stale(path: str) -> bool:
-    """A FUSE mount whose server died answers ENOTCONN to everything (the first request after
-    the death, aborted with the connection, gets ECONNABORTED)."""
+    """A FUSE mount whose server died answers ENOTCONN to every request (the first one after
+    the death, aborted with the connection, gets ECONNABORTED).  statfs always makes a request;
+    stat may be answered from the kernel's attribute cache."""
     try:
-        os.stat(path)
+        os.statvfs(path)
     except OSError as e:
         return e.errno in (errno.ENOTCONN, errno.ECONNABORTED)
     return False

@@ -74,6 +74,11 @@ class CfType:
     errors: tuple[tuple[str, str], ...] = ()  # (errno name, when): this file's own refusals
 
     @property
+    def lockless(self) -> bool:
+        """The read handler may run outside the trio loop (see ``lockless()``)."""
+        return getattr(self.read, "lockless", False)
+
+    @property
     def mode(self) -> int:
         if self.explicit_mode is not None:
             return self.explicit_mode
@@ -92,6 +97,15 @@ class CfType:
         return True
 
 
+def lockless(read: Reader) -> Reader:
+    """Mark a read handler that only loads a few scalar fields: each load is atomic under the
+    GIL, so the filesystem may call it on its own thread instead of entering the trio loop
+    (a hop costs more than the rest of a read).  Handlers that iterate the tree, a set or
+    /proc must not be marked."""
+    read.lockless = True  # type: ignore[attr-defined]
+    return read
+
+
 def _einval(reason: str) -> ControllerError:
     return ControllerError(errno.EINVAL, reason)
 
@@ -108,6 +122,7 @@ def _pages(value: int) -> str:
 
 
 def _counter_reader(counter: str, field: str) -> Reader:
+    @lockless
     def read(ctl: MemoryController, memcg: MemCgroup) -> str:
         res: ResCounter = getattr(memcg, counter)
         value = getattr(res, field)
@@ -162,14 +177,17 @@ def write_soft_limit(ctl, memcg, data, caller):
     ctl.set_soft_limit(memcg, page_counter_memparse(data))
 
 
+@lockless
 def read_soft_limit(ctl, memcg):
     return _pages(memcg.soft_limit)
 
 
+@lockless
 def read_high_wmark(ctl, memcg):
     return _watermark_pages(memcg.memory.hwmark)
 
 
+@lockless
 def read_low_wmark(ctl, memcg):
     return _watermark_pages(memcg.memory.lwmark)
 
@@ -195,6 +213,7 @@ def read_numa_stat(ctl, memcg):
     return "".join(f"{name}={value} N0={value}\n" for name, value in items)
 
 
+@lockless
 def read_oom_control(ctl, memcg):
     return (
         f"oom_kill_disable {int(memcg.oom_kill_disable)}\n"
@@ -210,6 +229,7 @@ def write_oom_control(ctl, memcg, data, caller):
     ctl.set_oom_kill_disable(memcg, bool(value))
 
 
+@lockless
 def read_swappiness(ctl, memcg):
     return _u64(memcg.swappiness)
 
@@ -224,6 +244,7 @@ def write_swappiness(ctl, memcg, data, caller):
     memcg.swappiness = value
 
 
+@lockless
 def read_use_hierarchy(ctl, memcg):
     return _u64(1)
 
@@ -234,6 +255,7 @@ def write_use_hierarchy(ctl, memcg, data, caller):
         raise _einval("use_hierarchy can only be 1")
 
 
+@lockless
 def read_move_charge(ctl, memcg):
     return _u64(0)
 
@@ -244,15 +266,18 @@ def write_move_charge(ctl, memcg, data, caller):
         raise _einval("move_charge_at_immigrate can only be 0")
 
 
+@lockless
 def read_empty(ctl, memcg):
     return ""
 
 
+@lockless
 def read_not_supported(ctl, memcg):
     """memory.pressure_level and friends are readable by mode but have no show handler."""
     raise _einval("this file cannot be read")
 
 
+@lockless
 def read_shown_ram(ctl, memcg):
     return _u64(memcg.shown_ram)
 
@@ -265,7 +290,7 @@ def write_shown_ram(ctl, memcg, data, caller):
 
 
 def _flag_reader(attr: str) -> Reader:
-    return lambda ctl, memcg: _u64(int(getattr(memcg, attr)))
+    return lockless(lambda ctl, memcg: _u64(int(getattr(memcg, attr))))
 
 
 def _flag_writer(attr: str) -> Writer:
@@ -310,10 +335,12 @@ def _attach_writer(whole_process: bool) -> Writer:
     return write
 
 
+@lockless
 def read_sane_behavior(ctl, memcg):
     return "0\n"
 
 
+@lockless
 def read_release_agent(ctl, memcg):
     return f"{ctl.release_agent}\n"
 
@@ -363,6 +390,7 @@ def write_uncharge(ctl, memcg, data, caller):
     ctl.uncharge(memcg, nr_pages, kind)
 
 
+@lockless
 def read_reclaim_daemon(ctl, memcg):
     daemon = memcg.daemon
     stats = daemon.stats

@@ -6,9 +6,11 @@
   the content afresh into the descriptor; later reads slice that snapshot, as seq_file does.
 * Every write() is parsed on its own, the offset ignored; it returns len(data) or the kernel's
   errno.  Writes over 4096 bytes are E2BIG; an empty write changes nothing.  truncate is a no-op.
-* Controller state is touched only in the trio loop (through the bridge).  Path lookups read the
-  group tree from FUSE threads with single dict look-ups, which the GIL makes atomic; anything
-  that iterates the tree runs in the loop.
+* Controller state is changed only in the trio loop (through the bridge).  Two kinds of reads
+  happen on FUSE threads, because a trip to the loop costs more than the rest of a read: path
+  lookups (single dict look-ups) and files whose cftype is ``lockless`` (their handlers load a
+  few scalar fields).  The GIL makes each such load atomic; anything that iterates the tree or
+  a collection runs in the loop.
 """
 
 from __future__ import annotations
@@ -64,8 +66,14 @@ class OpenFile:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class CgroupFS(fuse.Operations):
-    """fusepy operations for a fake cgroup v1 memory hierarchy."""
+class CgroupFS:
+    """fusepy operations for a fake cgroup v1 memory hierarchy.
+
+    Not a fuse.Operations: fusepy registers every method it finds, and each registered one is a
+    Python call per request.  What is left out the kernel handles alone: flush and fsync of a
+    file (ENOSYS counts as success), access (default_permissions checks the modes), opendir and
+    releasedir (libfuse's defaults).
+    """
 
     use_ns = True
     # Operations on an open descriptor reach us (path None) even after rmdir removed its group,
@@ -330,12 +338,6 @@ class CgroupFS(fuse.Operations):
     def release(self, path: str, fh: int) -> None:
         self._handles.pop(fh, None)
 
-    def flush(self, path: str, fh: int) -> None:
-        return None
-
-    def fsync(self, path: str, datasync: int, fh: int) -> None:
-        return None
-
     def truncate(self, path: str, length: int, fh: int | None = None) -> None:
         """cgroupfs accepts truncation and does nothing: ``echo 4M > f`` opens with O_TRUNC."""
         if path is not None:  # None: ftruncate on a descriptor whose group was removed
@@ -358,7 +360,10 @@ class CgroupFS(fuse.Operations):
             if offset == 0 or offset != handle.read_end:
                 if handle.memcg.removed:
                     raise fuse.FuseOSError(errno.ENODEV)
-                text = self.bridge.call(self._render, handle)
+                if cft.lockless:  # scalar fields only: read them here, no trip to the loop
+                    text = cft.read(self.ctl, handle.memcg)
+                else:
+                    text = self.bridge.call(self._render, handle)
                 handle.snapshot = text.encode("utf-8", "surrogateescape")
             data = handle.snapshot[offset : offset + size]
             handle.read_end = offset + len(data)

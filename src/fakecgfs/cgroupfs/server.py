@@ -25,6 +25,11 @@ from .fs import CgroupFS
 
 log = logging.getLogger("fakecgfs")
 
+ATTR_TIMEOUT = 3600.0
+"""Seconds the kernel may keep a name or attributes.  Nothing changes them behind the kernel's
+back, so long is right; it also lets fstat() of a descriptor held across rmdir answer from the
+kernel's cache, as kernfs does, where libfuse could no longer find the file's path."""
+
 PATH_ENCODING = "fakecgfs-utf8-surrogateescape"
 """fusepy decodes names with a codec name only; this one keeps non-UTF-8 names (cgroupfs
 accepts them) instead of failing every call on them."""
@@ -131,9 +136,13 @@ def serve(mountpoint: str, options: MountOptions) -> None:
         subtype="fakecgfs",
         default_permissions=True,
         direct_io=True,  # size-0 files must still be read to the end, as on cgroupfs
-        attr_timeout=0,  # usage and the tree change under the kernel's feet: never cache
-        entry_timeout=0,
-        negative_timeout=0,
+        # The kernel may cache names and attributes: every change to them (mkdir, rmdir,
+        # rename, chmod, chown, utime) goes through this mount's VFS, which updates its caches,
+        # and sizes are always 0.  Contents are never cached (direct_io).  This saves two or
+        # three requests per open.  See ATTR_TIMEOUT.
+        attr_timeout=ATTR_TIMEOUT,
+        entry_timeout=ATTR_TIMEOUT,
+        negative_timeout=ATTR_TIMEOUT,
         big_writes=True,  # see whole writes, so that > 4096 bytes can be refused as E2BIG
         max_write=131072,
         intr=True,  # deliver interrupts, so a blocked charge ends with EINTR on Ctrl-C
