@@ -72,6 +72,14 @@ class Bridge:
         except trio.RunFinishedError as e:
             raise ControllerError(errno.ENOTCONN, "the controller has stopped") from e
 
+    def _soon(self, callback: Callable[[], None]) -> bool:
+        """Queue ``callback`` in the loop without waiting for it; False if the loop is gone."""
+        try:
+            self.token.run_sync_soon(callback)
+        except trio.RunFinishedError:
+            return False
+        return True
+
     def call_async(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         try:
             return trio.from_thread.run(fn, *args, trio_token=self.token)
@@ -102,12 +110,19 @@ class Bridge:
             finally:
                 done.set()
 
-        self.call(self.nursery.start_soon, task)
+        def spawn() -> None:  # runs in the loop; must not raise there
+            try:
+                self.nursery.start_soon(task)
+            except RuntimeError:  # the nursery is closing: the mount is going away
+                outcome["error"] = ControllerError(errno.ENOTCONN, "the controller has stopped")
+                done.set()
+
+        # Fire and forget (no round trip): the task itself tells us when it is done.
+        if not self._soon(spawn):
+            raise ControllerError(errno.ENOTCONN, "the controller has stopped")
         while not done.wait(INTERRUPT_POLL_INTERVAL):
             if self._fuse_interrupted() or self._fuse_exited():
-                try:
-                    self.call(scope.cancel)
-                except ControllerError:
+                if not self._soon(scope.cancel):
                     break
         done.wait(5)
         if "error" in outcome:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import errno
+import inspect
 import stat
 from dataclasses import dataclass
 from typing import Awaitable, Callable
@@ -72,6 +73,12 @@ class CfType:
     fmt: str = ""  # what a read returns
     accepts: str = ""  # what a write takes, and what it does
     errors: tuple[tuple[str, str], ...] = ()  # (errno name, when): this file's own refusals
+
+    @property
+    def write_is_async(self) -> bool:
+        """The write handler awaits (reclaim, a task to start or stop); else it is a plain
+        function, run with the cheaper synchronous trip into the loop."""
+        return inspect.iscoroutinefunction(self.write)
 
     @property
     def lockless(self) -> bool:

@@ -387,15 +387,20 @@ class CgroupFS:
             raise fuse.FuseOSError(errno.E2BIG)
         value = terminate(data)
         caller = self._caller()
-        if cft.blocking:
-            self.bridge.call_interruptible(self._write, handle, value, caller)
-        else:
-            self.bridge.call_async(self._write, handle, value, caller)
+        if cft.blocking:  # may wait (reclaim, OOM): interruptible
+            self.bridge.call_interruptible(self._write_async, handle, value, caller)
+        elif cft.write_is_async:
+            self.bridge.call_async(self._write_async, handle, value, caller)
+        else:  # the cheapest trip into the loop
+            self.bridge.call(self._write_sync, handle, value, caller)
         return len(data)
 
-    async def _write(self, handle: OpenFile, value: bytes, caller: Caller) -> None:
+    def _write_sync(self, handle: OpenFile, value: bytes, caller: Caller) -> None:
         if handle.memcg.removed:
             raise ControllerError(errno.ENODEV)
-        result = handle.cft.write(self.ctl, handle.memcg, value, caller)
-        if result is not None:
-            await result
+        handle.cft.write(self.ctl, handle.memcg, value, caller)
+
+    async def _write_async(self, handle: OpenFile, value: bytes, caller: Caller) -> None:
+        if handle.memcg.removed:
+            raise ControllerError(errno.ENODEV)
+        await handle.cft.write(self.ctl, handle.memcg, value, caller)
