@@ -261,3 +261,23 @@ def test_force_empty_drops_file_pages(group):
 def test_fake_daemons_is_root_only(group):
     assert not (group / "fake.daemons").exists()
     assert read(group / "memory.high_wmark_in_bytes") == f"{UNLIMITED}\n"
+
+
+def _stat(path) -> dict[str, int]:
+    return {k: int(v) for k, v in (line.split() for line in open(path))}
+
+
+@pytest.mark.parametrize("touched", [False, True])
+def test_touched_pages_are_promoted_by_reclaim_not_freed(mount_factory, touched):
+    """fake.touch sets the referenced bit: reclaim promotes such pages to the active list."""
+    mnt = mount_factory()
+    g = mnt.group("g")
+    g.mkdir()
+    mnt.write("g/memory.limit_in_bytes", "8M")
+    mnt.write("g/fake.charge", "8M file")
+    if touched:
+        mnt.write("g/fake.touch", "8M file")
+    mnt.write("g/fake.charge", "1M file")  # over the limit: direct reclaim scans them
+    stat = _stat(g / "memory.stat")
+    assert (stat["active_file"] > 0) is touched
+    assert stat["cache"] == int((g / "memory.usage_in_bytes").read_text()) <= 8 << 20

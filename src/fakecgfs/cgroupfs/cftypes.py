@@ -397,6 +397,13 @@ def write_uncharge(ctl, memcg, data, caller):
     ctl.uncharge(memcg, nr_pages, kind)
 
 
+def write_touch(ctl, memcg, data, caller):
+    nr_pages, kind, dirty = _parse_charge(data)
+    if dirty:
+        raise _einval("touch takes no dirty flag")
+    ctl.touch(memcg, nr_pages, kind)
+
+
 @lockless
 def read_reclaim_daemon(ctl, memcg):
     daemon = memcg.daemon
@@ -682,6 +689,14 @@ CFTYPES: tuple[CfType, ...] = tuple(sorted(
                accepts="`SIZE [anon|file]` (default `anon`): frees up to SIZE of this group's "
                "own pages of that kind (anonymous: resident pages first, then swap entries). "
                "Freeing more than there is frees what there is, without an error.",
+               errors=(("EINVAL", "a malformed line, a junk size, `-1`, or `dirty`"),)),
+        CfType("fake.touch", "Mark simulated pages referenced: 'SIZE [anon|file]'.",
+               write=write_touch, origin=Origin.FAKECGFS, fmt="nothing: a read is EINVAL.",
+               accepts="`SIZE [anon|file]` (default `anon`): sets the referenced bit on up to "
+               "SIZE of this group's own pages of that kind not yet referenced, inactive list "
+               "first, as a task using them would. Reclaim then promotes a referenced inactive "
+               "page instead of freeing it, and keeps a referenced active page active once, "
+               "clearing the bit: scanning them is effort that frees nothing (pressure rises).",
                errors=(("EINVAL", "a malformed line, a junk size, `-1`, or `dirty`"),)),
         CfType("fake.reclaim_daemon", "The background reclaim task: state and statistics; "
                "write start or stop.", read=read_reclaim_daemon, write=write_reclaim_daemon,
