@@ -7,14 +7,16 @@ table; no file's behaviour lives anywhere else.
 
 Handlers run inside the controller's trio loop.  A read handler returns the file's whole
 content; a write handler receives one write()'s bytes (already cut at a NUL, never empty, at
-most 4096 bytes) and raises an ``OSError`` with the kernel's errno to refuse it.
+most 4096 bytes) and raises an ``OSError`` with the kernel's errno to refuse it.  A write that
+has to wait (reclaim, OOM, a task to start or stop) returns an awaitable instead of finishing:
+the filesystem then awaits it in a task of its own, which an interrupted writer can cancel.
+Writes that need not wait thus cost one plain trip into the loop.
 """
 
 from __future__ import annotations
 
 import enum
 import errno
-import inspect
 import stat
 from dataclasses import dataclass
 from typing import Awaitable, Callable
@@ -68,17 +70,11 @@ class CfType:
     where: Where = Where.BOTH
     origin: Origin = Origin.KERNEL
     explicit_mode: int | None = None  # only where the kernel's mode does not follow the handlers
-    blocking: bool = False  # the write may wait (reclaim, OOM): run it interruptibly
+    blocking: bool = False  # the write may wait (reclaim, OOM), so it may end with EINTR
     # The reference (docs/files.md and `fakecgfs explain`), in Markdown:
     fmt: str = ""  # what a read returns
     accepts: str = ""  # what a write takes, and what it does
     errors: tuple[tuple[str, str], ...] = ()  # (errno name, when): this file's own refusals
-
-    @property
-    def write_is_async(self) -> bool:
-        """The write handler awaits (reclaim, a task to start or stop); else it is a plain
-        function, run with the cheaper synchronous trip into the loop."""
-        return inspect.iscoroutinefunction(self.write)
 
     @property
     def lockless(self) -> bool:
@@ -164,8 +160,10 @@ def _byte_value(data: bytes) -> int | None:
 # -- memory.* handlers ----------------------------------------------------------------------
 
 
-async def write_limit(ctl, memcg, data, caller):
-    await ctl.set_limit(memcg, page_counter_memparse(data))
+def write_limit(ctl, memcg, data, caller):
+    nr_pages = page_counter_memparse(data)
+    if not ctl.set_limit_now(memcg, nr_pages):
+        return ctl.set_limit(memcg, nr_pages)  # it must reclaim first: may wait
 
 
 async def write_memsw_limit(ctl, memcg, data, caller):
@@ -385,9 +383,10 @@ def _parse_charge(data: bytes) -> tuple[int, PageKind, bool]:
     return nr_pages, kind, dirty
 
 
-async def write_charge(ctl, memcg, data, caller):
+def write_charge(ctl, memcg, data, caller):
     nr_pages, kind, dirty = _parse_charge(data)
-    await ctl.charge(memcg, nr_pages, kind, dirty=dirty)
+    if not ctl.charge_now(memcg, nr_pages, kind, dirty=dirty):
+        return ctl.charge(memcg, nr_pages, kind, dirty=dirty)  # it must reclaim: may wait
 
 
 def write_uncharge(ctl, memcg, data, caller):

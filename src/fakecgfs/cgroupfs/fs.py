@@ -23,7 +23,7 @@ import stat
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Coroutine
 from weakref import WeakKeyDictionary
 
 import fuse
@@ -376,6 +376,9 @@ class CgroupFS:
 
     def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
         handle = self._handle(fh)
+        # kernfs_fop_write_iter()'s order: the size, then the node's liveness, then the handler.
+        if len(data) > MAX_WRITE:
+            raise fuse.FuseOSError(errno.E2BIG)
         if handle.memcg.removed:
             raise fuse.FuseOSError(errno.ENODEV)
         cft = handle.cft
@@ -383,24 +386,24 @@ class CgroupFS:
             raise fuse.FuseOSError(errno.EINVAL)
         if not data:
             return 0
-        if len(data) > MAX_WRITE:
-            raise fuse.FuseOSError(errno.E2BIG)
         value = terminate(data)
         caller = self._caller()
-        if cft.blocking:  # may wait (reclaim, OOM): interruptible
-            self.bridge.call_interruptible(self._write_async, handle, value, caller)
-        elif cft.write_is_async:
-            self.bridge.call_async(self._write_async, handle, value, caller)
-        else:  # the cheapest trip into the loop
-            self.bridge.call(self._write_sync, handle, value, caller)
+        (pending,) = self.bridge.call(self._write, handle, value, caller)
+        if pending is not None:  # the write has to wait: finish it where a signal can cancel it
+            try:
+                self.bridge.call_interruptible(_finish, pending)
+            except BaseException:
+                pending.close()  # never started (the loop is gone): do not leak the coroutine
+                raise
         return len(data)
 
-    def _write_sync(self, handle: OpenFile, value: bytes, caller: Caller) -> None:
+    def _write(self, handle: OpenFile, value: bytes, caller: Caller) -> tuple[Coroutine | None]:
+        """Run the handler; what it leaves to wait for comes back in a tuple (trio refuses a
+        plain coroutine as the result of a synchronous call)."""
         if handle.memcg.removed:
             raise ControllerError(errno.ENODEV)
-        handle.cft.write(self.ctl, handle.memcg, value, caller)
+        return (handle.cft.write(self.ctl, handle.memcg, value, caller),)
 
-    async def _write_async(self, handle: OpenFile, value: bytes, caller: Caller) -> None:
-        if handle.memcg.removed:
-            raise ControllerError(errno.ENODEV)
-        await handle.cft.write(self.ctl, handle.memcg, value, caller)
+
+async def _finish(pending: Coroutine) -> None:
+    await pending

@@ -226,17 +226,16 @@ class MemoryController:
             raise ControllerError(errno.EBUSY, "the root cannot be removed")
         self._check_not_removed(memcg)
         self._check_removable(memcg)
-        await memcg.daemon.stop()
-        # Another rmdir of this group may have finished while we waited; without this check it
-        # would delete whichever group now has the name from the parent.
-        self._check_not_removed(memcg)
-        self._check_removable(memcg)  # nothing can have arrived, but stay honest if it did
+        # The group goes first, with no await between the checks and its removal: nothing can
+        # then arrive in it (a charge, a task), and nothing can start its reclaim task again
+        # (start_daemon refuses a removed group) while rmdir waits for that task to exit.
         # The parent's counters already include these pages (hierarchical accounting); they
         # now sit on its own lists, as ~2.6.29 to 3.x kernels moved charges to the parent.
         memcg.lruvec.move_to(parent.lruvec)
         self._release_kernel_memory(memcg)
         del parent.children[memcg.name]
         memcg.removed = True
+        await memcg.daemon.stop()
         self.notifier.group_removed(memcg)
         self.emit(memcg, EventKind.GROUP, action="removed")
 
@@ -265,9 +264,8 @@ class MemoryController:
         A request that fails (OOM: ENOMEM; interrupted) frees what it had charged: the simulated
         OOM victim is the charging task itself, and its memory goes with it.
         """
-        if nr_pages <= 0:
+        if self.charge_now(memcg, nr_pages, kind, dirty=dirty):
             return
-        self._check_not_removed(memcg)
         committed = 0
         memcg.charging += 1
         try:
@@ -288,6 +286,24 @@ class MemoryController:
             raise
         finally:
             memcg.charging -= 1
+
+    def charge_now(
+        self, memcg: MemCgroup, nr_pages: int, kind: PageKind = PageKind.ANON, *, dirty: bool = False
+    ) -> bool:
+        """The charge's fast path: if every page fits under every limit on the way up, charge
+        them all and return True; else change nothing and return False (charge() then reclaims
+        batch by batch).  Needs no await, so the filesystem can run it without a task."""
+        self._check_not_removed(memcg)
+        if nr_pages <= 0:
+            return True
+        if self._charge_margin(memcg) < nr_pages:
+            return False
+        refused = self._counters_try_charge(memcg, nr_pages)
+        assert refused is None, "a charge within every margin was refused"
+        memcg.commit_charge(kind, nr_pages, dirty=dirty)
+        self.notifier.usage_changed()
+        self._wake_daemons_above_high(memcg)
+        return True
 
     def _charge_margin(self, memcg: MemCgroup) -> int:
         return min(min(n.memory.margin(), n.memsw.margin()) for n in memcg.lineage())
@@ -450,12 +466,24 @@ class MemoryController:
 
     async def set_limit(self, memcg: MemCgroup, nr_pages: int) -> None:
         """memory.limit_in_bytes: reclaim down to it first; EBUSY (value unchanged) if impossible."""
-        self._check_not_root(memcg)
+        if self.set_limit_now(memcg, nr_pages):
+            return
         self._check_limit(memcg, nr_pages)
         await self._shrink_to(memcg, memcg.memory, nr_pages, may_swap=True)
         self._check_limit(memcg, nr_pages)  # re-read: other writes ran while we reclaimed
         memcg.memory.set_limit(nr_pages)
         self._settings_changed(memcg)
+
+    def set_limit_now(self, memcg: MemCgroup, nr_pages: int) -> bool:
+        """set_limit()'s fast path: if usage already fits, set it and return True; if reclaim
+        is needed, change nothing and return False.  Invalid limits raise as set_limit does."""
+        self._check_not_root(memcg)
+        self._check_limit(memcg, nr_pages)
+        if memcg.memory.usage > nr_pages:
+            return False
+        memcg.memory.set_limit(nr_pages)
+        self._settings_changed(memcg)
+        return True
 
     def _check_limit(self, memcg: MemCgroup, nr_pages: int) -> None:
         if nr_pages > memcg.memsw.limit:
@@ -524,6 +552,8 @@ class MemoryController:
     async def start_daemon(self, memcg: MemCgroup) -> None:
         """Start the group's reclaim task (idempotent); EINVAL without a high watermark, since
         such a task could never be woken."""
+        if memcg.removed:
+            raise ControllerError(errno.ENODEV, "group removed")
         if not memcg.memory.watermarks_armed():
             raise ControllerError(errno.EINVAL, "no high watermark: nothing would wake the task")
         if self._nursery is None:
