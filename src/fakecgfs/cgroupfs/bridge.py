@@ -62,6 +62,10 @@ class Bridge:
     def __init__(self, token: trio.lowlevel.TrioToken, nursery: trio.Nursery) -> None:
         self.token = token  # the controller's loop
         self.nursery = nursery  # where interruptible writes run as tasks
+        # Set by the server once libfuse serves the mount: only inside a libfuse request may
+        # fuse_interrupted() and fuse_exited() be asked (elsewhere libfuse's thread-local
+        # context is undefined, and asking crashes), e.g. when tests drive CgroupFS directly.
+        self.in_fuse_requests = False
         self._fuse_interrupted = _load_fuse_interrupted()
         self._fuse_exited = _load_fuse_exited()
 
@@ -121,7 +125,7 @@ class Bridge:
         if not self._soon(spawn):
             raise ControllerError(errno.ENOTCONN, "the controller has stopped")
         while not done.wait(INTERRUPT_POLL_INTERVAL):
-            if self._fuse_interrupted() or self._fuse_exited():
+            if self.in_fuse_requests and (self._fuse_interrupted() or self._fuse_exited()):
                 if not self._soon(scope.cancel):
                     break
         done.wait(5)

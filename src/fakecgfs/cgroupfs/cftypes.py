@@ -101,10 +101,12 @@ class CfType:
 
 
 def lockless(read: Reader) -> Reader:
-    """Mark a read handler that only loads a few scalar fields: each load is atomic under the
-    GIL, so the filesystem may call it on its own thread instead of entering the trio loop
-    (a hop costs more than the rest of a read).  Handlers that iterate the tree, a set or
-    /proc must not be marked."""
+    """Mark a read handler that only loads scalar fields, or walks the tree: each load is
+    atomic under the GIL, and MemCgroup.subtree() copies each children dict in one C call, so
+    the filesystem may call it on its own thread instead of entering the trio loop (a trip
+    costs more than the rest of a read).  Like the kernel's own statistics, such a read is not
+    a snapshot of one instant.  Handlers that iterate a set that the loop changes (tasks), or
+    read /proc, must not be marked."""
     read.lockless = True  # type: ignore[attr-defined]
     return read
 
@@ -209,10 +211,12 @@ async def write_force_empty(ctl, memcg, data, caller):
     await ctl.force_empty(memcg)
 
 
+@lockless
 def read_stat(ctl, memcg):
     return "".join(f"{name} {value}\n" for name, value in ctl.memory_stat(memcg))
 
 
+@lockless
 def read_numa_stat(ctl, memcg):
     items = ctl.numa_stat(memcg)
     return "".join(f"{name}={value} N0={value}\n" for name, value in items)
@@ -435,6 +439,7 @@ async def write_reclaim_daemon(ctl, memcg, data, caller):
         raise _einval("write start or stop")
 
 
+@lockless
 def read_daemons(ctl, memcg):
     groups = ctl.daemons()
     return f"{len(groups)}\n" + "".join(f"{g.path}\n" for g in groups)

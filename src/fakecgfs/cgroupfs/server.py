@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import queue
+import sys
 import threading
 from dataclasses import dataclass
 
@@ -120,8 +121,16 @@ class _ControllerThread:
         self._thread.join(timeout=10)
 
 
+SWITCH_INTERVAL = 0.0005
+"""Seconds a thread may hold the GIL while another waits (Python's default is 5 ms).  Reclaim
+passes run back to back in the loop thread; at the default, every FUSE request arriving
+meanwhile waited up to 5 ms for the GIL (measured: a stat read's median 2.4 ms during a
+full-speed reclaim, 0.4 ms at rest)."""
+
+
 def serve(mountpoint: str, options: MountOptions) -> None:
     """Mount at ``mountpoint`` and serve until unmounted or signalled (blocks)."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
     mountpoint = os.path.abspath(mountpoint)
     loop = _ControllerThread(options)
     loop.start()
@@ -153,6 +162,7 @@ def serve(mountpoint: str, options: MountOptions) -> None:
     pidfile = mounting.runtime_path(mountpoint, ".pid")  # how `fakecgfs umount --lazy` finds us
     with open(pidfile, "w", encoding="ascii") as f:
         f.write(f"{os.getpid()}\n")
+    loop.bridge.in_fuse_requests = True
     try:
         fuse.FUSE(ops, mountpoint, raw_fi=False, encoding=PATH_ENCODING, **fuse_options)
     finally:
