@@ -6,6 +6,7 @@ import errno
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -166,6 +167,36 @@ def test_a_second_charge_does_not_wait_behind_a_sleeping_one(group):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def test_rmdir_of_a_group_with_a_charge_asleep_in_oom_is_ebusy(group):
+    kid = group / "kid"
+    os.mkdir(kid)
+    writer = _blocked_charge(kid)
+    outcome: dict[str, int | None] = {}
+
+    def attempt(key, fn) -> threading.Thread:
+        thread = threading.Thread(target=lambda: outcome.update({key: errno_of(fn)}), daemon=True)
+        thread.start()
+        return thread
+
+    rmdir = attempt("rmdir", lambda: os.rmdir(kid))
+    rmdir.join(2)
+    reader = attempt("read", lambda: read(kid / "memory.usage_in_bytes"))
+    reader.join(1)
+    hung = rmdir.is_alive()
+    read_hung = reader.is_alive()
+    try:
+        writer.send_signal(signal.SIGINT)  # EINTR ends the charge: whatever waited goes on
+        writer.communicate(timeout=10)
+        rmdir.join(10)
+        reader.join(10)
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()
+    assert not hung and not read_hung, f"rmdir hung: {hung}, a read in the group hung: {read_hung}"
+    assert outcome["rmdir"] == errno.EBUSY
 
 
 def test_turning_oom_kill_back_on_fails_the_sleeper(group):

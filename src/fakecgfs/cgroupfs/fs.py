@@ -71,14 +71,17 @@ class CgroupFS:
 
     Not a fuse.Operations: fusepy registers every method it finds, and each registered one is a
     Python call per request.  What is left out the kernel handles alone: flush and fsync of a
-    file (ENOSYS counts as success), access (default_permissions checks the modes), opendir and
-    releasedir (libfuse's defaults).
+    file (ENOSYS counts as success), access (default_permissions checks the modes).
     """
 
     use_ns = True
     # Operations on an open descriptor reach us (path None) even after rmdir removed its group,
     # so that read and write can answer ENODEV as kernfs does, not libfuse's ENOENT.
     flag_nullpath_ok = True
+    # ...and they need no path at all: libfuse then neither builds one nor locks the path's
+    # directories for them, so a write asleep in OOM does not block rmdir (or lookups) of its
+    # group, which answers EBUSY at once as the kernel does.
+    flag_nopath = True
 
     def __init__(self, controller: MemoryController, bridge: Bridge, *, strict: bool = False,
                  mountpoint: str | None = None, owner: tuple[int, int] = (0, 0)) -> None:  # fmt: skip
@@ -88,6 +91,7 @@ class CgroupFS:
         self.mountpoint = mountpoint
         self._owner = owner  # uid, gid of the root directory and its files
         self._handles: dict[int, OpenFile] = {}
+        self._dirs_open: dict[int, MemCgroup] = {}  # opendir handles
         self._next_fh = itertools.count(1)
         self._meta_lock = threading.Lock()
         self._dirs: WeakKeyDictionary[MemCgroup, Inode] = WeakKeyDictionary()
@@ -255,8 +259,17 @@ class CgroupFS:
     def fsyncdir(self, path: str | None, datasync: int, fh: int) -> None:
         raise fuse.FuseOSError(errno.EINVAL)  # kernfs directories have no fsync
 
-    def readdir(self, path: str, fh: int) -> list[str]:
-        memcg = self._group(path)
+    def opendir(self, path: str) -> int:
+        """Directories get handles too: with flag_nopath, readdir names its directory by one."""
+        fh = next(self._next_fh)
+        self._dirs_open[fh] = self._group(path)
+        return fh
+
+    def releasedir(self, path: str | None, fh: int) -> None:
+        self._dirs_open.pop(fh, None)
+
+    def readdir(self, path: str | None, fh: int) -> list[str]:
+        memcg = self._dirs_open.get(fh) or self._group(path)
 
         def names() -> list[str]:
             files = [cft.name for cft in cftypes.files_of(memcg, strict=self.strict)]
