@@ -147,6 +147,7 @@ class MemoryController:
         kmem = KMEM_NEXT_CHILD_PAGES if parent.children_made else KMEM_FIRST_CHILD_PAGES
         self._charge_kernel_memory(parent, kmem)  # ENOMEM if the parent cannot afford it
         memcg = self._new_group(name, parent)
+        memcg.kmem_cost = kmem
         parent.children[name] = memcg
         parent.children_made += 1
         self.emit(memcg, EventKind.GROUP, action="created")
@@ -193,6 +194,19 @@ class MemoryController:
             self.notifier.usage_changed()
         return drained
 
+    def _free_child_structures(self, child: MemCgroup) -> None:
+        """A removed child's structures are freed: its kmem pages leave the parent's kmem
+        counter and go back to the parent's stock, as freed kernel objects refill the per-CPU
+        stock, so memory usage does not move (as measured right after rmdir) and the next
+        children are paid from that stock: mkdir/rmdir churn cannot grow usage."""
+        parent = child.parent
+        assert parent is not None
+        parent.kernel_pages -= child.kmem_cost
+        parent.stock += child.kmem_cost
+        for node in parent.lineage():
+            node.kmem.uncharge(child.kmem_cost)
+        child.kmem_cost = 0
+
     def _release_kernel_memory(self, memcg: MemCgroup) -> None:
         """A removed group's kernel memory and stock leave its ancestors' counters."""
         held = memcg.kernel_pages + memcg.stock
@@ -233,6 +247,7 @@ class MemoryController:
         # now sit on its own lists, as ~2.6.29 to 3.x kernels moved charges to the parent.
         memcg.lruvec.move_to(parent.lruvec)
         self._release_kernel_memory(memcg)
+        self._free_child_structures(memcg)
         del parent.children[memcg.name]
         memcg.removed = True
         await memcg.daemon.stop()

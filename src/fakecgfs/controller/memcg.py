@@ -53,6 +53,7 @@ class MemCgroup:
         self.kernel_pages = 0  # kmem charged here for child groups' structures (unreclaimable)
         self.stock = 0  # pages precharged to memory+memsw and not yet used (per-CPU stock)
         self.children_made = 0  # child groups ever created here: the first costs more kmem
+        self.kmem_cost = 0  # kmem pages this group's structures cost its parent
         self.charging = 0  # charges in progress here: the simulated tasks rmdir must not orphan
         self.shown_ram = 0  # memory.shown_ram_in_bytes, a vendor file of the measured kernel
         self.daemon: ReclaimDaemon | None = None  # set by the controller at creation
