@@ -296,6 +296,53 @@ async def test_concurrent_stops_all_wait_for_the_exit():
         assert g.removed
 
 
+def slow_to_exit(daemon: ReclaimDaemon) -> None:
+    """Make ``daemon.stop()`` return a (virtual) second after the task exited: the window in
+    which rmdir waits for the exit, wide enough for another operation to run in it."""
+    stop = daemon.stop
+
+    async def slow_stop() -> None:
+        await stop()
+        await trio.sleep(1)
+
+    daemon.stop = slow_stop
+
+
+@trio_test
+async def test_a_watermark_write_during_rmdir_cannot_restart_the_task():
+    """Issue 5: rmdir waited for the task's exit before removing the group, and a high
+    watermark write landing in that wait started a new task, which then outlived its group."""
+    async with controller() as c:
+        g = await seed_group(c)
+        slow_to_exit(g.daemon)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(c.remove_group, g)
+            await trio.sleep(0.5)  # rmdir is waiting for the task to exit
+            with pytest.raises(ControllerError) as refused:
+                await c.set_high_wmark(g, pages(56 * MiB))
+            assert refused.value.errno == errno.ENODEV  # as any write to a removed group
+        assert g.removed and not g.daemon.is_running() and g.daemon.state is DaemonState.STOPPED
+        await trio.sleep(10)
+        assert not g.daemon.is_running() and c.daemons() == []
+
+
+@trio_test
+async def test_a_charge_during_rmdir_cannot_leave_an_armed_group_without_its_task():
+    """rmdir stopped the task, then failed with EBUSY if a charge had arrived in the wait,
+    leaving the group armed with no task.  Now nothing arrives once its checks have passed."""
+    async with controller() as c:
+        g = await seed_group(c)
+        c.set_oom_kill_disable(g, True)
+        slow_to_exit(g.daemon)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(c.remove_group, g)
+            await trio.sleep(0.5)
+            with pytest.raises(ControllerError) as refused:
+                await c.charge(g, pages(100 * MiB))  # would sleep in OOM: a task of the group
+            assert refused.value.errno == errno.ENOENT
+        assert g.removed and c.daemons() == []
+
+
 # -- no progress and back-off ------------------------------------------------------------------
 
 

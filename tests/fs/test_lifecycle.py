@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import subprocess
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -95,28 +96,90 @@ def test_sigterm_with_a_running_reclaim_task(mount_factory):
     assert not mounting.is_fakecgfs_mount(str(mount.path))
 
 
-def test_sigterm_with_a_charge_asleep_in_oom(mnt):
-    """libfuse waits for the requests in progress before it returns: a write asleep in OOM
-    must end (EINTR) or the server would never exit."""
-    g = mnt.path / "g"
-    os.mkdir(g)
-    write(g / "memory.limit_in_bytes", "4M")
-    write(g / "memory.oom_control", "1")
+@contextmanager
+def charge_asleep_in_oom(group: Path):
+    """A shell whose charge sleeps in OOM in ``group`` (oom_kill_disable 1); killed and reaped
+    on the way out, whatever happened."""
+    os.mkdir(group)
+    write(group / "memory.limit_in_bytes", "4M")
+    write(group / "memory.oom_control", "1")
     writer = subprocess.Popen(["sh", "-c", "echo '8M anon' > fake.charge; echo rc=$?"],
-                              cwd=g, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              cwd=group, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)  # fmt: skip
     try:
-        wait_until(lambda: kv_lines(g / "memory.oom_control")["under_oom"] == "1",
+        wait_until(lambda: kv_lines(group / "memory.oom_control")["under_oom"] == "1",
                    what="the charge to sleep in OOM")  # fmt: skip
-        mnt.process.send_signal(signal.SIGTERM)
-        assert mnt.process.wait(timeout=10) == 0
-        out, _ = writer.communicate(timeout=10)
-        assert out.strip() != "rc=0"
+        yield writer
     finally:
         if writer.poll() is None:
             writer.kill()
             writer.wait()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_with_a_charge_asleep_in_oom(mnt, signum):
+    """libfuse waits for the requests in progress before it returns: a write asleep in OOM
+    must end (EINTR) or the server would never exit.  SIGINT is Ctrl-C on `mount -f`."""
+    with charge_asleep_in_oom(mnt.path / "g") as writer:
+        mnt.process.send_signal(signum)
+        assert mnt.process.wait(timeout=10) == 0
+        out, _ = writer.communicate(timeout=10)
+        assert out.strip() != "rc=0"
     assert not mounting.is_fakecgfs_mount(str(mnt.path))
+    assert not mounting.is_stale(str(mnt.path))
+
+
+def test_umount_with_a_charge_asleep_in_oom(tmp_path):
+    """The sleeping writer holds a file open: `fakecgfs umount` refuses (busy), and --lazy stops
+    the server, which ends the write; nothing hangs."""
+    mountpoint = tmp_path / "m"
+    mountpoint.mkdir()
+    with background_mounts(mountpoint) as pids:
+        result = fakecgfs("mount", str(mountpoint), "--log", str(tmp_path / "log"))
+        assert result.returncode == 0, result.stderr
+        pid = server_pid_of(result)
+        pids.append(pid)
+        with charge_asleep_in_oom(mountpoint / "g") as writer:
+            result = fakecgfs("umount", str(mountpoint), timeout=10)
+            assert result.returncode != 0 and "--lazy" in result.stderr
+            start = time.monotonic()
+            result = fakecgfs("umount", "--lazy", str(mountpoint), timeout=20)
+            assert result.returncode == 0, result.stderr
+            out, _ = writer.communicate(timeout=10)
+            assert out.strip() != "rc=0"
+            assert time.monotonic() - start < 10
+        wait_until(lambda: process_gone(pid), timeout=10, what="the server to exit")
+        assert not mounting.is_fakecgfs_mount(str(mountpoint))
+        assert not mounting.is_stale(str(mountpoint))
+
+
+def test_kill_9_with_a_charge_asleep_in_oom(tmp_path):
+    """kill -9 of the server: the sleeping write fails at once (the kernel aborts the
+    connection), the mount is dead (ENOTCONN), and `fakecgfs mount` mounts again there."""
+    mountpoint = tmp_path / "m"
+    mountpoint.mkdir()
+    log = str(tmp_path / "log")
+    with background_mounts(mountpoint) as pids:
+        result = fakecgfs("mount", str(mountpoint), "--log", log)
+        assert result.returncode == 0, result.stderr
+        pids.append(server_pid_of(result))
+        with charge_asleep_in_oom(mountpoint / "g") as writer:
+            os.kill(pids[0], signal.SIGKILL)
+            out, _ = writer.communicate(timeout=10)
+            assert out.strip() != "rc=0"
+        wait_until(lambda: process_gone(pids[0]), what="the server to die")
+        # (stat may still answer from the kernel's cache here; anything reaching the server
+        # cannot)
+        assert errno_of(lambda: os.listdir(mountpoint)) in (errno.ENOTCONN, errno.ECONNABORTED)
+        assert errno_of(lambda: os.listdir(mountpoint)) == errno.ENOTCONN
+        assert errno_of(lambda: read(mountpoint / "g" / "memory.stat")) == errno.ENOTCONN
+        result = fakecgfs("mount", str(mountpoint), "--log", log)
+        assert result.returncode == 0, result.stderr
+        pids.append(server_pid_of(result))
+        assert "cleared a dead mount" in result.stderr
+        assert os.listdir(mountpoint).count("g") == 0 and "memory.stat" in os.listdir(mountpoint)
+        assert fakecgfs("umount", str(mountpoint)).returncode == 0
+        wait_until(lambda: process_gone(pids[1]), timeout=10, what="the server to exit")
 
 
 def test_background_mount_refuses_a_non_empty_directory(tmp_path):

@@ -5,10 +5,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
+from fakecgfs import mounting
 from fakecgfs.cgroupfs.cftypes import CFTYPES, Where
+from fakecgfs.testing.mount import _teardown
 
 from .helpers import NOBODY, NOBODY_UID, UNLIMITED, read, sh, write
 
@@ -122,3 +127,76 @@ def test_nobody_moves_its_own_process_into_a_delegated_group(group):
     assert result.returncode == 0, result.stderr
     tasks, pid = result.stdout.split()
     assert tasks == pid
+
+
+# -- who may see the mount at all (issue 5) -------------------------------------------------------
+
+
+def _mount_options(path) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == str(path):
+                sep = fields.index("-")
+                return fields[5].split(",") + fields[sep + 3].split(",")
+    raise AssertionError(f"{path} is not mounted")
+
+
+def test_a_root_mount_is_visible_to_every_user(shared, group):
+    """As cgroupfs: allow_other with default_permissions, so modes decide, not the mounter."""
+    options = _mount_options(shared.path)
+    assert "allow_other" in options and "default_permissions" in options
+    result = as_nobody(f"ls {shared.path} >/dev/null && stat -c %a {group.name} && "
+                       "cat memory.usage_in_bytes fake.daemons >/dev/null",
+                       shared.path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "755\n"
+
+
+def test_a_mount_without_allow_other_is_private(tmp_path):
+    """What a normal user's mount is unless --allow-other: other users (here nobody) cannot even
+    look inside; the owner can.  (Made as root through the server's own option, since a normal
+    user cannot mount here: /dev/fuse is 0600.)"""
+    directory = tempfile.mkdtemp(prefix="fakecgfs-private-")
+    os.chmod(directory, 0o755)
+    mountpoint = Path(directory) / "mnt"
+    mountpoint.mkdir()
+    server = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from fakecgfs.cgroupfs.server import MountOptions, "
+         "serve; serve(sys.argv[1], MountOptions(allow_other=False))", str(mountpoint)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert mounting.wait_until(lambda: mounting.is_fakecgfs_mount(str(mountpoint)), 15)
+        assert "allow_other" not in _mount_options(mountpoint)
+        os.mkdir(mountpoint / "g")
+        os.chmod(mountpoint / "g" / "memory.limit_in_bytes", 0o666)  # the modes do not matter
+        for script in ("ls mnt", "cat mnt/g/memory.usage_in_bytes", "stat mnt/g",
+                       "echo 1M > mnt/g/memory.limit_in_bytes"):  # fmt: skip
+            result = as_nobody(script, mountpoint.parent)
+            assert result.returncode != 0 and "Permission denied" in result.stderr, script
+        assert read(mountpoint / "g" / "memory.limit_in_bytes") == f"{UNLIMITED}\n"
+    finally:
+        _teardown(mountpoint, server)
+        if not mounting.is_fakecgfs_mount(str(mountpoint)):
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.mark.parametrize("uid, option, shared_with_all", [
+    (0, None, True),  # root: as cgroupfs
+    (1000, None, False),  # a normal user: private...
+    (1000, True, True),  # ...unless --allow-other
+    (0, True, True),
+])  # fmt: skip
+def test_who_gets_allow_other(monkeypatch, tmp_path, uid, option, shared_with_all):
+    """The decision itself (server.serve), for the mounts this machine cannot make."""
+    from fakecgfs.cgroupfs import server as server_module
+
+    seen = {}
+    monkeypatch.setattr(server_module.os, "getuid", lambda: uid)
+    monkeypatch.setattr(server_module.fuse, "FUSE", lambda ops, mountpoint, **kw: seen.update(kw))
+    monkeypatch.setattr(server_module.mounting, "runtime_path",
+                        lambda mountpoint, suffix: str(tmp_path / f"server{suffix}"))  # fmt: skip
+    server_module.serve(str(tmp_path), server_module.MountOptions(allow_other=option))
+    assert seen.get("allow_other", False) is shared_with_all
+    assert seen["default_permissions"] is True

@@ -109,3 +109,69 @@ def test_unused_pid_is_esrch(group):
     assert errno_of(lambda: write(group / "cgroup.procs", "4194304")) == errno.ESRCH
     assert read(group / "tasks") == ""
 
+
+
+# -- never touch the host (issue 5) ------------------------------------------------------------
+
+SIGNAL_TRAP = """
+import signal, sys, time
+def note(signum, frame):
+    with open(sys.argv[1], "a") as f:
+        f.write(f"{signum}\\n")
+for s in signal.valid_signals():
+    if s not in (signal.SIGKILL, signal.SIGSTOP):
+        try:
+            signal.signal(s, note)
+        except (OSError, ValueError, RuntimeError):
+            pass
+print("ready", flush=True)
+time.sleep(60)  # it traps SIGTERM: make sure it ends even if the test is killed
+"""
+
+
+def _untouched(pid: int) -> None:
+    """Alive, not stopped, and nothing pending for it (SIGKILL and SIGSTOP cannot be trapped:
+    this is how they would show)."""
+    status = dict(line.split(":", 1) for line in read(f"/proc/{pid}/status").splitlines())
+    assert status["State"].split()[0] in ("S", "R"), status["State"]
+    assert int(status["SigPnd"], 16) == 0 and int(status["ShdPnd"], 16) == 0, status
+
+
+def test_a_task_is_never_signalled_even_under_oom(group, tmp_path):
+    """tasks and cgroup.procs name real processes; OOM in their group, both kill mode (the
+    charging write is the victim) and wait mode, reclaim and rmdir never signal them."""
+    signalled = tmp_path / "signals"
+    signalled.touch()
+    with sleeper(sys.executable, "-c", SIGNAL_TRAP, str(signalled)) as trap, sleeper() as plain:
+        assert trap.stdout.readline() == "ready\n"
+        write(group / "cgroup.procs", str(trap.pid))
+        write(group / "tasks", str(plain.pid))
+        write(group / "memory.limit_in_bytes", "4M")
+        write(group / "memory.high_wmark_in_bytes", "3M")
+        write(group / "fake.charge", "3M anon")  # unreclaimable without swap: the task backs off
+        # kill mode: the charge is the victim
+        assert errno_of(lambda: write(group / "fake.charge", "8M anon")) == errno.ENOMEM
+        assert "oom_kill 1" in read(group / "memory.oom_control")
+        # wait mode: a charge asleep in OOM, then released
+        write(group / "memory.oom_control", "1")
+        waiter = subprocess.Popen(["sh", "-c", "echo 2M > fake.charge"], cwd=group)
+        try:
+            wait_until(lambda: "under_oom 1" in read(group / "memory.oom_control"),
+                       what="the charge to sleep in OOM")  # fmt: skip
+            write(group / "memory.force_empty", "1")
+            write(group / "memory.limit_in_bytes", "64M")
+            assert waiter.wait(timeout=10) == 0
+        finally:
+            if waiter.poll() is None:
+                waiter.kill()
+                waiter.wait()
+        wait_until(lambda: read(group / "fake.reclaim_daemon").startswith("state backoff")
+                   or "no_progress_passes 0" not in read(group / "fake.reclaim_daemon"),
+                   what="the reclaim task to try")  # fmt: skip
+        for proc in (trap, plain):
+            assert proc.poll() is None
+            _untouched(proc.pid)
+        assert read(signalled) == ""  # the trap caught nothing
+        assert sorted(_ids(group / "tasks")) == sorted([trap.pid, plain.pid])
+        assert errno_of(lambda: os.rmdir(group)) == errno.EBUSY
+    wait_until(lambda: read(group / "tasks") == "", what="the dead tasks to leave")
