@@ -8,10 +8,9 @@ import logging
 import os
 import subprocess
 import sys
-import time
 
 from . import mounting
-from .cgroupfs.parse import ParseError, memparse
+from .cgroupfs.parse import memparse
 
 MOUNT_TIMEOUT = 15.0  # seconds `fakecgfs mount` waits for the server to be usable
 POLL_INTERVAL = 0.05

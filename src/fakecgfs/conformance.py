@@ -1201,7 +1201,6 @@ def _event_probes(add: Callable[..., None]) -> None:
             os.close(fd)
         return S.d
 
-    U = "memory.usage_in_bytes"
     cases: dict[str, dict[str, Any]] = {
         "usage/4096": dict(fmt="{efd} {cfd} 4096"),
         "usage/4096-newline": dict(fmt="{efd} {cfd} 4096\n"),
