@@ -586,3 +586,44 @@ async def test_reclaim_daemon_direct_use():
             assert d.stats.wakeups == 1
             await d.stop()
             assert d.state is DaemonState.STOPPED and not d.is_running()
+
+
+@trio_test
+async def test_cancel_stops_at_once_and_the_task_never_runs_again():
+    async with controller(reclaim_rate=1 * MiB) as c:  # slow: a pass every ~0.2 virtual s
+        g = await seed_group(c)
+        await c.charge(g, pages(60 * MiB), PageKind.FILE)
+        await wait_for(lambda: g.daemon.stats.passes >= 2)
+        g.daemon.cancel()  # no await: what rmdir from the FUSE session uses
+        assert g.daemon.state is DaemonState.STOPPED and not g.daemon.is_running()
+        passes = g.daemon.stats.passes
+        await trio.sleep(100)
+        assert g.daemon.stats.passes == passes
+        g.daemon.cancel()  # idempotent
+        await g.daemon.stop()  # and stop() after cancel() returns at once: the task has exited
+        assert g.daemon.state is DaemonState.STOPPED
+
+
+@trio_test
+async def test_remove_group_now_removes_before_returning_and_stops_the_task():
+    async with controller(reclaim_rate=1 * MiB) as c:
+        g = await seed_group(c)
+        log = EventLog()
+        c.subscribe(log)
+        await c.charge(g, pages(60 * MiB), PageKind.FILE)
+        await wait_for(lambda: g.daemon.stats.passes >= 2)
+        usage = c.root.memory.usage
+        c.remove_group_now(g)
+        assert g.removed and "g" not in c.root.children and c.daemons() == []
+        kinds = [(e.kind, e.values.get("state") or e.values.get("action")) for e in log.events
+                 if e.group == "/g" and e.kind in (EventKind.DAEMON_STATE, EventKind.GROUP)]  # fmt: skip
+        assert kinds[-2:] == [(EventKind.DAEMON_STATE, "stopped"), (EventKind.GROUP, "removed")]
+        passes = g.daemon.stats.passes
+        await trio.sleep(100)
+        assert g.daemon.stats.passes == passes and c.root.memory.usage == usage
+        with pytest.raises(ControllerError) as e:
+            c.remove_group_now(g)
+        assert e.value.errno == errno.ENOENT
+        with pytest.raises(ControllerError) as e:
+            c.remove_group_now(c.root)
+        assert e.value.errno == errno.EBUSY

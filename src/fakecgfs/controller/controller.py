@@ -232,27 +232,33 @@ class MemoryController:
         parent.children[new_name] = memcg
         self.emit(memcg, EventKind.GROUP, action="renamed", old=old)
 
-    async def remove_group(self, memcg: MemCgroup) -> None:
-        """rmdir: EBUSY with children or live tasks; else stop the reclaim task (and wait for
-        it), hand the remaining pages to the parent, and forget the group."""
+    def remove_group_now(self, memcg: MemCgroup) -> None:
+        """rmdir: EBUSY with children or live tasks; else tell the reclaim task to stop, hand
+        the remaining pages to the parent, and forget the group.  The task exits at its next
+        checkpoint: no pass of it can run after this returns (remove_group() also waits)."""
         parent = memcg.parent
         if parent is None:
             raise ControllerError(errno.EBUSY, "the root cannot be removed")
         self._check_not_removed(memcg)
         self._check_removable(memcg)
-        # The group goes first, with no await between the checks and its removal: nothing can
-        # then arrive in it (a charge, a task), and nothing can start its reclaim task again
-        # (start_daemon refuses a removed group) while rmdir waits for that task to exit.
-        # The parent's counters already include these pages (hierarchical accounting); they
-        # now sit on its own lists, as ~2.6.29 to 3.x kernels moved charges to the parent.
+        # The group goes at once, with the checks: nothing can then arrive in it (a charge, a
+        # task), and nothing can start its reclaim task again (start_daemon refuses a removed
+        # group).  The parent's counters already include these pages (hierarchical
+        # accounting); they now sit on its own lists, as ~2.6.29 to 3.x kernels moved charges
+        # to the parent.
         memcg.lruvec.move_to(parent.lruvec)
         self._release_kernel_memory(memcg)
         self._free_child_structures(memcg)
         del parent.children[memcg.name]
         memcg.removed = True
-        await memcg.daemon.stop()
+        memcg.daemon.cancel()
         self.notifier.group_removed(memcg)
         self.emit(memcg, EventKind.GROUP, action="removed")
+
+    async def remove_group(self, memcg: MemCgroup) -> None:
+        """remove_group_now(), then wait until the reclaim task has exited."""
+        self.remove_group_now(memcg)
+        await memcg.daemon.stop()
 
     def _check_not_removed(self, memcg: MemCgroup) -> None:
         if memcg.removed:

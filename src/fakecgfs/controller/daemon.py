@@ -84,11 +84,17 @@ class ReclaimDaemon:
             self._run, self._cancel_scope, self._exited, name=f"memcontd:{self.memcg.path}"
         )
 
-    async def stop(self) -> None:
-        """Stop the task and return once it has exited (kthread_stop semantics)."""
+    def cancel(self) -> None:
+        """Tell the task to stop, without waiting: it exits at its next checkpoint, so no pass
+        of it runs after this returns (everything here shares one loop); it is STOPPED now."""
         if self._cancel_scope is not None:
             self._cancel_scope.cancel()
             self._cancel_scope = None
+            self._set_state(DaemonState.STOPPED)
+
+    async def stop(self) -> None:
+        """Stop the task and return once it has exited (kthread_stop semantics)."""
+        self.cancel()
         # Wait even when another caller has already cancelled the task (rmdir racing a "-1"
         # high watermark write): each caller may rely on the exit.  Set when nothing runs.
         await self._exited.wait()
