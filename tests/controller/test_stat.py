@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fakecgfs.controller import PAGE_COUNTER_MAX, PAGE_SIZE, STAT_ITEMS, PageKind
+from fakecgfs.controller import MEMORY_STAT_NAMES, PAGE_COUNTER_MAX, PAGE_SIZE, STAT_ITEMS, PageKind
 
 from .conftest import MiB, controller, kernel_overhead, pages, trio_test, user_usage
 
@@ -108,3 +108,24 @@ async def test_numa_stat_in_pages():
             ("hierarchical_total", 115), ("hierarchical_file", 110), ("hierarchical_anon", 5),
             ("hierarchical_unevictable", 0),
         ]  # fmt: skip
+
+
+@trio_test
+async def test_each_list_has_its_own_line_and_values_follow_the_names():
+    async with controller() as c:
+        a = c.create_group(c.root, "a")
+        b = c.create_group(a, "b")
+        await c.charge(a, pages(4 * MiB), PageKind.ANON)
+        await c.charge(a, pages(8 * MiB), PageKind.FILE, dirty=True)
+        await c.charge(b, pages(2 * MiB), PageKind.FILE)
+        a.lruvec.inactive_file.nr -= 100  # as if 100 pages had been found referenced twice
+        a.lruvec.active_file.nr += 100
+        s = dict(c.memory_stat(a))
+        lru = a.lruvec
+        for name in ("inactive_anon", "active_anon", "inactive_file", "active_file"):
+            assert s[name] == getattr(lru, name).nr * PAGE_SIZE, name
+        assert s["active_file"] == 100 * PAGE_SIZE
+        assert s["dirty"] == lru.dirty() * PAGE_SIZE == 8 * MiB
+        assert s["total_inactive_file"] == s["inactive_file"] + b.lruvec.inactive_file.nr * PAGE_SIZE
+        assert c.memory_stat_values(a) == tuple(value for _, value in c.memory_stat(a))
+        assert len(c.memory_stat_values(b)) == len(MEMORY_STAT_NAMES) == 2 * len(STAT_ITEMS) + 2

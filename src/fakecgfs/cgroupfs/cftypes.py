@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from ..controller import (
+    MEMORY_STAT_NAMES,
     PAGE_COUNTER_MAX,
     PAGE_SIZE,
     ControllerError,
@@ -211,9 +212,12 @@ async def write_force_empty(ctl, memcg, data, caller):
     await ctl.force_empty(memcg)
 
 
+_STAT_FORMAT = "".join(f"{name} %d\n" for name in MEMORY_STAT_NAMES)
+
+
 @lockless
 def read_stat(ctl, memcg):
-    return "".join(f"{name} {value}\n" for name, value in ctl.memory_stat(memcg))
+    return _STAT_FORMAT % ctl.memory_stat_values(memcg)
 
 
 @lockless

@@ -6,7 +6,7 @@ The public surface: ``MemoryController`` (the tree, charge, limits, reclaim), ``
 """
 
 from .constants import PAGE_COUNTER_MAX, PAGE_SIZE, SWAP_CLUSTER_MAX
-from .controller import STAT_ITEMS, MemoryController
+from .controller import MEMORY_STAT_NAMES, STAT_ITEMS, MemoryController
 from .daemon import DaemonState, DaemonStats, ReclaimDaemon
 from .errors import ControllerError
 from .events import Event, EventKind
@@ -16,7 +16,8 @@ from .processes import ProcessTable, ProcFS
 from .res_counter import ResCounter, ResState
 
 __all__ = [
-    "PAGE_COUNTER_MAX", "PAGE_SIZE", "SWAP_CLUSTER_MAX", "STAT_ITEMS", "MemoryController",
+    "PAGE_COUNTER_MAX", "PAGE_SIZE", "SWAP_CLUSTER_MAX", "STAT_ITEMS", "MEMORY_STAT_NAMES",
+    "MemoryController",
     "DaemonState", "DaemonStats", "ReclaimDaemon", "ControllerError", "Event", "EventKind",
     "PageKind", "MemCgroup", "ProcessTable", "ProcFS", "ResCounter", "ResState",
 ]  # fmt: skip

@@ -43,31 +43,41 @@ STAT_ITEMS = (
 """memory.stat's per-group items in kernel 6.18's order; each is repeated as total_<item>."""
 
 
-def _local_stat(memcg: MemCgroup) -> dict[str, int]:
-    """One group's own memory.stat items (bytes, or event counts for pg*)."""
+MEMORY_STAT_NAMES = (
+    *STAT_ITEMS, "hierarchical_memory_limit", "hierarchical_memsw_limit",
+    *(f"total_{name}" for name in STAT_ITEMS),
+)
+"""Every line of memory.stat, in order: the group's own items, its limits, its subtree's totals."""
+
+
+def _local_stat(memcg: MemCgroup) -> tuple[int, ...]:
+    """One group's own memory.stat items in STAT_ITEMS' order (bytes, or event counts for pg*).
+    A tuple, not a dict: memory.stat is read often, and sums over whole subtrees."""
     lru = memcg.lruvec
-    return {
-        "cache": lru.resident(PageKind.FILE) * PAGE_SIZE,
-        "rss": lru.resident(PageKind.ANON) * PAGE_SIZE,
-        "rss_huge": 0,
-        "shmem": 0,
-        "mapped_file": 0,
-        "dirty": lru.dirty() * PAGE_SIZE,
-        "writeback": 0,  # write-back completes instantly in the model
-        "workingset_refault_anon": 0,
-        "workingset_refault_file": 0,
-        "swap": lru.swapped * PAGE_SIZE,
-        "swapcached": 0,
-        "pgpgin": memcg.pgpgin,
-        "pgpgout": memcg.pgpgout,
-        "pgfault": memcg.pgfault,
-        "pgmajfault": 0,
-        "inactive_anon": lru.inactive_anon.nr * PAGE_SIZE,
-        "active_anon": lru.active_anon.nr * PAGE_SIZE,
-        "inactive_file": lru.inactive_file.nr * PAGE_SIZE,
-        "active_file": lru.active_file.nr * PAGE_SIZE,
-        "unevictable": 0,
-    }
+    inactive_anon, active_anon = lru.inactive_anon.nr, lru.active_anon.nr
+    inactive_file, active_file = lru.inactive_file.nr, lru.active_file.nr
+    return (
+        (inactive_file + active_file) * PAGE_SIZE,  # cache
+        (inactive_anon + active_anon) * PAGE_SIZE,  # rss
+        0,  # rss_huge
+        0,  # shmem
+        0,  # mapped_file
+        lru.dirty() * PAGE_SIZE,  # dirty
+        0,  # writeback: write-back completes instantly in the model
+        0,  # workingset_refault_anon
+        0,  # workingset_refault_file
+        lru.swapped * PAGE_SIZE,  # swap
+        0,  # swapcached
+        memcg.pgpgin,
+        memcg.pgpgout,
+        memcg.pgfault,
+        0,  # pgmajfault
+        inactive_anon * PAGE_SIZE,
+        active_anon * PAGE_SIZE,
+        inactive_file * PAGE_SIZE,
+        active_file * PAGE_SIZE,
+        0,  # unevictable
+    )
 
 
 class MemoryController:
@@ -660,16 +670,18 @@ class MemoryController:
 
     def memory_stat(self, memcg: MemCgroup) -> list[tuple[str, int]]:
         """memory.stat's lines as (name, value), in kernel 6.18's order and units."""
+        return list(zip(MEMORY_STAT_NAMES, self.memory_stat_values(memcg)))
+
+    def memory_stat_values(self, memcg: MemCgroup) -> tuple[int, ...]:
+        """memory.stat's values alone, in MEMORY_STAT_NAMES' order."""
         local = _local_stat(memcg)
-        totals = dict.fromkeys(STAT_ITEMS, 0)
-        for node in memcg.subtree():
-            for name, value in _local_stat(node).items():
-                totals[name] += value
-        lines = [(name, local[name]) for name in STAT_ITEMS]
-        lines.append(("hierarchical_memory_limit", memcg.hierarchical_limit() * PAGE_SIZE))
-        lines.append(("hierarchical_memsw_limit", memcg.hierarchical_memsw_limit() * PAGE_SIZE))
-        lines.extend((f"total_{name}", totals[name]) for name in STAT_ITEMS)
-        return lines
+        if memcg.children:
+            totals = tuple(map(sum, zip(*map(_local_stat, memcg.subtree()))))
+        else:
+            totals = local
+        limits = (memcg.hierarchical_limit() * PAGE_SIZE,
+                  memcg.hierarchical_memsw_limit() * PAGE_SIZE)  # fmt: skip
+        return (*local, *limits, *totals)
 
     def numa_stat(self, memcg: MemCgroup) -> list[tuple[str, int]]:
         """memory.numa_stat's items in pages (one node), local then hierarchical."""
