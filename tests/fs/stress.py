@@ -415,27 +415,32 @@ def flood_handles(mountpoint: Path, server_pid: int, count: int, rounds: int = 3
 
 def inprocess_churn(groups: int, handles: int) -> dict:
     """Without FUSE: the filesystem object over a running controller, its operations called
-    directly.  Three rounds of opening, reading and releasing ``handles`` descriptors and making
-    (with a watermark, so a reclaim task) and removing ``groups`` groups; Python's traced memory
-    is compared between the ends of rounds 2 and 3 (round 1 grows tables to their size, and
-    tracing starts with round 2), and the filesystem's tables must be empty again."""
+    directly in the loop, as the FUSE session calls them.  Three rounds of opening, reading and
+    releasing ``handles`` descriptors and making (with a watermark, so a reclaim task) and
+    removing ``groups`` groups; Python's traced memory is compared between the ends of rounds 2
+    and 3 (round 1 grows tables to their size, and tracing starts with round 2), and the
+    filesystem's tables must be empty again."""
     import gc
+    import inspect
     import tracemalloc
     from unittest import mock
 
     import fuse
+    import trio
+    import trio.testing
 
+    from fakecgfs.cgroupfs.cftypes import Caller
     from fakecgfs.cgroupfs.fs import CgroupFS
-    from fakecgfs.cgroupfs.server import MountOptions, _ControllerThread
+    from fakecgfs.controller import MemoryController
 
     names = ("memory.stat", "fake.reclaim_daemon", "memory.usage_in_bytes")
-    with mock.patch.object(fuse, "fuse_get_context", lambda: (0, 0, os.getpid())):
-        loop = _ControllerThread(MountOptions())
-        loop.start()
-        try:
-            fs = CgroupFS(loop.controller, loop.bridge, mountpoint="/nowhere")
+    caller = Caller(pid=os.getpid(), uid=0, gid=0, mountpoint="/nowhere")
 
-            def churn() -> None:
+    async def main() -> dict:
+        async with MemoryController.open() as ctl:
+            fs = CgroupFS(ctl, mountpoint="/nowhere")
+
+            async def churn() -> None:
                 fhs = [fs.open(f"/{names[i % 3]}", os.O_RDWR) for i in range(handles)]
                 for fh in fhs:
                     assert fs.read(None, 65536, 0, fh)
@@ -445,18 +450,20 @@ def inprocess_churn(groups: int, handles: int) -> dict:
                     fs.mkdir(f"/g{i}", 0o755)
                     fs.getattr(f"/g{i}/memory.limit_in_bytes")  # gives the file its metadata
                     fh = fs.open(f"/g{i}/memory.high_wmark_in_bytes", os.O_WRONLY)
-                    assert fs.write(None, b"8M", 0, fh) == 2  # and the group a reclaim task
+                    written = fs.write_request(fh, b"8M", caller)  # and the group a reclaim task
+                    assert (await written if inspect.isawaitable(written) else written) == 2
                     fs.release(None, fh)
                 for i in range(groups):
                     fs.rmdir(f"/g{i}")
+                await trio.testing.wait_all_tasks_blocked()  # the reclaim tasks have exited
 
-            churn()
+            await churn()
             tracemalloc.start()
             try:
-                churn()
+                await churn()
                 gc.collect()
                 before = tracemalloc.get_traced_memory()[0]
-                churn()
+                await churn()
                 gc.collect()
                 after = tracemalloc.get_traced_memory()[0]
             finally:
@@ -466,10 +473,11 @@ def inprocess_churn(groups: int, handles: int) -> dict:
                 "open_handles_left": len(fs._handles),
                 "group_metadata_left": len([m for m in fs._dirs.keys() if m is not fs.ctl.root]),
                 "file_metadata_left": len([m for m in fs._files.keys() if m is not fs.ctl.root]),
-                "reclaim_tasks_left": len(fs.bridge.call(fs.ctl.daemons)),
+                "reclaim_tasks_left": len(ctl.daemons()),
             }  # fmt: skip
-        finally:
-            loop.stop()
+
+    with mock.patch.object(fuse, "fuse_get_context", lambda: (0, 0, os.getpid())):
+        return trio.run(main)
 
 
 def remove_groups(mountpoint: Path) -> None:

@@ -189,14 +189,10 @@ def test_a_mount_without_allow_other_is_private(tmp_path):
     (0, True, True),
 ])  # fmt: skip
 def test_who_gets_allow_other(monkeypatch, tmp_path, uid, option, shared_with_all):
-    """The decision itself (server.serve), for the mounts this machine cannot make."""
+    """The decision itself (server.fuse_options), for the mounts this machine cannot make."""
     from fakecgfs.cgroupfs import server as server_module
 
-    seen = {}
     monkeypatch.setattr(server_module.os, "getuid", lambda: uid)
-    monkeypatch.setattr(server_module.fuse, "FUSE", lambda ops, mountpoint, **kw: seen.update(kw))
-    monkeypatch.setattr(server_module.mounting, "runtime_path",
-                        lambda mountpoint, suffix: str(tmp_path / f"server{suffix}"))  # fmt: skip
-    server_module.serve(str(tmp_path), server_module.MountOptions(allow_other=option))
+    seen = server_module.fuse_options(server_module.MountOptions(allow_other=option))
     assert seen.get("allow_other", False) is shared_with_all
     assert seen["default_permissions"] is True

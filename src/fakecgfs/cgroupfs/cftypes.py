@@ -9,8 +9,8 @@ Handlers run inside the controller's trio loop.  A read handler returns the file
 content; a write handler receives one write()'s bytes (already cut at a NUL, never empty, at
 most 4096 bytes) and raises an ``OSError`` with the kernel's errno to refuse it.  A write that
 has to wait (reclaim, OOM, a task to start or stop) returns an awaitable instead of finishing:
-the filesystem then awaits it in a task of its own, which an interrupted writer can cancel.
-Writes that need not wait thus cost one plain trip into the loop.
+the FUSE session then awaits it in a task of its own, which an interrupted writer can cancel.
+Writes that need not wait are answered at once, with no task at all.
 """
 
 from __future__ import annotations
@@ -78,11 +78,6 @@ class CfType:
     errors: tuple[tuple[str, str], ...] = ()  # (errno name, when): this file's own refusals
 
     @property
-    def lockless(self) -> bool:
-        """The read handler may run outside the trio loop (see ``lockless()``)."""
-        return getattr(self.read, "lockless", False)
-
-    @property
     def mode(self) -> int:
         if self.explicit_mode is not None:
             return self.explicit_mode
@@ -101,17 +96,6 @@ class CfType:
         return True
 
 
-def lockless(read: Reader) -> Reader:
-    """Mark a read handler that only loads scalar fields, or walks the tree: each load is
-    atomic under the GIL, and MemCgroup.subtree() copies each children dict in one C call, so
-    the filesystem may call it on its own thread instead of entering the trio loop (a trip
-    costs more than the rest of a read).  Like the kernel's own statistics, such a read is not
-    a snapshot of one instant.  Handlers that iterate a set that the loop changes (tasks), or
-    read /proc, must not be marked."""
-    read.lockless = True  # type: ignore[attr-defined]
-    return read
-
-
 def _einval(reason: str) -> ControllerError:
     return ControllerError(errno.EINVAL, reason)
 
@@ -128,7 +112,6 @@ def _pages(value: int) -> str:
 
 
 def _counter_reader(counter: str, field: str) -> Reader:
-    @lockless
     def read(ctl: MemoryController, memcg: MemCgroup) -> str:
         res: ResCounter = getattr(memcg, counter)
         value = getattr(res, field)
@@ -185,17 +168,14 @@ def write_soft_limit(ctl, memcg, data, caller):
     ctl.set_soft_limit(memcg, page_counter_memparse(data))
 
 
-@lockless
 def read_soft_limit(ctl, memcg):
     return _pages(memcg.soft_limit)
 
 
-@lockless
 def read_high_wmark(ctl, memcg):
     return _watermark_pages(memcg.memory.hwmark)
 
 
-@lockless
 def read_low_wmark(ctl, memcg):
     return _watermark_pages(memcg.memory.lwmark)
 
@@ -215,18 +195,15 @@ async def write_force_empty(ctl, memcg, data, caller):
 _STAT_FORMAT = "".join(f"{name} %d\n" for name in MEMORY_STAT_NAMES)
 
 
-@lockless
 def read_stat(ctl, memcg):
     return _STAT_FORMAT % ctl.memory_stat_values(memcg)
 
 
-@lockless
 def read_numa_stat(ctl, memcg):
     items = ctl.numa_stat(memcg)
     return "".join(f"{name}={value} N0={value}\n" for name, value in items)
 
 
-@lockless
 def read_oom_control(ctl, memcg):
     return (
         f"oom_kill_disable {int(memcg.oom_kill_disable)}\n"
@@ -242,7 +219,6 @@ def write_oom_control(ctl, memcg, data, caller):
     ctl.set_oom_kill_disable(memcg, bool(value))
 
 
-@lockless
 def read_swappiness(ctl, memcg):
     return _u64(memcg.swappiness)
 
@@ -257,7 +233,6 @@ def write_swappiness(ctl, memcg, data, caller):
     memcg.swappiness = value
 
 
-@lockless
 def read_use_hierarchy(ctl, memcg):
     return _u64(1)
 
@@ -268,7 +243,6 @@ def write_use_hierarchy(ctl, memcg, data, caller):
         raise _einval("use_hierarchy can only be 1")
 
 
-@lockless
 def read_move_charge(ctl, memcg):
     return _u64(0)
 
@@ -279,18 +253,15 @@ def write_move_charge(ctl, memcg, data, caller):
         raise _einval("move_charge_at_immigrate can only be 0")
 
 
-@lockless
 def read_empty(ctl, memcg):
     return ""
 
 
-@lockless
 def read_not_supported(ctl, memcg):
     """memory.pressure_level and friends are readable by mode but have no show handler."""
     raise _einval("this file cannot be read")
 
 
-@lockless
 def read_shown_ram(ctl, memcg):
     return _u64(memcg.shown_ram)
 
@@ -303,7 +274,7 @@ def write_shown_ram(ctl, memcg, data, caller):
 
 
 def _flag_reader(attr: str) -> Reader:
-    return lockless(lambda ctl, memcg: _u64(int(getattr(memcg, attr))))
+    return lambda ctl, memcg: _u64(int(getattr(memcg, attr)))
 
 
 def _flag_writer(attr: str) -> Writer:
@@ -348,12 +319,10 @@ def _attach_writer(whole_process: bool) -> Writer:
     return write
 
 
-@lockless
 def read_sane_behavior(ctl, memcg):
     return "0\n"
 
 
-@lockless
 def read_release_agent(ctl, memcg):
     return f"{ctl.release_agent}\n"
 
@@ -411,7 +380,6 @@ def write_touch(ctl, memcg, data, caller):
     ctl.touch(memcg, nr_pages, kind)
 
 
-@lockless
 def read_reclaim_daemon(ctl, memcg):
     daemon = memcg.daemon
     stats = daemon.stats
@@ -443,7 +411,6 @@ async def write_reclaim_daemon(ctl, memcg, data, caller):
         raise _einval("write start or stop")
 
 
-@lockless
 def read_daemons(ctl, memcg):
     groups = ctl.daemons()
     return f"{len(groups)}\n" + "".join(f"{g.path}\n" for g in groups)

@@ -6,11 +6,10 @@
   the content afresh into the descriptor; later reads slice that snapshot, as seq_file does.
 * Every write() is parsed on its own, the offset ignored; it returns len(data) or the kernel's
   errno.  Writes over 4096 bytes are E2BIG; an empty write changes nothing.  truncate is a no-op.
-* Controller state is changed only in the trio loop (through the bridge).  Two kinds of reads
-  happen on FUSE threads, because a trip to the loop costs more than the rest of a read: path
-  lookups (single dict look-ups) and files whose cftype is ``lockless`` (their handlers load a
-  few scalar fields).  The GIL makes each such load atomic; anything that iterates the tree or
-  a collection runs in the loop.
+* Every operation runs in the controller's trio loop, called by the FUSE session (session.py)
+  between two of the loop's other steps, so handlers use the controller directly and need no
+  lock.  No operation may block: a write that has to wait returns what it waits for, and the
+  session finishes it as a task of its own.
 """
 
 from __future__ import annotations
@@ -20,17 +19,15 @@ import itertools
 import logging
 import os
 import stat
-import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Coroutine
+from typing import Any, Awaitable
 from weakref import WeakKeyDictionary
 
 import fuse
 
-from ..controller import ControllerError, MemCgroup, MemoryController
+from ..controller import MemCgroup, MemoryController
 from . import cftypes
-from .bridge import Bridge
 from .cftypes import Caller, CfType
 from .parse import MAX_WRITE, terminate
 
@@ -55,7 +52,7 @@ class Inode:
     creator: tuple[int, int] = (0, 0)  # a group's files belong to whoever made the group
 
 
-@dataclass
+@dataclass(slots=True)
 class OpenFile:
     """One open descriptor of a control file: what it names and its seq_file-like snapshot."""
 
@@ -63,7 +60,6 @@ class OpenFile:
     cft: CfType
     snapshot: bytes = b""  # content rendered by the last read pass
     read_end: int = -1  # offset where the previous read stopped; -1: nothing read yet
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class CgroupFS:
@@ -71,29 +67,28 @@ class CgroupFS:
 
     Not a fuse.Operations: fusepy registers every method it finds, and each registered one is a
     Python call per request.  What is left out the kernel handles alone: flush and fsync of a
-    file (ENOSYS counts as success), access (default_permissions checks the modes).
+    file (ENOSYS counts as success), access (default_permissions checks the modes).  write is
+    not one either: the session answers WRITE itself, through write_request(), so that a write
+    can wait without holding up anything else.
     """
 
     use_ns = True
     # Operations on an open descriptor reach us (path None) even after rmdir removed its group,
-    # so that read and write can answer ENODEV as kernfs does, not libfuse's ENOENT.
+    # so that read can answer ENODEV as kernfs does, not libfuse's ENOENT.
     flag_nullpath_ok = True
     # ...and they need no path at all: libfuse then neither builds one nor locks the path's
-    # directories for them, so a write asleep in OOM does not block rmdir (or lookups) of its
-    # group, which answers EBUSY at once as the kernel does.
+    # directories for them, which saves work on every read and release.
     flag_nopath = True
 
-    def __init__(self, controller: MemoryController, bridge: Bridge, *, strict: bool = False,
+    def __init__(self, controller: MemoryController, *, strict: bool = False,
                  mountpoint: str | None = None, owner: tuple[int, int] = (0, 0)) -> None:  # fmt: skip
         self.ctl = controller
-        self.bridge = bridge
         self.strict = strict  # hide the fake.* files
         self.mountpoint = mountpoint
         self._owner = owner  # uid, gid of the root directory and its files
         self._handles: dict[int, OpenFile] = {}
         self._dirs_open: dict[int, MemCgroup] = {}  # opendir handles
         self._next_fh = itertools.count(1)
-        self._meta_lock = threading.Lock()
         self._dirs: WeakKeyDictionary[MemCgroup, Inode] = WeakKeyDictionary()
         self._files: WeakKeyDictionary[MemCgroup, dict[str, Inode]] = WeakKeyDictionary()
         self._dirs[controller.root] = Inode(ROOT_DIR_MODE, *owner, time.time_ns(), creator=owner)
@@ -149,23 +144,21 @@ class CgroupFS:
     # -- metadata ------------------------------------------------------------------------------
 
     def _dir_inode(self, memcg: MemCgroup) -> Inode:
-        with self._meta_lock:
-            inode = self._dirs.get(memcg)
-            if inode is None:  # created outside mkdir (the controller API): the mount's owner
-                inode = self._dirs[memcg] = Inode(GROUP_DIR_MODE, *self._owner, time.time_ns(),
-                                                  creator=self._owner)  # fmt: skip
-            return inode
+        inode = self._dirs.get(memcg)
+        if inode is None:  # created outside mkdir (the controller API): the mount's owner
+            inode = self._dirs[memcg] = Inode(GROUP_DIR_MODE, *self._owner, time.time_ns(),
+                                              creator=self._owner)  # fmt: skip
+        return inode
 
     def _file_inode(self, memcg: MemCgroup, cft: CfType) -> Inode:
-        with self._meta_lock:
-            files = self._files.setdefault(memcg, {})
-            inode = files.get(cft.name)
-            if inode is None:
-                d = self._dirs.get(memcg)
-                uid, gid = d.creator if d is not None else self._owner
-                born = d.mtime_ns if d is not None else time.time_ns()
-                inode = files[cft.name] = Inode(cft.mode, uid, gid, born)
-            return inode
+        files = self._files.setdefault(memcg, {})
+        inode = files.get(cft.name)
+        if inode is None:
+            d = self._dirs.get(memcg)
+            uid, gid = d.creator if d is not None else self._owner
+            born = d.mtime_ns if d is not None else time.time_ns()
+            inode = files[cft.name] = Inode(cft.mode, uid, gid, born)
+        return inode
 
     def _touch_dir(self, memcg: MemCgroup) -> None:
         """A directory's entries changed: its mtime moves, as kernfs's does."""
@@ -270,12 +263,8 @@ class CgroupFS:
 
     def readdir(self, path: str | None, fh: int) -> list[str]:
         memcg = self._dirs_open.get(fh) or self._group(path)
-
-        def names() -> list[str]:
-            files = [cft.name for cft in cftypes.files_of(memcg, strict=self.strict)]
-            return [".", "..", *files, *memcg.children]
-
-        return self.bridge.call(names)
+        files = [cft.name for cft in cftypes.files_of(memcg, strict=self.strict)]
+        return [".", "..", *files, *memcg.children]
 
     def mkdir(self, path: str, mode: int) -> None:
         parent_path, name = self._split(path)
@@ -285,17 +274,16 @@ class CgroupFS:
         if cftypes.lookup(parent, name, strict=self.strict) is not None:
             raise fuse.FuseOSError(errno.EEXIST)
         caller = self._caller()
-        memcg = self.bridge.call(self.ctl.create_group, parent, name)
+        memcg = self.ctl.create_group(parent, name)
         owner = (caller.uid, caller.gid)
-        with self._meta_lock:
-            self._dirs[memcg] = Inode(stat.S_IMODE(mode), *owner, time.time_ns(), creator=owner)
+        self._dirs[memcg] = Inode(stat.S_IMODE(mode), *owner, time.time_ns(), creator=owner)
         self._touch_dir(parent)
 
     def rmdir(self, path: str) -> None:
         memcg, cft = self._resolve(path)
         if cft is not None:
             raise fuse.FuseOSError(errno.ENOTDIR)
-        self.bridge.call_async(self.ctl.remove_group, memcg)
+        self.ctl.remove_group_now(memcg)  # its reclaim task exits before anything else runs
         if memcg.parent is not None:
             self._touch_dir(memcg.parent)
 
@@ -314,7 +302,7 @@ class CgroupFS:
             raise fuse.FuseOSError(errno.EEXIST)
         if new_parent is not memcg.parent:
             raise fuse.FuseOSError(errno.EIO)  # cgroup v1 refuses to move a group elsewhere
-        self.bridge.call(self.ctl.rename_group, memcg, new_name)
+        self.ctl.rename_group(memcg, new_name)
         self._touch_dir(new_parent)
 
     # -- creating and removing files: cgroupfs has no such operations --------------------------
@@ -367,27 +355,21 @@ class CgroupFS:
         cft = handle.cft
         if cft.read is None:
             raise fuse.FuseOSError(errno.EINVAL)
-        with handle.lock:
-            # Continuing where the last read stopped serves the snapshot, even after rmdir (as
-            # seq_file does); anything else renders afresh, which a removed group cannot.
-            if offset == 0 or offset != handle.read_end:
-                if handle.memcg.removed:
-                    raise fuse.FuseOSError(errno.ENODEV)
-                if cft.lockless:  # scalar fields only: read them here, no trip to the loop
-                    text = cft.read(self.ctl, handle.memcg)
-                else:
-                    text = self.bridge.call(self._render, handle)
-                handle.snapshot = text.encode("utf-8", "surrogateescape")
-            data = handle.snapshot[offset : offset + size]
-            handle.read_end = offset + len(data)
-            return data
+        # Continuing where the last read stopped serves the snapshot, even after rmdir (as
+        # seq_file does); anything else renders afresh, which a removed group cannot.
+        if offset == 0 or offset != handle.read_end:
+            if handle.memcg.removed:
+                raise fuse.FuseOSError(errno.ENODEV)
+            text = cft.read(self.ctl, handle.memcg)
+            handle.snapshot = text.encode("utf-8", "surrogateescape")
+        data = handle.snapshot[offset : offset + size]
+        handle.read_end = offset + len(data)
+        return data
 
-    def _render(self, handle: OpenFile) -> str:
-        if handle.memcg.removed:
-            raise ControllerError(errno.ENODEV)
-        return handle.cft.read(self.ctl, handle.memcg)
-
-    def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
+    def write_request(self, fh: int, data: bytes, caller: Caller) -> int | Awaitable[int]:
+        """One write() to an open control file, from the FUSE session: the number of bytes
+        taken, or what the write must wait for, which yields it (the session awaits it in a task
+        that an interrupted writer cancels); an OSError carries the kernel's errno."""
         handle = self._handle(fh)
         # kernfs_fop_write_iter()'s order: the size, then the node's liveness, then the handler.
         if len(data) > MAX_WRITE:
@@ -399,24 +381,12 @@ class CgroupFS:
             raise fuse.FuseOSError(errno.EINVAL)
         if not data:
             return 0
-        value = terminate(data)
-        caller = self._caller()
-        (pending,) = self.bridge.call(self._write, handle, value, caller)
-        if pending is not None:  # the write has to wait: finish it where a signal can cancel it
-            try:
-                self.bridge.call_interruptible(_finish, pending)
-            except BaseException:
-                pending.close()  # never started (the loop is gone): do not leak the coroutine
-                raise
-        return len(data)
-
-    def _write(self, handle: OpenFile, value: bytes, caller: Caller) -> tuple[Coroutine | None]:
-        """Run the handler; what it leaves to wait for comes back in a tuple (trio refuses a
-        plain coroutine as the result of a synchronous call)."""
-        if handle.memcg.removed:
-            raise ControllerError(errno.ENODEV)
-        return (handle.cft.write(self.ctl, handle.memcg, value, caller),)
+        pending = cft.write(self.ctl, handle.memcg, terminate(data), caller)
+        if pending is None:
+            return len(data)
+        return _finish(pending, len(data))
 
 
-async def _finish(pending: Coroutine) -> None:
+async def _finish(pending: Awaitable[None], count: int) -> int:
     await pending
+    return count

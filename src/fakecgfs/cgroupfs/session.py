@@ -1,0 +1,323 @@
+"""The FUSE session, served from the controller's own trio loop.
+
+libfuse2's loops give a request a thread and send the reply when the callback returns.  For a
+Python filesystem that is the wrong shape twice over: every libfuse worker thread makes and
+destroys a Python thread state per callback and fights the others for the GIL (measured: a
+multithreaded fusepy server costs 2.5x a single-threaded one per request), and a write that has
+to wait (a charge asleep in OOM) either holds a thread or stalls everyone.  So the session is a
+trio task in the loop that owns the controller:
+
+* It waits until /dev/fuse is readable, then reads and serves requests one after another until
+  none is left (the descriptor is non-blocking), REQUESTS_PER_TURN at most before letting the
+  loop's other tasks (reclaim, waiting writes) run.
+* Every request but WRITE and INTERRUPT goes to libfuse's high-level library
+  (fuse_session_process_buf), which calls fusepy, which calls the filesystem, synchronously in
+  this thread: handlers use the controller directly, with no locks and no trip between threads.
+* WRITE is answered here, from its fuse_in_header and fuse_write_in (the kernel ABI, stable since
+  protocol 7.9).  The filesystem's write_request() finishes it at once, or returns what it must
+  wait for: that becomes a task which replies when done, and an INTERRUPT naming the request
+  cancels the task, which replies EINTR.  Nothing in the server ever blocks a thread.
+
+fusepy still converts every other request's arguments and results (``_Callbacks``); only its
+fuse_main() is replaced, by fuse_setup() + this loop + fuse_teardown().
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import functools
+import inspect
+import logging
+import os
+import signal
+import struct
+from typing import Any, Awaitable, Protocol
+
+import fuse
+import trio
+
+from .cftypes import Caller
+
+log = logging.getLogger("fakecgfs")
+
+REQUESTS_PER_TURN = 64
+"""Requests served back to back before the session lets the loop's other tasks run: enough to
+drain a burst from many readers in one turn, few enough that a reclaim pass or a finished charge
+waits at most a few milliseconds."""
+
+# The kernel's FUSE ABI (include/uapi/linux/fuse.h), little-endian on every Linux FUSE host.
+FUSE_WRITE = 16
+FUSE_INTERRUPT = 36
+IN_HEADER = struct.Struct("<IIQQIIII")  # len, opcode, unique, nodeid, uid, gid, pid, padding
+WRITE_IN = struct.Struct("<QQIIQII")  # fh, offset, size, write_flags, lock_owner, flags, padding
+INTERRUPT_IN = struct.Struct("<Q")  # unique of the interrupted request
+OUT_HEADER = struct.Struct("<IiQ")  # len, error (-errno), unique
+WRITE_OUT = struct.Struct("<II")  # size, padding
+FUSE_BUF_IS_FD = 1 << 1  # libfuse's fuse_buf_flags: data spliced into a pipe, not in memory
+
+
+class WriteTarget(Protocol):
+    """What the session hands writes to (the filesystem)."""
+
+    def write_request(self, fh: int, data: bytes, caller: Caller) -> int | Awaitable[int]: ...
+
+
+class _FuseBuf(ctypes.Structure):
+    """libfuse's struct fuse_buf."""
+
+    _fields_ = [
+        ("size", ctypes.c_size_t),
+        ("flags", ctypes.c_int),
+        ("mem", ctypes.c_void_p),
+        ("fd", ctypes.c_int),
+        ("pos", ctypes.c_long),
+    ]
+
+
+def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
+    """Prototypes of the libfuse2 session calls the loop uses (fusepy declares none of them)."""
+    p, c_int, c_size_t = ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t
+    prototypes = {
+        "fuse_setup": (p, [c_int, p, p, c_size_t, ctypes.POINTER(ctypes.c_char_p),
+                           ctypes.POINTER(c_int), p]),  # fmt: skip
+        "fuse_teardown": (None, [p, ctypes.c_char_p]),
+        "fuse_get_session": (p, [p]),
+        "fuse_session_next_chan": (p, [p, p]),
+        "fuse_chan_bufsize": (c_size_t, [p]),
+        "fuse_chan_fd": (c_int, [p]),
+        "fuse_session_receive_buf": (c_int, [p, ctypes.POINTER(_FuseBuf), ctypes.POINTER(p)]),
+        "fuse_session_process_buf": (None, [p, ctypes.POINTER(_FuseBuf), p]),
+        "fuse_session_exited": (c_int, [p]),
+    }
+    for name, (restype, argtypes) in prototypes.items():
+        function = getattr(lib, name)
+        function.restype, function.argtypes = restype, argtypes
+    return lib
+
+
+class _Callbacks(fuse.FUSE):
+    """fusepy's table of callbacks (argument and result conversion, errno from exceptions) built
+    without calling fuse_main(): the session owns mounting and the loop."""
+
+    def __init__(self, operations: Any, encoding: str) -> None:  # no super(): it would mount
+        self.operations = operations
+        self.raw_fi = False
+        self.encoding = encoding
+        self.use_ns = True
+        self._FUSE__critical_exception = None  # fusepy's _wrapper records fatal errors here
+        self.table = fuse.fuse_operations()
+        for name, prototype, *_ in fuse.fuse_operations._fields_:
+            # ftruncate and fgetattr are fusepy's own, made of truncate and getattr
+            wanted = name[1:] if name in ("ftruncate", "fgetattr") else name
+            value = getattr(operations, wanted, None)
+            if value is None:
+                continue
+            if hasattr(prototype, "argtypes"):
+                direct = getattr(self, f"_direct_{name}", None)
+                if direct is not None:
+                    value = prototype(direct)
+                else:
+                    value = prototype(functools.partial(self._wrapper, getattr(self, name)))
+            setattr(self.table, name, value)
+
+    # The requests every cat makes (open, read twice, release) skip fusepy's three layers of
+    # dispatch (partial, _wrapper, operations.__call__): same conversions, one Python frame.
+
+    def _direct_open(self, path: bytes, fip: Any) -> int:
+        try:
+            fip.contents.fh = self.operations.open(path.decode(self.encoding), fip.contents.flags)
+            return 0
+        except Exception as e:
+            return -_failure_errno("open", e)
+
+    def _direct_read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
+        try:
+            data = self.operations.read(None if path is None else path.decode(self.encoding),
+                                        size, offset, fip.contents.fh)  # fmt: skip
+        except Exception as e:
+            return -_failure_errno("read", e)
+        ctypes.memmove(buf, data, len(data))
+        return len(data)
+
+    def _direct_release(self, path: bytes | None, fip: Any) -> int:
+        try:
+            self.operations.release(None if path is None else path.decode(self.encoding),
+                                    fip.contents.fh)  # fmt: skip
+            return 0
+        except Exception as e:
+            return -_failure_errno("release", e)
+
+
+def fuse_arguments(mountpoint: str, options: dict[str, Any], encoding: str) -> list[bytes]:
+    """The command line fuse_setup() parses: always in the foreground (-f), as fusepy builds it."""
+    normalized = ",".join(fuse.FUSE._normalize_fuse_options(**options))
+    return [arg.encode(encoding) for arg in ("fakecgfs", "-f", "-o", normalized, mountpoint)]
+
+
+class FuseSession:
+    """One mount: fuse_setup() mounts, serve() answers requests, unmount() tears it down."""
+
+    def __init__(self, operations: Any, mountpoint: str, options: dict[str, Any], *,
+                 encoding: str = "utf-8") -> None:  # fmt: skip
+        self._lib = _declare(fuse._libfuse)
+        self._callbacks = _Callbacks(operations, encoding)
+        self._target: WriteTarget = operations
+        self.mountpoint = mountpoint
+        self._args = fuse_arguments(mountpoint, options, encoding)
+        self._fuse: int | None = None  # struct fuse *
+        self._c_mountpoint = ctypes.c_char_p()  # malloc'ed by fuse_setup, freed by teardown
+        self._waiting: dict[int, trio.CancelScope] = {}  # unique -> a write that waits
+
+    # -- mounting ------------------------------------------------------------------------------
+
+    def mount(self) -> None:
+        """Mount and connect (fuse_setup: parse options, mount, fuse_new).  libfuse installs its
+        own SIGINT/SIGTERM/SIGHUP handlers only where none is set: the caller sets them first."""
+        argv = (ctypes.c_char_p * len(self._args))(*self._args)
+        multithreaded = ctypes.c_int()
+        table = self._callbacks.table
+        handle = self._lib.fuse_setup(len(self._args), argv, ctypes.byref(table),
+                                      ctypes.sizeof(table), ctypes.byref(self._c_mountpoint),
+                                      ctypes.byref(multithreaded), None)  # fmt: skip
+        if not handle:
+            raise RuntimeError(f"fuse_setup failed for {self.mountpoint} (libfuse said why above)")
+        self._fuse = handle
+        self._session = self._lib.fuse_get_session(handle)
+        self._channel = self._lib.fuse_session_next_chan(self._session, None)
+        self._fd = self._lib.fuse_chan_fd(self._channel)
+        bufsize = self._lib.fuse_chan_bufsize(self._channel)
+        self._memory = ctypes.create_string_buffer(bufsize)
+        self._view = memoryview(self._memory).cast("B")
+        self._buf = _FuseBuf(bufsize, 0, ctypes.addressof(self._memory), -1, 0)
+        self._channel_ref = ctypes.c_void_p(self._channel)
+        os.set_blocking(self._fd, False)
+
+    def unmount(self) -> None:
+        """Unmount (lazily, if still busy), destroy the session and free what fuse_setup made.
+        Idempotent.  libfuse resets SIGPIPE to the default on the way: Python ignores it."""
+        if self._fuse is None:
+            return
+        handle, self._fuse = self._fuse, None
+        self._lib.fuse_teardown(handle, self._c_mountpoint)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        """Answer requests until the file system is unmounted (or libfuse exits the session);
+        then end every write still waiting, with EINTR.  Cancelling serve() does the same."""
+        assert self._fuse is not None, "mount() first"
+        async with trio.open_nursery() as self._writes:
+            try:
+                await self._serve_requests()
+            finally:
+                self._writes.cancel_scope.cancel()
+
+    async def _serve_requests(self) -> None:
+        lib, session = self._lib, self._session
+        receive, process = lib.fuse_session_receive_buf, lib.fuse_session_process_buf
+        buf, bufsize, channel = self._buf, self._buf.size, self._channel_ref
+        buf_ref, channel_ref = ctypes.byref(buf), ctypes.byref(channel)
+        view = self._view
+        opcode_at = struct.Struct("<I").unpack_from
+        while not lib.fuse_session_exited(session):
+            await trio.lowlevel.wait_readable(self._fd)
+            for _ in range(REQUESTS_PER_TURN):
+                buf.size = bufsize
+                received = receive(session, buf_ref, channel_ref)
+                if received <= 0:
+                    if received in (-errno.EAGAIN, -errno.EINTR):
+                        break  # drained: back to the loop until more arrive
+                    if received < 0:
+                        log.error("reading /dev/fuse: %s", os.strerror(-received))
+                    return  # 0: unmounted (ENODEV) or exited
+                if buf.flags & FUSE_BUF_IS_FD:  # spliced (never asked for): libfuse's to read
+                    process(session, buf_ref, channel)
+                    continue
+                (opcode,) = opcode_at(view, 4)
+                if opcode == FUSE_WRITE:
+                    self._write(received)
+                elif opcode == FUSE_INTERRUPT and self._interrupt():
+                    pass
+                else:
+                    process(session, buf_ref, channel)
+
+    # -- writes, answered here -----------------------------------------------------------------
+
+    def _write(self, received: int) -> None:
+        view = self._view
+        length, _, unique, _, uid, gid, pid, _ = IN_HEADER.unpack_from(view, 0)
+        fh, _, size, *_ = WRITE_IN.unpack_from(view, IN_HEADER.size)
+        start = IN_HEADER.size + WRITE_IN.size
+        if length != received or start + size != received:
+            log.error("malformed WRITE request (%d bytes, %d announced, %d of data)",
+                      received, length, size)  # fmt: skip
+            self._reply(unique, errno.EIO)
+            return
+        data = view[start:received].tobytes()
+        caller = Caller(pid=pid, uid=uid, gid=gid, mountpoint=self.mountpoint)
+        try:
+            result = self._target.write_request(fh, data, caller)
+        except Exception as e:
+            self._reply(unique, _errno_of(e))
+            return
+        if inspect.isawaitable(result):
+            self._writes.start_soon(self._finish_write, unique, result, name=f"write:{unique}")
+        else:
+            self._reply(unique, 0, WRITE_OUT.pack(result, 0))
+
+    async def _finish_write(self, unique: int, pending: Awaitable[int]) -> None:
+        """Wait for a write that must wait, then answer it; EINTR when it is interrupted, and
+        when the mount is going away (the writer must not hang until the connection dies)."""
+        scope = self._waiting[unique] = trio.CancelScope()
+        try:
+            with scope:
+                count = await pending
+        except trio.Cancelled:
+            self._reply(unique, errno.EINTR)
+            raise
+        except Exception as e:
+            self._reply(unique, _errno_of(e))
+            return
+        finally:
+            del self._waiting[unique]
+        if scope.cancelled_caught:
+            self._reply(unique, errno.EINTR)
+        else:
+            self._reply(unique, 0, WRITE_OUT.pack(count, 0))
+
+    def _interrupt(self) -> bool:
+        """An INTERRUPT for a write that waits here cancels it.  Any other (a request libfuse
+        answered, or one of ours already answered) is libfuse's to handle: False."""
+        (target,) = INTERRUPT_IN.unpack_from(self._view, IN_HEADER.size)
+        scope = self._waiting.get(target)
+        if scope is None:
+            return False
+        scope.cancel()
+        return True
+
+    def _reply(self, unique: int, error: int, payload: bytes = b"") -> None:
+        message = OUT_HEADER.pack(OUT_HEADER.size + len(payload), -error, unique) + payload
+        try:
+            os.write(self._fd, message)
+        except OSError as e:
+            # ENOENT: the kernel gave up on the request (interrupted, aborted); ENODEV: unmounted
+            if e.errno not in (errno.ENOENT, errno.ENODEV):
+                log.error("replying to request %d: %s", unique, e)
+
+
+def _errno_of(error: Exception) -> int:
+    """The errno a failed write answers: the kernel's, carried by the OSError; EIO (logged) for
+    anything unexpected."""
+    if isinstance(error, OSError) and error.errno and error.errno > 0:
+        return error.errno
+    log.error("write failed unexpectedly", exc_info=error)
+    return errno.EIO
+
+
+def _failure_errno(operation: str, error: Exception) -> int:
+    if isinstance(error, OSError) and error.errno and error.errno > 0:
+        return error.errno
+    log.error("%s failed unexpectedly", operation, exc_info=error)
+    return errno.EIO

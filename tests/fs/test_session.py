@@ -1,0 +1,190 @@
+"""The FUSE session's own half of the protocol, without a mount: WRITE and INTERRUPT requests
+are built byte by byte as the kernel sends them, and the replies read back from a pipe that
+stands for /dev/fuse.  (Through a real mount, every test in tests/fs goes through it too.)"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+import trio
+import trio.testing
+
+from fakecgfs.cgroupfs import session as session_module
+from fakecgfs.cgroupfs.cftypes import Caller
+from fakecgfs.cgroupfs.session import (FUSE_INTERRUPT, FUSE_WRITE, IN_HEADER, INTERRUPT_IN,
+                                       OUT_HEADER, WRITE_IN, WRITE_OUT, FuseSession,
+                                       fuse_arguments)  # fmt: skip
+
+
+class Target:
+    """A stand-in filesystem: write_request() answers what the test put in ``answers``."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, bytes, Caller]] = []
+        self.answer = None  # an int, an exception, or an awaitable factory
+
+    def write_request(self, fh, data, caller):
+        self.calls.append((fh, data, caller))
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        if callable(self.answer):
+            return self.answer()
+        return self.answer
+
+
+@pytest.fixture
+def wire():
+    """A session whose /dev/fuse is a pipe: requests go into its buffer, replies come out."""
+    target = Target()
+    session = FuseSession(target, "/mnt/x", {})
+    session._view = memoryview(bytearray(4096))
+    read_end, write_end = os.pipe()
+    session._fd = write_end
+    try:
+        yield session, target, read_end
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def put_write(session, unique, fh, data, *, uid=1000, gid=100, pid=4242, announced=None) -> int:
+    length = IN_HEADER.size + WRITE_IN.size + len(data)
+    IN_HEADER.pack_into(session._view, 0, announced or length, FUSE_WRITE, unique, 7, uid, gid,
+                        pid, 0)  # fmt: skip
+    WRITE_IN.pack_into(session._view, IN_HEADER.size, fh, 0, len(data), 0, 0, 0, 0)
+    session._view[IN_HEADER.size + WRITE_IN.size : length] = data
+    return length
+
+
+def put_interrupt(session, unique, target) -> None:
+    IN_HEADER.pack_into(session._view, 0, IN_HEADER.size + INTERRUPT_IN.size, FUSE_INTERRUPT,
+                        unique, 0, 0, 0, 0, 0)  # fmt: skip
+    INTERRUPT_IN.pack_into(session._view, IN_HEADER.size, target)
+
+
+def reply(read_end) -> tuple[int, int, bytes]:
+    """(unique, errno, payload) of the next reply."""
+    message = os.read(read_end, 4096)
+    length, error, unique = OUT_HEADER.unpack_from(message)
+    assert length == len(message)
+    return unique, -error, message[OUT_HEADER.size :]
+
+
+def test_fuse_arguments_mount_in_the_foreground():
+    args = fuse_arguments("/m", {"fsname": "cgroup", "direct_io": True, "ro": False}, "utf-8")
+    assert args == [b"fakecgfs", b"-f", b"-o", b"fsname=cgroup,direct_io", b"/m"]
+
+
+def test_a_write_that_finishes_is_answered_with_its_count(wire):
+    session, target, replies = wire
+    target.answer = 5
+
+    async def main():
+        async with trio.open_nursery() as session._writes:
+            session._write(put_write(session, 11, fh=3, data=b"4096\n"))
+
+    trio.run(main)
+    assert reply(replies) == (11, 0, WRITE_OUT.pack(5, 0))
+    assert target.calls == [(3, b"4096\n", Caller(pid=4242, uid=1000, gid=100, mountpoint="/mnt/x"))]
+
+
+def test_a_refused_write_carries_the_errno(wire):
+    session, target, replies = wire
+    target.answer = OSError(errno.EBUSY, "busy")
+    session._write(put_write(session, 12, fh=3, data=b"0"))
+    assert reply(replies) == (12, errno.EBUSY, b"")
+
+
+def test_an_unexpected_failure_is_eio(wire, caplog):
+    session, target, replies = wire
+    target.answer = ValueError("a bug")
+    session._write(put_write(session, 13, fh=3, data=b"0"))
+    assert reply(replies) == (13, errno.EIO, b"")
+    assert "a bug" in caplog.text
+
+
+def test_a_malformed_write_is_eio_and_reaches_nobody(wire, caplog):
+    session, target, replies = wire
+    received = put_write(session, 14, fh=3, data=b"12", announced=999)
+    session._write(received)
+    assert reply(replies) == (14, errno.EIO, b"")
+    assert target.calls == []
+
+
+def test_a_waiting_write_is_answered_when_done_and_others_go_on(wire):
+    session, target, replies = wire
+    done = trio.Event()
+
+    async def wait_then_count() -> int:
+        await done.wait()
+        return 9
+
+    target.answer = wait_then_count
+
+    async def main():
+        async with trio.open_nursery() as session._writes:
+            session._write(put_write(session, 21, fh=3, data=b"128M anon"))
+            await trio.testing.wait_all_tasks_blocked()
+            target.answer = 2  # meanwhile another write is answered at once
+            session._write(put_write(session, 22, fh=4, data=b"1\n"))
+            assert reply(replies) == (22, 0, WRITE_OUT.pack(2, 0))
+            assert set(session._waiting) == {21}
+            done.set()
+        assert session._waiting == {}
+
+    trio.run(main)
+    assert reply(replies) == (21, 0, WRITE_OUT.pack(9, 0))
+
+
+def test_an_interrupt_cancels_a_waiting_write_with_eintr(wire):
+    session, target, replies = wire
+    cancelled = []
+
+    async def wait_forever() -> int:
+        try:
+            await trio.sleep_forever()
+        finally:
+            cancelled.append(True)
+
+    target.answer = wait_forever
+
+    async def main():
+        async with trio.open_nursery() as session._writes:
+            session._write(put_write(session, 31, fh=3, data=b"128M anon"))
+            await trio.testing.wait_all_tasks_blocked()
+            put_interrupt(session, 32, target=999)  # not ours: left to libfuse
+            assert session._interrupt() is False
+            put_interrupt(session, 33, target=31)
+            assert session._interrupt() is True
+
+    trio.run(main)
+    assert cancelled == [True]
+    assert reply(replies) == (31, errno.EINTR, b"")
+
+
+def test_a_write_waiting_when_the_session_ends_gets_eintr(wire):
+    session, target, replies = wire
+    target.answer = lambda: trio.sleep_forever()
+
+    async def main():
+        with trio.CancelScope() as scope:
+            async with trio.open_nursery() as session._writes:
+                session._write(put_write(session, 41, fh=3, data=b"128M anon"))
+                await trio.testing.wait_all_tasks_blocked()
+                scope.cancel()  # what serve() does as it returns
+
+    trio.run(main)
+    assert reply(replies) == (41, errno.EINTR, b"")
+
+
+def test_a_reply_to_a_request_the_kernel_dropped_is_not_an_error(wire, caplog, monkeypatch):
+    session, _, _ = wire
+
+    def gone(fd, data):
+        raise OSError(errno.ENOENT, "no such request")
+
+    monkeypatch.setattr(session_module.os, "write", gone)
+    session._reply(51, 0, WRITE_OUT.pack(1, 0))
+    assert caplog.text == ""
