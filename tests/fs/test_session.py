@@ -188,3 +188,48 @@ def test_a_reply_to_a_request_the_kernel_dropped_is_not_an_error(wire, caplog, m
     monkeypatch.setattr(session_module.os, "write", gone)
     session._reply(51, 0, WRITE_OUT.pack(1, 0))
     assert caplog.text == ""
+
+
+class Files:
+    """Stand-in operations for the callbacks bound without fusepy's dispatch."""
+
+    def __init__(self) -> None:
+        self.released: list[tuple[str | None, int]] = []
+
+    def open(self, path, flags):
+        if path == "/missing":
+            raise OSError(errno.ENOENT, "no")
+        return 77
+
+    def read(self, path, size, offset, fh):
+        if fh == 13:
+            raise KeyError("a bug")
+        return b"9223372036854771712\n"[offset : offset + size]
+
+    def release(self, path, fh):
+        self.released.append((path, fh))
+
+
+def test_open_read_release_bound_directly(caplog):
+    import ctypes
+
+    import fuse
+
+    files = Files()
+    callbacks = session_module._Callbacks(files, "utf-8")
+    info = fuse.fuse_file_info(flags=os.O_RDONLY)
+    assert callbacks._direct_open(b"/memory.limit_in_bytes", ctypes.pointer(info)) == 0
+    assert info.fh == 77
+    assert callbacks._direct_open(b"/missing", ctypes.pointer(info)) == -errno.ENOENT
+    buf = ctypes.create_string_buffer(64)
+    assert callbacks._direct_read(None, buf, 4, 0, ctypes.pointer(info)) == 4
+    assert buf.raw[:4] == b"9223"
+    assert callbacks._direct_read(b"/x", buf, 64, 20, ctypes.pointer(info)) == 0
+    assert callbacks._direct_read(None, buf, 64, 0, ctypes.pointer(fuse.fuse_file_info(fh=13))) \
+        == -errno.EIO
+    assert "read failed unexpectedly" in caplog.text
+    assert callbacks._direct_release(None, ctypes.pointer(info)) == 0
+    assert files.released == [(None, 77)]
+    # and they are what the table holds; the others are fusepy's
+    assert callbacks.table.open and callbacks.table.read and callbacks.table.release
+    assert not callbacks.table.write and not callbacks.table.getattr

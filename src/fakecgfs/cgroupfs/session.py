@@ -129,14 +129,14 @@ class _Callbacks(fuse.FUSE):
             fip.contents.fh = self.operations.open(path.decode(self.encoding), fip.contents.flags)
             return 0
         except Exception as e:
-            return -_failure_errno("open", e)
+            return -_errno_of("open", e)
 
     def _direct_read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
         try:
             data = self.operations.read(None if path is None else path.decode(self.encoding),
                                         size, offset, fip.contents.fh)  # fmt: skip
         except Exception as e:
-            return -_failure_errno("read", e)
+            return -_errno_of("read", e)
         ctypes.memmove(buf, data, len(data))
         return len(data)
 
@@ -146,7 +146,7 @@ class _Callbacks(fuse.FUSE):
                                     fip.contents.fh)  # fmt: skip
             return 0
         except Exception as e:
-            return -_failure_errno("release", e)
+            return -_errno_of("release", e)
 
 
 def fuse_arguments(mountpoint: str, options: dict[str, Any], encoding: str) -> list[bytes]:
@@ -260,7 +260,7 @@ class FuseSession:
         try:
             result = self._target.write_request(fh, data, caller)
         except Exception as e:
-            self._reply(unique, _errno_of(e))
+            self._reply(unique, _errno_of("write", e))
             return
         if inspect.isawaitable(result):
             self._writes.start_soon(self._finish_write, unique, result, name=f"write:{unique}")
@@ -278,7 +278,7 @@ class FuseSession:
             self._reply(unique, errno.EINTR)
             raise
         except Exception as e:
-            self._reply(unique, _errno_of(e))
+            self._reply(unique, _errno_of("write", e))
             return
         finally:
             del self._waiting[unique]
@@ -307,16 +307,9 @@ class FuseSession:
                 log.error("replying to request %d: %s", unique, e)
 
 
-def _errno_of(error: Exception) -> int:
-    """The errno a failed write answers: the kernel's, carried by the OSError; EIO (logged) for
-    anything unexpected."""
-    if isinstance(error, OSError) and error.errno and error.errno > 0:
-        return error.errno
-    log.error("write failed unexpectedly", exc_info=error)
-    return errno.EIO
-
-
-def _failure_errno(operation: str, error: Exception) -> int:
+def _errno_of(operation: str, error: Exception) -> int:
+    """The errno a failed operation answers: the kernel's, carried by the OSError; EIO (logged)
+    for anything unexpected."""
     if isinstance(error, OSError) and error.errno and error.errno > 0:
         return error.errno
     log.error("%s failed unexpectedly", operation, exc_info=error)
