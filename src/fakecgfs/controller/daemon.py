@@ -20,6 +20,7 @@ Life cycle (each point answers the 2008 review or the patch's TODO list):
 from __future__ import annotations
 
 import enum
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -56,7 +57,11 @@ class ReclaimDaemon:
 
     def __init__(self, controller: MemoryController, memcg: MemCgroup) -> None:
         self.controller = controller  # reclaim, pacing and events go through it
-        self.memcg = memcg  # the group whose usage this task brings down (and its subtree)
+        # The group whose usage this task brings down (and its subtree), held weakly: the group
+        # owns its daemon (memcg.daemon), and a strong back-reference would make every group a
+        # reference cycle that only the cycle collector frees, long after rmdir.  Callers reach
+        # the daemon through its group, and a running task holds the group (_run's argument).
+        self._memcg = weakref.ref(memcg)
         self.state = DaemonState.STOPPED
         self.stats = DaemonStats()
         self._wakeup = trio.Event()  # the patch's daemon.waitq: set() wakes a waiting task
@@ -64,6 +69,12 @@ class ReclaimDaemon:
         self._exited = trio.Event()  # set when run() has returned: stop() waits on it
         self._state_since = 0.0  # clock time of the last state change, for time_running
         self._exited.set()
+
+    @property
+    def memcg(self) -> MemCgroup:
+        memcg = self._memcg()
+        assert memcg is not None, "the daemon of a freed group"
+        return memcg
 
     # -- control -------------------------------------------------------------------------------
 
@@ -80,9 +91,8 @@ class ReclaimDaemon:
         self._cancel_scope = trio.CancelScope()
         self._exited = trio.Event()
         self._wakeup = trio.Event()
-        await nursery.start(
-            self._run, self._cancel_scope, self._exited, name=f"memcontd:{self.memcg.path}"
-        )
+        await nursery.start(self._run, self.memcg, self._cancel_scope, self._exited,
+                            name=f"memcontd:{self.memcg.path}")  # fmt: skip
 
     def cancel(self) -> None:
         """Tell the task to stop, without waiting: it exits at its next checkpoint, so no pass
@@ -123,12 +133,16 @@ class ReclaimDaemon:
 
     # -- the task ------------------------------------------------------------------------------
 
-    async def _run(self, cancel_scope: trio.CancelScope, exited: trio.Event,
+    async def _run(self, memcg: MemCgroup, cancel_scope: trio.CancelScope, exited: trio.Event,
                    task_status: trio.TaskStatus = trio.TASK_STATUS_IGNORED) -> None:  # fmt: skip
+        """The task; ``memcg`` keeps its group alive while it runs (the daemon holds it weakly)."""
         with cancel_scope:
             try:
                 # start() resumes at our first checkpoint, after the state below is set.
                 task_status.started()
+                # The status holds the temporary nursery start() ran us in (its cancel scope and
+                # their sets), about 1 KiB per task for as long as the task sleeps: let it go.
+                del task_status
                 while True:
                     await self._sleep_until_above_high_watermark()
                     await self._reclaim_to_low_watermark()

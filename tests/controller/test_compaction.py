@@ -1,0 +1,130 @@
+"""Memory after rmdir: a removed group is freed at once, and compact() gives memory back
+without changing anything a reader can see."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import weakref
+
+import trio
+import trio.testing
+
+from fakecgfs.controller import DaemonState, PageKind
+from fakecgfs.controller.compaction import COMPACT_AFTER_REMOVALS, COMPACT_IDLE, shrink_dict
+
+from .conftest import MiB, controller, pages, trio_test, wait_for
+
+
+async def armed_group(c, parent, name):
+    g = c.create_group(parent, name)
+    await c.set_limit(g, pages(64 * MiB))
+    await c.set_high_wmark(g, pages(48 * MiB))
+    return g
+
+
+async def wait_state(g, state):
+    """(A function of its own: a lambda in the test would hold ``g`` in a closure cell.)"""
+    await wait_for(lambda: g.daemon.state is state)
+
+
+@trio_test
+async def test_a_removed_group_is_freed_without_the_cycle_collector():
+    """Nothing of an armed group is in a reference cycle: rmdir frees it by reference counting,
+    not at some later full collection (10,000 groups' worth of memory waited for one)."""
+    async with controller() as c:
+        g = await armed_group(c, c.root, "g")
+        await c.charge(g, pages(60 * MiB), PageKind.FILE)  # wakes the task: it reclaims
+        await wait_state(g, DaemonState.SLEEPING)
+        refs = [weakref.ref(g), weakref.ref(g.daemon), weakref.ref(g.daemon.stats)]
+        gc.disable()
+        try:
+            await c.remove_group(g)
+            del g
+            await trio.sleep(1)  # the task has exited and let go of everything
+            assert [ref() for ref in refs] == [None, None, None]
+        finally:
+            gc.enable()
+
+
+@trio_test
+async def test_a_reclaiming_task_keeps_its_group_alive():
+    """The daemon holds its group weakly; while its task runs, the task holds the group (what
+    a strong back-reference used to ensure), even with no other reference."""
+    async with controller(reclaim_rate=1 * MiB) as c:  # slow: the task runs for a while
+        g = await armed_group(c, c.root, "g")
+        await c.charge(g, pages(60 * MiB), PageKind.FILE)
+        await wait_state(g, DaemonState.RUNNING)
+        daemon = g.daemon
+        ref = weakref.ref(g)
+        del c.root.children["g"]  # nothing but the task holds the group now
+        del g
+        await trio.sleep(0.5)
+        assert ref() is not None and daemon.memcg is ref() and daemon.stats.passes > 1
+        await daemon.stop()
+
+
+def test_shrink_dict_keeps_order_identity_and_values():
+    d = {f"g{i}": i for i in range(10000)}
+    for i in range(9990):
+        del d[f"g{i}"]
+    before = sys.getsizeof(d)
+    same = d
+    assert shrink_dict(d)
+    assert same is d and list(d.items()) == [(f"g{i}", i) for i in range(9990, 10000)]
+    assert sys.getsizeof(d) < before // 100
+    assert not shrink_dict(d)  # already the right size
+
+
+@trio_test
+async def test_compact_changes_nothing_visible():
+    async with controller() as c:
+        parent = c.create_group(c.root, "p")
+        groups = [await armed_group(c, parent, f"g{i}") for i in range(300)]
+        for g in groups[::7]:
+            await c.charge(g, pages(1 * MiB), PageKind.ANON)
+        for g in groups[:290]:
+            await c.remove_group(g)
+        kept = groups[290:]
+        children = parent.children
+        size_before = sys.getsizeof(children)
+
+        def snapshot():
+            return [
+                (g.path, g.memory.usage, g.memory.max_usage, g.memory.hwmark, g.kmem.usage,
+                 g.stock, g.kernel_pages, g.children_made, g.daemon.state, c.memory_stat(g))
+                for g in c.groups()
+            ]  # fmt: skip
+
+        before = snapshot()
+        c.compact()
+        assert snapshot() == before
+        assert parent.children is children and list(children.values()) == kept
+        assert sys.getsizeof(children) < size_before
+        assert c.removals_since_compact == 0
+        await c.charge(kept[0], pages(60 * MiB), PageKind.FILE)  # the tasks still work
+        await wait_for(lambda: kept[0].daemon.stats.passes > 0 and kept[0].daemon.state
+                       is DaemonState.SLEEPING)  # fmt: skip
+
+
+@trio_test
+async def test_the_controller_compacts_once_a_burst_of_removals_pauses():
+    async with controller() as c:
+        groups = [c.create_group(c.root, f"g{i}") for i in range(COMPACT_AFTER_REMOVALS + 1)]
+        for g in groups[:-1]:
+            await c.remove_group(g)
+        assert c.removals_since_compact == COMPACT_AFTER_REMOVALS
+        # Removals keep coming: no compaction while they do.
+        await trio.sleep(COMPACT_IDLE * 0.9)
+        await c.remove_group(groups[-1])
+        await trio.sleep(COMPACT_IDLE * 0.9)
+        assert c.removals_since_compact == COMPACT_AFTER_REMOVALS + 1
+        # A pause of COMPACT_IDLE after the last one: compacted.
+        await trio.sleep(COMPACT_IDLE * 0.2)
+        assert c.removals_since_compact == 0
+        assert sys.getsizeof(c.root.children) == sys.getsizeof({})
+        # Fewer removals than COMPACT_AFTER_REMOVALS start nothing.
+        g = c.create_group(c.root, "again")
+        await c.remove_group(g)
+        await trio.sleep(COMPACT_IDLE * 10)
+        assert c.removals_since_compact == 1
