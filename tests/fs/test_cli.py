@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -144,3 +146,25 @@ def test_shell_use_from_the_docs(group):
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"{8 * MiB}\n"
     assert read(group / "memory.limit_in_bytes") == f"{64 * MiB}\n"
+
+
+def test_the_server_runs_on_glibc_malloc_with_its_pid_kept(shared):
+    """`mount --foreground` re-executes itself with PYTHONMALLOC=malloc (see SERVER_ALLOCATOR),
+    keeping its pid: the one testing.mounted() started."""
+    environ = Path(f"/proc/{shared.process.pid}/environ").read_bytes().split(b"\0")
+    assert b"PYTHONMALLOC=malloc" in environ
+
+
+def test_a_chosen_allocator_is_kept(monkeypatch):
+    from fakecgfs import cli
+
+    execs = []
+    monkeypatch.setattr(cli.os, "execve", lambda *args: execs.append(args))
+    monkeypatch.setenv("PYTHONMALLOC", "pymalloc_debug")
+    cli._exec_with_server_allocator()
+    assert execs == []
+    monkeypatch.delenv("PYTHONMALLOC")
+    cli._exec_with_server_allocator()
+    (executable, argv, env), = execs
+    assert executable == sys.executable and argv[1:] == sys.orig_argv[1:]
+    assert env["PYTHONMALLOC"] == cli.SERVER_ALLOCATOR == "malloc"
