@@ -41,21 +41,13 @@ def default_log_path(mountpoint: str) -> str:
     return mounting.runtime_path(mountpoint, ".log")
 
 
-SERVER_ALLOCATOR = "malloc"
-"""The server runs on glibc's malloc, not Python's pymalloc.  After a burst of rmdirs the
-controller hands free memory back (compact(): malloc_trim), which pymalloc defeats: any object
-that outlived the burst pins its whole 1 MiB arena.  Measured through the mount, RSS after
-removing 10,000 armed groups: +6% of the start with malloc, +41% with pymalloc; request latency
-does not change measurably.  A PYTHONMALLOC the user set is kept."""
-
-
 def _exec_with_server_allocator() -> None:
-    """Restart this process (same pid, same arguments) with SERVER_ALLOCATOR: the interpreter
-    reads PYTHONMALLOC only as it starts."""
+    """Restart this process (same pid, same arguments) on the server's allocator (see
+    mounting.SERVER_ALLOCATOR): the interpreter reads PYTHONMALLOC only as it starts.  Servers
+    started by `fakecgfs mount` and the test kit have it already and skip this."""
     if "PYTHONMALLOC" in os.environ:
         return
-    env = dict(os.environ, PYTHONMALLOC=SERVER_ALLOCATOR)
-    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], mounting.server_environment())
 
 
 def cmd_mount(args: argparse.Namespace) -> int:
@@ -99,7 +91,8 @@ def _spawn_server(args: argparse.Namespace) -> int:
     if args.allow_other:
         command.append("--allow-other")
     with open(log_path, "ab") as log_file:
-        server = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file,
+        server = subprocess.Popen(command, env=mounting.server_environment(),
+                                  stdin=subprocess.DEVNULL, stdout=log_file,
                                   stderr=log_file, start_new_session=True)  # fmt: skip
     ready = mounting.wait_until(
         lambda: server.poll() is not None or mounting.is_fakecgfs_mount(args.mountpoint),

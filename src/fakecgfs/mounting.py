@@ -11,6 +11,21 @@ import subprocess
 import tempfile
 import time
 
+
+SERVER_ALLOCATOR = "malloc"
+"""The server runs on glibc's malloc, not Python's pymalloc.  After a burst of rmdirs the
+controller hands free memory back (compact(): malloc_trim), which pymalloc defeats: any object
+that outlived the burst pins its whole 1 MiB arena.  Measured through the mount, RSS after
+removing 10,000 armed groups: +6% of the start with malloc, +41% with pymalloc; request latency
+does not change measurably."""
+
+
+def server_environment() -> dict[str, str]:
+    """The environment to start a server in: this one, with SERVER_ALLOCATOR unless the user
+    chose an allocator (PYTHONMALLOC)."""
+    return {"PYTHONMALLOC": SERVER_ALLOCATOR, **os.environ}
+
+
 SERVER_EXIT_TIMEOUT = 10.0  # seconds a stopped server has to unmount and exit
 
 

@@ -149,22 +149,36 @@ def test_shell_use_from_the_docs(group):
 
 
 def test_the_server_runs_on_glibc_malloc_with_its_pid_kept(shared):
-    """`mount --foreground` re-executes itself with PYTHONMALLOC=malloc (see SERVER_ALLOCATOR),
-    keeping its pid: the one testing.mounted() started."""
+    """testing.mounted() starts the server with PYTHONMALLOC=malloc (mounting.SERVER_ALLOCATOR),
+    as `fakecgfs mount` does; `mount --foreground` started without it re-executes itself."""
     environ = Path(f"/proc/{shared.process.pid}/environ").read_bytes().split(b"\0")
     assert b"PYTHONMALLOC=malloc" in environ
 
 
 def test_a_chosen_allocator_is_kept(monkeypatch):
-    from fakecgfs import cli
+    from fakecgfs import cli, mounting
 
     execs = []
     monkeypatch.setattr(cli.os, "execve", lambda *args: execs.append(args))
     monkeypatch.setenv("PYTHONMALLOC", "pymalloc_debug")
+    assert mounting.server_environment()["PYTHONMALLOC"] == "pymalloc_debug"
     cli._exec_with_server_allocator()
     assert execs == []
     monkeypatch.delenv("PYTHONMALLOC")
+    assert mounting.server_environment()["PYTHONMALLOC"] == mounting.SERVER_ALLOCATOR == "malloc"
     cli._exec_with_server_allocator()
     (executable, argv, env), = execs
     assert executable == sys.executable and argv[1:] == sys.orig_argv[1:]
-    assert env["PYTHONMALLOC"] == cli.SERVER_ALLOCATOR == "malloc"
+    assert env["PYTHONMALLOC"] == "malloc"
+
+
+def test_a_foreground_server_started_without_it_re_executes_itself(tmp_path, monkeypatch):
+    from fakecgfs import mounting
+    from fakecgfs.testing import mount as testing_mount
+
+    monkeypatch.delenv("PYTHONMALLOC", raising=False)
+    monkeypatch.setattr(mounting, "server_environment", lambda: dict(os.environ))
+    with testing_mount.mounted(tmp_path) as m:  # started with no PYTHONMALLOC at all
+        environ = Path(f"/proc/{m.process.pid}/environ").read_bytes().split(b"\0")
+        assert b"PYTHONMALLOC=malloc" in environ  # the same pid, after its exec
+        assert (m.path / "memory.usage_in_bytes").read_text() == "0\n"

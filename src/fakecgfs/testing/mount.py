@@ -180,7 +180,8 @@ def mounted(directory: Path, *options: str, trace: bool = False) -> Iterator[Fak
     with open(log, "wb") as log_file:
         process = subprocess.Popen(
             [sys.executable, "-m", "fakecgfs", "mount", "--foreground", str(mountpoint), *options],
-            stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+            env=mounting.server_environment(), stdin=subprocess.DEVNULL, stdout=log_file,
+            stderr=log_file,
         )  # fmt: skip
     try:
         ready = mounting.wait_until(
