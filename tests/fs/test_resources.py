@@ -88,3 +88,24 @@ def test_oversized_write_to_a_removed_group_is_e2big(group):
         assert errno_of(lambda: os.write(fd, b"1" * 4097)) == errno.E2BIG
     finally:
         os.close(fd)
+
+
+def test_the_server_stops_polling_once_requests_stop(mnt):
+    """After a request the session polls /dev/fuse for POLL_AFTER_REQUEST_NS before the loop
+    sleeps; then an idle server costs no CPU, however busy it just was (clock ticks of
+    /proc/<pid>/stat over a second: at most one tick, the resolution)."""
+    import time
+
+    from fakecgfs.cgroupfs.session import POLL_AFTER_REQUEST_NS
+
+    def cpu_ticks() -> int:
+        fields = open(f"/proc/{mnt.process.pid}/stat").read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+
+    path = mnt.path / "memory.usage_in_bytes"
+    for _ in range(2000):
+        path.read_bytes()
+    time.sleep(POLL_AFTER_REQUEST_NS / 1e9 * 10)  # ten times the polling window: it is over
+    before = cpu_ticks()
+    time.sleep(1.0)
+    assert cpu_ticks() - before <= 1
