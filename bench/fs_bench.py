@@ -86,9 +86,8 @@ def concurrency(mounts: list[Mount], duration: float, repeats: int) -> dict:
 
 
 def blocked_charge(iterations: int, repeats: int) -> dict:
-    """Read latency of memory.usage_in_bytes (and of memory.stat, which goes through the trio loop
-    whatever the read path of scalar files is) in group ``other`` while a charge in group
-    ``blocked`` waits under oom_kill_disable 1; then the limit is raised to release it."""
+    """Read latency of memory.usage_in_bytes and of memory.stat in group ``other`` while a charge
+    in group ``blocked`` waits under oom_kill_disable 1; then the limit is raised to release it."""
     results: dict = {}
     with common.fakecgfs_mount(group="other") as m:
         blocked = m.root / "blocked"
