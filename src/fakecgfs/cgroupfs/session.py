@@ -58,14 +58,14 @@ request: an idle server does not poll at all."""
 
 POLLED_ENOUGH = 1  # a poll deadline long past: stop at the next empty read
 
-# The kernel's FUSE ABI (include/uapi/linux/fuse.h), little-endian on every Linux FUSE host.
+# The kernel's FUSE ABI (include/uapi/linux/fuse.h), in the host's byte order ("=").
 FUSE_WRITE = 16
 FUSE_INTERRUPT = 36
-IN_HEADER = struct.Struct("<IIQQIIII")  # len, opcode, unique, nodeid, uid, gid, pid, padding
-WRITE_IN = struct.Struct("<QQIIQII")  # fh, offset, size, write_flags, lock_owner, flags, padding
-INTERRUPT_IN = struct.Struct("<Q")  # unique of the interrupted request
-OUT_HEADER = struct.Struct("<IiQ")  # len, error (-errno), unique
-WRITE_OUT = struct.Struct("<II")  # size, padding
+IN_HEADER = struct.Struct("=IIQQIIII")  # len, opcode, unique, nodeid, uid, gid, pid, padding
+WRITE_IN = struct.Struct("=QQIIQII")  # fh, offset, size, write_flags, lock_owner, flags, padding
+INTERRUPT_IN = struct.Struct("=Q")  # unique of the interrupted request
+OUT_HEADER = struct.Struct("=IiQ")  # len, error (-errno), unique
+WRITE_OUT = struct.Struct("=II")  # size, padding
 FUSE_BUF_IS_FD = 1 << 1  # libfuse's fuse_buf_flags: data spliced into a pipe, not in memory
 
 
@@ -232,7 +232,7 @@ class FuseSession:
         buf, bufsize, channel = self._buf, self._buf.size, self._channel_ref
         buf_ref, channel_ref = ctypes.byref(buf), ctypes.byref(channel)
         view = self._view
-        opcode_at = struct.Struct("<I").unpack_from
+        opcode_at = struct.Struct("=I").unpack_from
         clock = time.perf_counter_ns
         while not lib.fuse_session_exited(session):
             await trio.lowlevel.wait_readable(self._fd)
