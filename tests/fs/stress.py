@@ -443,7 +443,7 @@ def inprocess_churn(groups: int, handles: int) -> dict:
             async def churn() -> None:
                 fhs = [fs.open(f"/{names[i % 3]}", os.O_RDWR) for i in range(handles)]
                 for fh in fhs:
-                    assert fs.read(None, 65536, 0, fh)
+                    assert fs.read_request(fh, 65536, 0)
                 for fh in fhs:
                     fs.release(None, fh)
                 for i in range(groups):

@@ -13,9 +13,9 @@ import trio.testing
 
 from fakecgfs.cgroupfs import session as session_module
 from fakecgfs.cgroupfs.cftypes import Caller
-from fakecgfs.cgroupfs.session import (FUSE_INTERRUPT, FUSE_WRITE, IN_HEADER, INTERRUPT_IN,
-                                       OUT_HEADER, WRITE_IN, WRITE_OUT, FuseSession,
-                                       fuse_arguments)  # fmt: skip
+from fakecgfs.cgroupfs.session import (FUSE_INTERRUPT, FUSE_READ, FUSE_WRITE, IN_HEADER,
+                                       INTERRUPT_IN, OUT_HEADER, READ_IN, WRITE_IN, WRITE_OUT,
+                                       FuseSession, fuse_arguments)  # fmt: skip
 
 
 class Target:
@@ -24,6 +24,11 @@ class Target:
     def __init__(self) -> None:
         self.calls: list[tuple[int, bytes, Caller]] = []
         self.answer = None  # an int, an exception, or an awaitable factory
+
+    def read_request(self, fh, size, offset):
+        if fh == 13:
+            raise OSError(errno.ENODEV, "removed")
+        return b"9223372036854771712\n"[offset : offset + size]
 
     def write_request(self, fh, data, caller):
         self.calls.append((fh, data, caller))
@@ -62,6 +67,13 @@ def put_interrupt(session, unique, target) -> None:
     IN_HEADER.pack_into(session._view, 0, IN_HEADER.size + INTERRUPT_IN.size, FUSE_INTERRUPT,
                         unique, 0, 0, 0, 0, 0)  # fmt: skip
     INTERRUPT_IN.pack_into(session._view, IN_HEADER.size, target)
+
+
+def put_read(session, unique, fh, size, offset) -> int:
+    length = IN_HEADER.size + READ_IN.size
+    IN_HEADER.pack_into(session._view, 0, length, FUSE_READ, unique, 7, 0, 0, 4242, 0)
+    READ_IN.pack_into(session._view, IN_HEADER.size, fh, offset, size, 0, 0, 0, 0)
+    return length
 
 
 def reply(read_end) -> tuple[int, int, bytes]:
@@ -190,6 +202,20 @@ def test_a_reply_to_a_request_the_kernel_dropped_is_not_an_error(wire, caplog, m
     assert caplog.text == ""
 
 
+def test_a_read_is_answered_with_its_data_or_errno(wire):
+    session, _, replies = wire
+    session._read(put_read(session, 61, fh=3, size=4, offset=0))
+    assert reply(replies) == (61, 0, b"9223")
+    session._read(put_read(session, 62, fh=3, size=4096, offset=20))
+    assert reply(replies) == (62, 0, b"")  # at the end: EOF
+    session._read(put_read(session, 63, fh=13, size=4096, offset=0))
+    assert reply(replies) == (63, errno.ENODEV, b"")
+    received = put_read(session, 64, fh=3, size=4, offset=0)
+    IN_HEADER.pack_into(session._view, 0, 999, FUSE_READ, 64, 7, 0, 0, 0, 0)
+    session._read(received)
+    assert reply(replies) == (64, errno.EIO, b"")
+
+
 class Files:
     """Stand-in operations for the callbacks bound without fusepy's dispatch."""
 
@@ -199,18 +225,15 @@ class Files:
     def open(self, path, flags):
         if path == "/missing":
             raise OSError(errno.ENOENT, "no")
-        return 77
-
-    def read(self, path, size, offset, fh):
-        if fh == 13:
+        if path == "/bug":
             raise KeyError("a bug")
-        return b"9223372036854771712\n"[offset : offset + size]
+        return 77
 
     def release(self, path, fh):
         self.released.append((path, fh))
 
 
-def test_open_read_release_bound_directly(caplog):
+def test_open_and_release_bound_directly(caplog):
     import ctypes
 
     import fuse
@@ -221,15 +244,10 @@ def test_open_read_release_bound_directly(caplog):
     assert callbacks._direct_open(b"/memory.limit_in_bytes", ctypes.pointer(info)) == 0
     assert info.fh == 77
     assert callbacks._direct_open(b"/missing", ctypes.pointer(info)) == -errno.ENOENT
-    buf = ctypes.create_string_buffer(64)
-    assert callbacks._direct_read(None, buf, 4, 0, ctypes.pointer(info)) == 4
-    assert buf.raw[:4] == b"9223"
-    assert callbacks._direct_read(b"/x", buf, 64, 20, ctypes.pointer(info)) == 0
-    assert callbacks._direct_read(None, buf, 64, 0, ctypes.pointer(fuse.fuse_file_info(fh=13))) \
-        == -errno.EIO
-    assert "read failed unexpectedly" in caplog.text
+    assert callbacks._direct_open(b"/bug", ctypes.pointer(info)) == -errno.EIO
+    assert "open failed unexpectedly" in caplog.text
     assert callbacks._direct_release(None, ctypes.pointer(info)) == 0
     assert files.released == [(None, 77)]
-    # and they are what the table holds; the others are fusepy's
-    assert callbacks.table.open and callbacks.table.read and callbacks.table.release
-    assert not callbacks.table.write and not callbacks.table.getattr
+    # they are what the table holds; read and write are the session's own, never libfuse's
+    assert callbacks.table.open and callbacks.table.release
+    assert not callbacks.table.read and not callbacks.table.write and not callbacks.table.getattr

@@ -67,17 +67,18 @@ class CgroupFS:
 
     Not a fuse.Operations: fusepy registers every method it finds, and each registered one is a
     Python call per request.  What is left out the kernel handles alone: flush and fsync of a
-    file (ENOSYS counts as success), access (default_permissions checks the modes).  write is
-    not one either: the session answers WRITE itself, through write_request(), so that a write
-    can wait without holding up anything else.
+    file (ENOSYS counts as success), access (default_permissions checks the modes).  Neither
+    are read and write: the session answers READ and WRITE itself (read_request(),
+    write_request()), so that reads skip libfuse and a write can wait without holding up
+    anything else.
     """
 
     use_ns = True
-    # Operations on an open descriptor reach us (path None) even after rmdir removed its group,
-    # so that read can answer ENODEV as kernfs does, not libfuse's ENOENT.
+    # Operations on an open descriptor (fstat, ftruncate, release) reach us, with path None, even
+    # after rmdir removed its group, as they do on kernfs, instead of failing with ENOENT.
     flag_nullpath_ok = True
     # ...and they need no path at all: libfuse then neither builds one nor locks the path's
-    # directories for them, which saves work on every read and release.
+    # directories for them, which saves work on every release.
     flag_nopath = True
 
     def __init__(self, controller: MemoryController, *, strict: bool = False,
@@ -350,7 +351,9 @@ class CgroupFS:
             raise fuse.FuseOSError(errno.EBADF)
         return handle
 
-    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+    def read_request(self, fh: int, size: int, offset: int) -> bytes:
+        """One read() of an open control file, from the FUSE session; an OSError carries the
+        kernel's errno."""
         handle = self._handle(fh)
         cft = handle.cft
         if cft.read is None:

@@ -10,15 +10,18 @@ trio task in the loop that owns the controller:
 * It waits until /dev/fuse is readable, then reads and serves requests one after another until
   none has come for POLL_AFTER_REQUEST_NS (the descriptor is non-blocking), REQUESTS_PER_TURN at
   most before letting the loop's other tasks (reclaim, waiting writes) run.
-* Every request but WRITE and INTERRUPT goes to libfuse's high-level library
-  (fuse_session_process_buf), which calls fusepy, which calls the filesystem, synchronously in
-  this thread: handlers use the controller directly, with no locks and no trip between threads.
-* WRITE is answered here, from its fuse_in_header and fuse_write_in (the kernel ABI, stable since
-  protocol 7.9).  The filesystem's write_request() finishes it at once, or returns what it must
-  wait for: that becomes a task which replies when done, and an INTERRUPT naming the request
-  cancels the task, which replies EINTR.  Nothing in the server ever blocks a thread.
+* The data path, READ and WRITE, is answered here, from the request's fuse_in_header and
+  fuse_read_in or fuse_write_in (the kernel ABI, stable since protocol 7.9): these requests carry
+  a file handle, nothing of libfuse's state, and they are most of the traffic.  A write that must
+  wait (write_request() returns what it waits for) becomes a task which replies when done, and
+  an INTERRUPT naming the request cancels the task, which replies EINTR.  Nothing in the server
+  ever blocks a thread.
+* Every other request, the namespace (LOOKUP, GETATTR, OPEN, MKDIR, RELEASE...), goes to
+  libfuse's high-level library (fuse_session_process_buf), which keeps the node table and calls
+  fusepy, which calls the filesystem, synchronously in this thread: handlers use the controller
+  directly, with no locks and no trip between threads.
 
-fusepy still converts every other request's arguments and results (``_Callbacks``); only its
+fusepy still converts those requests' arguments and results (``_Callbacks``); only its
 fuse_main() is replaced, by fuse_setup() + this loop + fuse_teardown().
 """
 
@@ -59,9 +62,11 @@ request: an idle server does not poll at all."""
 POLLED_ENOUGH = 1  # a poll deadline long past: stop at the next empty read
 
 # The kernel's FUSE ABI (include/uapi/linux/fuse.h), in the host's byte order ("=").
+FUSE_READ = 15
 FUSE_WRITE = 16
 FUSE_INTERRUPT = 36
 IN_HEADER = struct.Struct("=IIQQIIII")  # len, opcode, unique, nodeid, uid, gid, pid, padding
+READ_IN = struct.Struct("=QQIIQII")  # fh, offset, size, read_flags, lock_owner, flags, padding
 WRITE_IN = struct.Struct("=QQIIQII")  # fh, offset, size, write_flags, lock_owner, flags, padding
 INTERRUPT_IN = struct.Struct("=Q")  # unique of the interrupted request
 OUT_HEADER = struct.Struct("=IiQ")  # len, error (-errno), unique
@@ -69,8 +74,10 @@ WRITE_OUT = struct.Struct("=II")  # size, padding
 FUSE_BUF_IS_FD = 1 << 1  # libfuse's fuse_buf_flags: data spliced into a pipe, not in memory
 
 
-class WriteTarget(Protocol):
-    """What the session hands writes to (the filesystem)."""
+class DataPath(Protocol):
+    """What the session hands reads and writes to (the filesystem)."""
+
+    def read_request(self, fh: int, size: int, offset: int) -> bytes: ...
 
     def write_request(self, fh: int, data: bytes, caller: Caller) -> int | Awaitable[int]: ...
 
@@ -133,8 +140,8 @@ class _Callbacks(fuse.FUSE):
                     value = prototype(functools.partial(self._wrapper, getattr(self, name)))
             setattr(self.table, name, value)
 
-    # The requests every cat makes (open, read twice, release) skip fusepy's three layers of
-    # dispatch (partial, _wrapper, operations.__call__): same conversions, one Python frame.
+    # Two requests every cat makes (open, release) skip fusepy's three layers of dispatch
+    # (partial, _wrapper, operations.__call__): same conversions, one Python frame.
 
     def _direct_open(self, path: bytes, fip: Any) -> int:
         try:
@@ -142,15 +149,6 @@ class _Callbacks(fuse.FUSE):
             return 0
         except Exception as e:
             return -_errno_of("open", e)
-
-    def _direct_read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
-        try:
-            data = self.operations.read(None if path is None else path.decode(self.encoding),
-                                        size, offset, fip.contents.fh)  # fmt: skip
-        except Exception as e:
-            return -_errno_of("read", e)
-        ctypes.memmove(buf, data, len(data))
-        return len(data)
 
     def _direct_release(self, path: bytes | None, fip: Any) -> int:
         try:
@@ -174,7 +172,7 @@ class FuseSession:
                  encoding: str = "utf-8") -> None:  # fmt: skip
         self._lib = _declare(fuse._libfuse)
         self._callbacks = _Callbacks(operations, encoding)
-        self._target: WriteTarget = operations
+        self._target: DataPath = operations
         self.mountpoint = mountpoint
         self._args = fuse_arguments(mountpoint, options, encoding)
         self._fuse: int | None = None  # struct fuse *
@@ -255,7 +253,9 @@ class FuseSession:
                     process(session, buf_ref, channel)
                     continue
                 (opcode,) = opcode_at(view, 4)
-                if opcode == FUSE_WRITE:
+                if opcode == FUSE_READ:
+                    self._read(received)
+                elif opcode == FUSE_WRITE:
                     self._write(received)
                     # No polling after a write: what it woke (a reclaim task, a charge waiting
                     # in OOM) runs as soon as the queue is empty.  (Its writer does not wait for
@@ -266,7 +266,22 @@ class FuseSession:
                 else:
                     process(session, buf_ref, channel)
 
-    # -- writes, answered here -----------------------------------------------------------------
+    # -- reads and writes, answered here -------------------------------------------------------
+
+    def _read(self, received: int) -> None:
+        view = self._view
+        length, _, unique, *_ = IN_HEADER.unpack_from(view, 0)
+        fh, offset, size, *_ = READ_IN.unpack_from(view, IN_HEADER.size)
+        if length != received or received != IN_HEADER.size + READ_IN.size:
+            log.error("malformed READ request (%d bytes, %d announced)", received, length)
+            self._reply(unique, errno.EIO)
+            return
+        try:
+            data = self._target.read_request(fh, size, offset)
+        except Exception as e:
+            self._reply(unique, _errno_of("read", e))
+            return
+        self._reply(unique, 0, data[:size])
 
     def _write(self, received: int) -> None:
         view = self._view
