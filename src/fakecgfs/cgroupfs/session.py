@@ -77,7 +77,7 @@ FUSE_BUF_IS_FD = 1 << 1  # libfuse's fuse_buf_flags: data spliced into a pipe, n
 class DataPath(Protocol):
     """What the session hands reads and writes to (the filesystem)."""
 
-    def read_request(self, fh: int, size: int, offset: int) -> bytes: ...
+    def read_request(self, fh: int, size: int, offset: int) -> bytes: ...  # at most size
 
     def write_request(self, fh: int, data: bytes, caller: Caller) -> int | Awaitable[int]: ...
 
@@ -281,7 +281,7 @@ class FuseSession:
         except Exception as e:
             self._reply(unique, _errno_of("read", e))
             return
-        self._reply(unique, 0, data[:size])
+        self._reply(unique, 0, data)
 
     def _write(self, received: int) -> None:
         view = self._view
