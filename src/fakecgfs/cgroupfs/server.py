@@ -60,7 +60,7 @@ class MountOptions:
 def fuse_options(options: MountOptions) -> dict[str, object]:
     """The libfuse mount options (see each comment for why)."""
     allow_other = options.allow_other if options.allow_other is not None else os.getuid() == 0
-    fuse_options: dict[str, object] = dict(
+    chosen: dict[str, object] = dict(
         fsname="cgroup",
         subtype="fakecgfs",
         default_permissions=True,
@@ -77,8 +77,8 @@ def fuse_options(options: MountOptions) -> dict[str, object]:
         hard_remove=True,  # unlink of an open file must reach unlink() (EPERM), not be hidden
     )
     if allow_other:
-        fuse_options["allow_other"] = True
-    return fuse_options
+        chosen["allow_other"] = True
+    return chosen
 
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

@@ -262,7 +262,7 @@ class FuseSession:
                     # the RELEASE that follows.)
                     poll_until = POLLED_ENOUGH
                 elif opcode == FUSE_INTERRUPT and self._interrupt():
-                    pass
+                    pass  # it cancelled a write waiting here; it needs no reply
                 else:
                     process(session, buf_ref, channel)
 
