@@ -1,0 +1,126 @@
+"""Linux system calls Python's ``os`` module lacks, through the C library where it has them.
+
+glibc 2.36 wraps pidfd_getfd and process_madvise; older C libraries do not, and then the raw
+system call is made with this architecture's number.  Numbers differ per architecture (the
+pidfd family shares one number everywhere since Linux 5.1, except on alpha, ia64 and MIPS,
+which fakecgfs does not support), so they come from one table, never from a literal at the
+call site.  Every function raises ``OSError`` with the kernel's errno.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Arch:
+    """One architecture's numbers: its seccomp audit value and the system calls we make raw."""
+
+    audit_arch: int  # AUDIT_ARCH_* (include/uapi/linux/audit.h): seccomp_data.arch
+    seccomp: int
+    pidfd_send_signal: int = 424
+    pidfd_open: int = 434
+    pidfd_getfd: int = 438
+    process_madvise: int = 440
+
+
+# uname -m -> numbers, from each architecture's syscall table (arch/*/entry/syscalls/ and
+# include/uapi/asm-generic/unistd.h for the architectures that use the generic table).
+ARCHES: dict[str, Arch] = {
+    "x86_64": Arch(audit_arch=0xC000003E, seccomp=317),
+    "i686": Arch(audit_arch=0x40000003, seccomp=354),
+    "i386": Arch(audit_arch=0x40000003, seccomp=354),
+    "aarch64": Arch(audit_arch=0xC00000B7, seccomp=277),
+    "armv7l": Arch(audit_arch=0x40000028, seccomp=383),
+    "armv6l": Arch(audit_arch=0x40000028, seccomp=383),
+    "riscv64": Arch(audit_arch=0xC00000F3, seccomp=277),
+    "loongarch64": Arch(audit_arch=0xC0000102, seccomp=277),
+    "ppc64le": Arch(audit_arch=0xC0000015, seccomp=358),
+    "s390x": Arch(audit_arch=0x80000016, seccomp=348),
+}
+
+
+class UnsupportedArchitecture(OSError):
+    pass
+
+
+def arch(machine: str | None = None) -> Arch:
+    """This machine's numbers (or those of ``machine``, a ``uname -m`` value)."""
+    machine = machine or platform.machine()
+    try:
+        return ARCHES[machine]
+    except KeyError:
+        raise UnsupportedArchitecture(f"no system call table for {machine}") from None
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+
+def _raise_errno(what: str) -> None:
+    number = ctypes.get_errno()
+    raise OSError(number, f"{what}: {os.strerror(number)}")
+
+
+def _syscall(name: str, *args: int | ctypes.c_void_p) -> int:
+    result = _libc.syscall(ctypes.c_long(getattr(arch(), name)), *args)
+    if result < 0:
+        _raise_errno(name)
+    return int(result)
+
+
+def pidfd_open(pid: int) -> int:
+    """A pidfd for ``pid`` (close-on-exec, as every pidfd is)."""
+    return os.pidfd_open(pid)
+
+
+def pidfd_send_signal(pidfd: int, signum: int) -> None:
+    """Signal the process a pidfd names: a recycled PID cannot be hit."""
+    import signal
+
+    signal.pidfd_send_signal(pidfd, signum)
+
+
+def pidfd_getfd(pidfd: int, targetfd: int) -> int:
+    """A duplicate, in this process, of descriptor ``targetfd`` of the pidfd's process
+    (close-on-exec).  Needs PTRACE_MODE_ATTACH_REALCREDS over it."""
+    wrapper = getattr(_libc, "pidfd_getfd", None)
+    if wrapper is not None:
+        wrapper.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_uint]
+        result = wrapper(pidfd, targetfd, 0)
+        if result < 0:
+            _raise_errno("pidfd_getfd")
+        return int(result)
+    return _syscall("pidfd_getfd", ctypes.c_int(pidfd), ctypes.c_int(targetfd), ctypes.c_uint(0))
+
+
+class _Iovec(ctypes.Structure):
+    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
+
+
+def process_madvise(pidfd: int, ranges: list[tuple[int, int]], advice: int) -> int:
+    """madvise() on another process's address ranges (start, length); bytes advised.  Needs
+    PTRACE_MODE_READ over it and CAP_SYS_NICE."""
+    if not ranges:
+        return 0
+    iov = (_Iovec * len(ranges))(*(_Iovec(start, length) for start, length in ranges))
+    wrapper = getattr(_libc, "process_madvise", None)
+    if wrapper is not None:
+        wrapper.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
+                            ctypes.c_uint]  # fmt: skip
+        wrapper.restype = ctypes.c_ssize_t
+        result = wrapper(pidfd, iov, len(ranges), advice, 0)
+        if result < 0:
+            _raise_errno("process_madvise")
+        return int(result)
+    return _syscall("process_madvise", ctypes.c_int(pidfd), ctypes.cast(iov, ctypes.c_void_p),
+                    ctypes.c_size_t(len(ranges)), ctypes.c_int(advice), ctypes.c_uint(0))  # fmt: skip
+
+
+def seccomp(operation: int, flags: int, args: ctypes.c_void_p | None) -> int:
+    """seccomp(2), which glibc does not wrap."""
+    return _syscall("seccomp", ctypes.c_uint(operation), ctypes.c_uint(flags),
+                    args if args is not None else ctypes.c_void_p(0))  # fmt: skip

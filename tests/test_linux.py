@@ -1,0 +1,100 @@
+"""fakecgfs.linux: the system calls os lacks, and the per-architecture table."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import shutil
+import subprocess
+import mmap
+
+import pytest
+
+from fakecgfs import linux
+
+MADV_COLD = 20  # include/uapi/asm-generic/mman-common.h
+SECCOMP_GET_ACTION_AVAIL = 2  # include/uapi/linux/seccomp.h
+SECCOMP_RET_ALLOW = 0x7FFF0000
+
+
+def test_pidfd_getfd_duplicates_a_descriptor_of_a_process():
+    read_end, write_end = os.pipe()
+    pidfd = linux.pidfd_open(os.getpid())
+    try:
+        dup = linux.pidfd_getfd(pidfd, write_end)
+        try:
+            assert not os.get_inheritable(dup)  # close-on-exec, as pidfd_getfd makes it
+            os.write(dup, b"x")
+            assert os.read(read_end, 1) == b"x"
+        finally:
+            os.close(dup)
+    finally:
+        for fd in (pidfd, read_end, write_end):
+            os.close(fd)
+
+
+def test_pidfd_getfd_of_a_closed_descriptor_is_ebadf():
+    pidfd = linux.pidfd_open(os.getpid())  # first, so it cannot take the closed number
+    read_end, write_end = os.pipe()
+    os.close(write_end)
+    try:
+        with pytest.raises(OSError) as raised:
+            linux.pidfd_getfd(pidfd, write_end)
+        assert raised.value.errno == 9  # EBADF
+    finally:
+        os.close(pidfd)
+        os.close(read_end)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="process_madvise needs CAP_SYS_NICE")
+def test_process_madvise_advises_the_given_bytes():
+    with mmap.mmap(-1, 4 * mmap.PAGESIZE) as region:
+        region.write(b"x" * len(region))
+        address = ctypes.addressof(ctypes.c_char.from_buffer(region))
+        pidfd = linux.pidfd_open(os.getpid())
+        try:
+            advised = linux.process_madvise(pidfd, [(address, len(region))], MADV_COLD)
+        finally:
+            os.close(pidfd)
+        del address  # the buffer export must go before the mmap closes
+        assert advised == 4 * mmap.PAGESIZE
+
+
+def test_process_madvise_of_nothing_is_zero():
+    assert linux.process_madvise(-1, [], MADV_COLD) == 0
+
+
+def test_seccomp_reports_an_available_action():
+    action = ctypes.c_uint32(SECCOMP_RET_ALLOW)
+    assert linux.seccomp(SECCOMP_GET_ACTION_AVAIL, 0, ctypes.cast(ctypes.pointer(action), ctypes.c_void_p)) == 0
+
+
+def test_an_unknown_architecture_is_refused_by_name():
+    with pytest.raises(linux.UnsupportedArchitecture, match="vax"):
+        linux.arch("vax")
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler to read the headers")
+def test_this_architectures_numbers_match_the_c_headers(tmp_path):
+    """The table against <sys/syscall.h> and <linux/audit.h> of this machine."""
+    source = tmp_path / "numbers.c"
+    source.write_text(
+        "#include <stdio.h>\n#include <sys/syscall.h>\n#include <linux/audit.h>\n"
+        "#if defined(__x86_64__)\n#define ARCH AUDIT_ARCH_X86_64\n"
+        "#elif defined(__aarch64__)\n#define ARCH AUDIT_ARCH_AARCH64\n"
+        "#elif defined(__i386__)\n#define ARCH AUDIT_ARCH_I386\n"
+        "#elif defined(__riscv)\n#define ARCH AUDIT_ARCH_RISCV64\n"
+        "#elif defined(__arm__)\n#define ARCH AUDIT_ARCH_ARM\n#endif\n"
+        "int main(void) { printf(\"%u %d %d %d %d %d\\n\", (unsigned)ARCH, SYS_seccomp,"
+        " SYS_pidfd_send_signal, SYS_pidfd_open, SYS_pidfd_getfd, SYS_process_madvise);"
+        " return 0; }\n"
+    )
+    binary = tmp_path / "numbers"
+    build = subprocess.run(["cc", "-o", str(binary), str(source)], capture_output=True, text=True)
+    if build.returncode != 0:
+        pytest.skip(f"headers lack a number: {build.stderr.strip().splitlines()[-1]}")
+    values = [int(v) for v in subprocess.check_output([str(binary)], text=True).split()]
+    numbers = linux.arch(platform.machine())
+    assert values == [numbers.audit_arch, numbers.seccomp, numbers.pidfd_send_signal,
+                      numbers.pidfd_open, numbers.pidfd_getfd, numbers.process_madvise]
