@@ -10,6 +10,7 @@ supervisor and the server.
 
 from __future__ import annotations
 
+import array
 import dataclasses
 import errno
 import os
@@ -104,11 +105,17 @@ def _child_setup(drop: bool, seccomp_filter: seccomp.Filter | None,
 
 def _take_listener(channel: socket.socket) -> int | None:
     """The child's listener, or None; RunError with the child's reason if its set-up failed."""
+    # Not socket.recv_fds(), which drops its flags argument before Python 3.12.
+    space = socket.CMSG_SPACE(array.array("i").itemsize)
     try:
-        message, fds, _, _ = socket.recv_fds(channel, 4096, 1,
-                                             socket.MSG_CMSG_CLOEXEC | socket.MSG_DONTWAIT)  # fmt: skip
+        message, ancillary, _, _ = channel.recvmsg(
+            4096, space, socket.MSG_CMSG_CLOEXEC | socket.MSG_DONTWAIT)
     except BlockingIOError:
         return None
+    fds = array.array("i")
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
     if message.startswith(b"E"):
         for fd in fds:
             os.close(fd)
