@@ -148,8 +148,9 @@ def mount_failure(log: str) -> str:
     """The one line that says why a server did not mount, from its log: its own message, else
     libfuse's or fusermount's, else the log's last line."""
     lines = [line.strip() for line in log.splitlines() if line.strip()]
-    for prefix in ("fakecgfs: cannot mount", "fuse:", "fusermount:"):
+    for prefix in ("fakecgfs: cannot mount", "fakecgfs: FUSE is unavailable", "fuse:",
+                   "fusermount:"):  # fmt: skip
         found = [line for line in lines if line.startswith(prefix)]
         if found:
-            return found[-1]
+            return found[-1].removeprefix("fakecgfs: ")
     return lines[-1] if lines else "the server exited without a word"
