@@ -19,6 +19,7 @@ from fakecgfs.run import namespace, procfiles, seccomp
 from fakecgfs.run.command import server_supports_real_processes
 from fakecgfs.run.privileges import CAP_SYS_ADMIN, CAP_SYS_PTRACE
 from fakecgfs.testing import fuse_unavailable_reason
+from users import as_user_with_fuse, user_namespaces_reason, user_python
 
 CGROUP_SUPER_MAGIC = 0x27E0EB  # include/uapi/linux/magic.h
 FUSE_SUPER_MAGIC = 0x65735546
@@ -455,52 +456,6 @@ def test_without_seccomp_notification_run_works_and_says_so_once():
 
 
 # -- normal users ---------------------------------------------------------------------------
-
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-
-
-def user_python() -> tuple[str, dict[str, str]]:
-    """An interpreter a user may run in a user namespace (this venv's may live under a private
-    home) with this checkout and its dependencies on the path, or skip."""
-    for candidate in (sys.executable, "/usr/bin/python3"):
-        probe = subprocess.run([*NOBODY, "unshare", "--user", "--map-root-user", candidate, "-c",
-                                "import sys; print(sys.version_info[:2])"],
-                               capture_output=True, text=True, timeout=30)  # fmt: skip
-        if probe.returncode == 0 and probe.stdout.strip() == str(sys.version_info[:2]):
-            break
-    else:
-        pytest.skip(f"no Python {sys.version_info[:2]} that uid 65534 may run")
-    import fakecgfs
-    import trio
-
-    paths = [str(Path(fakecgfs.__file__).parents[1]), str(Path(trio.__file__).parents[1])]
-    return candidate, dict(os.environ, PYTHONPATH=os.pathsep.join(paths), HOME="/tmp")
-
-
-def user_namespaces_reason() -> str | None:
-    try:
-        if Path("/proc/sys/kernel/unprivileged_userns_clone").read_text().strip() == "0":
-            return "kernel.unprivileged_userns_clone is 0"
-    except FileNotFoundError:
-        pass
-    if Path("/proc/sys/user/max_user_namespaces").read_text().strip() == "0":
-        return "user.max_user_namespaces is 0"
-    probe = subprocess.run([*NOBODY, "unshare", "--user", "--map-root-user", "true"],
-                           capture_output=True, text=True, timeout=30)  # fmt: skip
-    if probe.returncode != 0:
-        return f"unprivileged user namespaces are not allowed here: {probe.stderr.strip()}"
-    return None
-
-
-def as_user_with_fuse(tmp_path: Path, command: list[str], **kwargs) -> subprocess.CompletedProcess:
-    """``command`` as uid 65534 in a private mount namespace where /dev/fuse is a 0666 copy of
-    the device (char 10,229): the host's /dev/fuse is never changed."""
-    device = tmp_path / "fuse"
-    outer = f'mknod -m 0666 {device} c 10 229 && mount --bind {device} /dev/fuse && exec "$@"'
-    return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", outer,
-                           "sh", *NOBODY, *command], capture_output=True, text=True,
-                          timeout=RUN_TIMEOUT, **kwargs)  # fmt: skip
-
 
 @needs_root
 @needs_fuse
