@@ -482,3 +482,42 @@ def test_a_user_runs_cgroup_tools_on_the_default_path(tmp_path):
     if shutil.which("cgcreate"):
         assert lines[:-2] == CGROUP_TOOLS_OUTPUT
     assert lines[-2:] == [f"{CGROUP_SUPER_MAGIC:x}", "memory"]
+
+
+# -- the supervisor's pieces ----------------------------------------------------------------
+
+
+def test_read_string_stops_at_the_nul_and_at_the_end_of_a_mapping():
+    import mmap
+
+    from fakecgfs.run.supervisor import read_string
+
+    page = mmap.PAGESIZE
+    region = mmap.mmap(-1, 2 * page)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(region))
+    try:
+        text = b"/proc/self/mountinfo"
+        start = page - len(text) - 1  # its NUL is the first page's last byte
+        region[start : page] = text + b"\0"
+        assert read_string(os.getpid(), base + start) == text
+        region[page - 4 : page + 4] = b"abcdefg\0"  # across the page boundary
+        assert read_string(os.getpid(), base + page - 4) == b"abcdefg"
+        region[page : 2 * page] = b"x" * page  # no NUL within PATH_MAX
+        with pytest.raises(OSError):
+            read_string(os.getpid(), base + page)
+        with pytest.raises(OSError):
+            read_string(os.getpid(), 0)
+    finally:
+        del base
+        region.close()
+
+
+def test_mount_failure_is_one_line_with_libfuses_reason():
+    from fakecgfs.mounting import mount_failure
+
+    log = ("Traceback (most recent call last):\n  ...\nfuse: failed to open /dev/fuse: "
+           "Permission denied\nRuntimeError: fuse_setup failed\n")  # fmt: skip
+    assert mount_failure(log) == "fuse: failed to open /dev/fuse: Permission denied"
+    ours = "fakecgfs: cannot mount /m: fusermount: option allow_other only allowed if ...\n"
+    assert mount_failure("fuse: x\n" + ours) == ours.strip().removeprefix("fakecgfs: ")
+    assert mount_failure("") == "the server exited without a word"

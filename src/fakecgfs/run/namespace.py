@@ -191,9 +191,9 @@ def prepare(target: str) -> None:
     _enter_namespace()
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     hide_cgroup_hierarchies()
-    if target == CGROUP_ROOT or target.startswith(CGROUP_ROOT + "/") and \
-            os.path.isdir(CGROUP_ROOT):  # fmt: skip
-        os.makedirs(target, mode=0o755, exist_ok=True)  # in the fresh tmpfs
+    in_fresh_tmpfs = target == CGROUP_ROOT or target.startswith(CGROUP_ROOT + "/")
+    if in_fresh_tmpfs and os.path.isdir(CGROUP_ROOT):
+        os.makedirs(target, mode=0o755, exist_ok=True)
     elif os.path.isdir(target):
         _cover_with_tmpfs(target)
     elif os.path.lexists(target):

@@ -76,13 +76,3 @@ def set_no_new_privs() -> None:
     process without CAP_SYS_ADMIN install a seccomp filter."""
     prctl(PR_SET_NO_NEW_PRIVS, 1)
 
-
-def capability_sets(pid: int | str = "self") -> dict[str, int]:
-    """CapInh, CapPrm, CapEff, CapBnd and CapAmb of a process, from /proc/PID/status."""
-    result = {}
-    with open(f"/proc/{pid}/status", encoding="ascii") as f:
-        for line in f:
-            name, _, value = line.partition(":")
-            if name.startswith("Cap"):
-                result[name] = int(value, 16)
-    return result

@@ -218,12 +218,27 @@ class Supervisor:
         """Stop answering and close the listener: calls still trapped fail with ENOSYS."""
         os.write(self._stop_write, b"x")
         self._thread.join()
-        for fd in (self.listener, self._stop_read, self._stop_write):
+        self._close_listener()
+        for fd in (self._stop_read, self._stop_write):
             os.close(fd)
+
+    def _close_listener(self) -> None:
+        if self.listener >= 0:
+            os.close(self.listener)
+            self.listener = -1
 
     # -- the loop ------------------------------------------------------------------------------
 
     def _serve(self) -> None:
+        try:
+            self._loop()
+        except BaseException:
+            # Never leave the command waiting on a supervisor that is gone: with the listener
+            # closed, the kernel fails every trapped call with ENOSYS instead.
+            log.exception("the seccomp supervisor failed; trapped system calls now fail")
+            self._close_listener()
+
+    def _loop(self) -> None:
         poller = select.poll()
         poller.register(self.listener, select.POLLIN)
         poller.register(self._stop_read, select.POLLIN)
