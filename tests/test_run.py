@@ -232,6 +232,10 @@ def test_a_static_binary_sees_cgroupfs(static_statfs):
                              timeout=30).stdout.splitlines()  # fmt: skip
     assert lines[4:6] == outside[:2]
     assert memory_hierarchies("\n".join(lines[6:])) == ["/sys/fs/cgroup/memory"]
+    # Relative paths, from the caller's working directory, and through /proc/self.
+    relative = run_sh(f"cd /sys/fs/cgroup/memory && {static_statfs} . memory.stat /proc/self/cwd")
+    types = [line.split()[2] for line in relative.stdout.splitlines()[:6]]
+    assert types == [f"{CGROUP_SUPER_MAGIC:x}"] * 6
 
 
 @needs_root
@@ -281,7 +285,7 @@ def test_proc_cgroup_names_the_fake_group_and_cgroups_lists_memory():
         mkdir /sys/fs/cgroup/memory/x /sys/fs/cgroup/memory/x/y
         cat /proc/self/cgroup
         echo $$ > /sys/fs/cgroup/memory/x/y/tasks
-        cat /proc/$$/cgroup /proc/thread-self/../cgroups
+        cat /proc/$$/cgroup /proc/thread-self/../cgroups /proc/$$/task/$$/cgroup
         grep -E '^memory' /proc/cgroups
         exec cat /proc/self/cgroup
     """)
@@ -289,6 +293,7 @@ def test_proc_cgroup_names_the_fake_group_and_cgroups_lists_memory():
     assert lines[0] == "1:memory:/"
     assert lines[1] == "1:memory:/x/y"
     assert "memory\t1\t3\t1" in lines
+    assert lines.count("1:memory:/x/y") == 3
     assert lines[-1] == "1:memory:/x/y"
 
 
@@ -317,6 +322,23 @@ for flags in (os.O_RDONLY, os.O_RDONLY | os.O_CLOEXEC):
 '
     """)
     assert result.stdout.splitlines() == ["False 1", "True 1"]
+
+
+@needs_root
+@needs_fuse
+@needs_supervisor
+def test_an_open_relative_to_a_directory_descriptor_is_presented():
+    result = run_sh(f"""
+        {sys.executable} -c '
+import os
+proc = os.open("/proc/self", os.O_RDONLY)
+with open(os.open("mountinfo", os.O_RDONLY, dir_fd=proc)) as f:
+    print(f.read().count(" - cgroup cgroup rw,memory"))
+os.chdir("/proc")
+print(open("self/cgroup").read().strip(), open("mounts").read().count("fuse.fakecgfs /sys/"))
+'
+    """)
+    assert result.stdout.splitlines() == ["1", "1:memory:/ 0"]
 
 
 # -- what the command cannot reach ----------------------------------------------------------
@@ -510,6 +532,22 @@ def test_read_string_stops_at_the_nul_and_at_the_end_of_a_mapping():
     finally:
         del base
         region.close()
+
+
+def test_a_failing_supervisor_closes_its_listener_instead_of_leaving_calls_waiting():
+    from fakecgfs.run.supervisor import Fake, Supervisor
+
+    not_a_listener, writer = os.pipe()
+    os.write(writer, b"x")  # readable: the loop's ioctl fails on it (ENOTTY)
+    supervisor = Supervisor(not_a_listener, Fake("/nonexistent", 0), linux.path_calls())
+    supervisor.start()
+    supervisor._thread.join(30)
+    assert not supervisor._thread.is_alive()
+    assert supervisor.listener == -1
+    with pytest.raises(OSError):
+        os.fstat(not_a_listener)  # closed: the kernel would fail trapped calls with ENOSYS
+    supervisor.stop()
+    os.close(writer)
 
 
 def test_mount_failure_is_one_line_with_libfuses_reason():
