@@ -485,7 +485,9 @@ def test_without_seccomp_notification_run_works_and_says_so_once():
 @needs_fuse
 @needs_supervisor
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="no setpriv")
-def test_a_user_runs_cgroup_tools_on_the_default_path(tmp_path):
+@pytest.mark.parametrize("wrapper", [[], ["unshare", "-rm"]], ids=["plain", "unshare-rm"])
+def test_a_user_runs_cgroup_tools_on_the_default_path(tmp_path, wrapper):
+    """As the user, and (as the docs used to say) under `unshare -rm`, which failed with EINVAL."""
     reason = user_namespaces_reason()
     if reason:
         pytest.skip(reason)
@@ -497,7 +499,7 @@ def test_a_user_runs_cgroup_tools_on_the_default_path(tmp_path):
         stat -f -c %t /sys/fs/cgroup/memory
         ls /sys/fs/cgroup
     """
-    result = as_user_with_fuse(tmp_path, [python, "-m", "fakecgfs", "run", "--", "sh", "-c", script],
+    result = as_user_with_fuse(tmp_path, [*wrapper, python, "-m", "fakecgfs", "run", "--", "sh", "-c", script],
                                env=env, cwd="/")  # fmt: skip
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
