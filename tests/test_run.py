@@ -351,7 +351,10 @@ for fstype in (b"cgroup", b"cgroup2", b"tmpfs"):
     print(fstype.decode(), result, os.strerror(ctypes.get_errno()) if result else "mounted")
     if result == 0:
         libc.umount2(b"/mnt", 2)
-"""
+for fstype in (b"cgroup", b"cgroup2", b"tmpfs"):  # the new mount API
+    fd = libc.syscall(FSOPEN, fstype, 0)
+    print("fsopen", fstype.decode(), os.strerror(ctypes.get_errno()) if fd < 0 else "opened")
+""".replace("FSOPEN", str(linux.path_calls().fsopen))
 
 
 @needs_root
@@ -368,11 +371,15 @@ def test_mounting_a_cgroup_hierarchy_is_refused_and_the_host_is_unchanged():
         "mount cgroup: 32", "mount cgroup2: 32",  # mount(8): "permission denied"
         "cgroup -1 Operation not permitted", "cgroup2 -1 Operation not permitted",
         "tmpfs -1 Operation not permitted",  # no CAP_SYS_ADMIN at all
+        "fsopen cgroup Operation not permitted", "fsopen cgroup2 Operation not permitted",
+        "fsopen tmpfs Operation not permitted",
     ]  # fmt: skip
     # With CAP_SYS_ADMIN kept (unsafe), the supervisor still refuses cgroup file systems.
     kept = run_sh(f"{sys.executable} -c '{MOUNT_SYSCALL}'", "--keep-cap-sys-admin")
-    assert kept.stdout.splitlines() == ["cgroup -1 Operation not permitted",
-                                        "cgroup2 -1 Operation not permitted", "tmpfs 0 mounted"]  # fmt: skip
+    assert kept.stdout.splitlines() == [
+        "cgroup -1 Operation not permitted", "cgroup2 -1 Operation not permitted",
+        "tmpfs 0 mounted", "fsopen cgroup Operation not permitted",
+        "fsopen cgroup2 Operation not permitted", "fsopen tmpfs opened"]  # fmt: skip
     assert host_mountinfo() == before
 
 

@@ -73,6 +73,8 @@ def test_allow_other_applies_the_modes_to_others(shared):
         $AS_USER $FAKECGFS mount {shared}/m --allow-other >/dev/null || exit 1
         cd {shared}/m
         $AS_OTHER cat memory.limit_in_bytes >/dev/null && echo other-reads
+        $AS_OTHER test -r memory.stat && echo other-may-read   # access(2): the server's access()
+        $AS_OTHER test -w . || echo other-may-not-write
         $AS_OTHER mkdir y 2>/dev/null || echo other-cannot-mkdir
         $AS_OTHER sh -c 'echo 1 > memory.swappiness' 2>/dev/null || echo other-cannot-write
         $AS_USER mkdir g && $AS_USER chown -R 65533:65533 g && echo delegated
@@ -84,7 +86,8 @@ def test_allow_other_applies_the_modes_to_others(shared):
         $AS_USER $FAKECGFS umount {shared}/m
     """, fuse_conf="user_allow_other\n")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["other-reads", "other-cannot-mkdir", "other-cannot-write",
+    assert result.stdout.split() == ["other-reads", "other-may-read", "other-may-not-write",
+                                     "other-cannot-mkdir", "other-cannot-write",
                                      "delegated", "other-uses-its-group", "other-cannot-chmod"]  # fmt: skip
 
 
