@@ -568,3 +568,10 @@ def test_mount_failure_is_one_line_with_libfuses_reason():
     ours = "fakecgfs: cannot mount /m: fusermount: option allow_other only allowed if ...\n"
     assert mount_failure("fuse: x\n" + ours) == ours.strip().removeprefix("fakecgfs: ")
     assert mount_failure("") == "the server exited without a word"
+
+
+def test_an_architecture_without_a_path_call_table_gets_no_supervisor(monkeypatch):
+    with pytest.raises(linux.UnsupportedArchitecture, match="ppc64le"):
+        linux.path_calls("ppc64le")  # another ioctl encoding: not in the table
+    monkeypatch.setattr(linux.platform, "machine", lambda: "s390x")
+    assert "s390x" in seccomp.unavailable_reason()
