@@ -27,7 +27,7 @@ RUN_TIMEOUT = 90
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mount namespaces)")
 needs_fuse = pytest.mark.skipif(fuse_unavailable_reason() is not None,
-                                reason=f"FUSE unavailable: {fuse_unavailable_reason()}")  # fmt: skip
+                                reason=f"FUSE unavailable: {fuse_unavailable_reason()}")
 needs_supervisor = pytest.mark.skipif(seccomp.unavailable_reason() is not None,
                                       reason=str(seccomp.unavailable_reason()))  # fmt: skip
 real_run = [needs_root, needs_fuse, needs_supervisor]
@@ -97,13 +97,15 @@ def test_mountinfo_shows_the_fake_as_the_only_memory_hierarchy():
     assert text.splitlines() == [
         "22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw",
         "31 23 0:28 / /sys/fs/cgroup rw,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755",
-        "52 31 0:41 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime - cgroup cgroup rw,memory",
+        "52 31 0:41 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime"
+        " - cgroup cgroup rw,memory",
         MOUNTINFO.splitlines()[-1],  # another fakecgfs mount is what it is
     ]  # fmt: skip
 
 
 def test_mountinfo_keeps_optional_fields():
-    line = "60 31 0:41 / /sys/fs/cgroup/memory rw,nosuid shared:7 master:2 - fuse.fakecgfs cgroup rw\n"
+    line = ("60 31 0:41 / /sys/fs/cgroup/memory rw,nosuid shared:7 master:2"
+            " - fuse.fakecgfs cgroup rw\n")
     assert procfiles.present_mountinfo(line, (0, 41)) == (
         "60 31 0:41 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:7 master:2 "
         "- cgroup cgroup rw,memory\n")  # fmt: skip
@@ -117,7 +119,8 @@ def test_mounts_shows_the_fake_as_cgroup():
         "cgroup /tmp/other\\040dir fuse.fakecgfs rw,nosuid,nodev,relatime,user_id=0,group_id=0 0 0",
     ]  # fmt: skip
     with_space = procfiles.present_mounts(MOUNTS, "/tmp/other dir").splitlines()
-    assert with_space[-1] == "cgroup /tmp/other\\040dir cgroup rw,nosuid,nodev,noexec,relatime,memory 0 0"
+    expected = "cgroup /tmp/other\\040dir cgroup rw,nosuid,nodev,noexec,relatime,memory 0 0"
+    assert with_space[-1] == expected
 
 
 def test_cgroup_and_cgroups():
@@ -146,7 +149,8 @@ def test_the_filter_checks_the_architecture_first():
     code, jt, jf, k = program[1]
     assert k == 0xC000003E and program[1 + 1 + jf] == (0x06, 0, 0, seccomp.SECCOMP_RET_ALLOW)
     for index in (3, 4):  # each comparison jumps to the notify
-        assert program[index + 1 + program[index][1]] == (0x06, 0, 0, seccomp.SECCOMP_RET_USER_NOTIF)
+        target = program[index + 1 + program[index][1]]
+        assert target == (0x06, 0, 0, seccomp.SECCOMP_RET_USER_NOTIF)
 
 
 @pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler to read the headers")
@@ -318,7 +322,8 @@ import ctypes, fcntl, os
 libc = ctypes.CDLL(None)  # os.open would add O_CLOEXEC itself
 for flags in (os.O_RDONLY, os.O_RDONLY | os.O_CLOEXEC):
     fd = libc.open(b"/proc/self/mountinfo", flags)
-    print(bool(fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC), os.read(fd, 1 << 20).count(b"rw,memory"))
+    cloexec = bool(fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC)
+    print(cloexec, os.read(fd, 1 << 20).count(b"rw,memory"))
 '
     """)
     assert result.stdout.splitlines() == ["False 1", "True 1"]
@@ -419,7 +424,7 @@ CGROUP_TOOLS = """
 """
 CGROUP_TOOLS_OUTPUT = ["67108864", "67108864", "1:memory:/x", "memory:/", "memory:/x", "deleted"]
 needs_cgroup_tools = pytest.mark.skipif(shutil.which("cgcreate") is None,
-                                        reason="cgroup-tools is not installed (scripts/setup)")  # fmt: skip
+                                        reason="cgroup-tools is not installed (scripts/setup)")
 
 
 @needs_root
@@ -440,7 +445,8 @@ def test_cgroup_tools_where_the_host_has_no_v1_memory_hierarchy(tmp_path):
     script.write_text(CGROUP_TOOLS)
     outer = f"""
         set -e
-        for m in $(awk '$9 == "cgroup" || $9 == "cgroup2" {{print $5}}' /proc/self/mountinfo | sort -r); do
+        hierarchies=$(awk '$9 == "cgroup" || $9 == "cgroup2" {{print $5}}' /proc/self/mountinfo)
+        for m in $(echo "$hierarchies" | sort -r); do
             umount -l "$m"
         done
         ! grep -q ' - cgroup' /proc/self/mountinfo
@@ -477,7 +483,8 @@ def _refuse_seccomp() -> None:
 def test_without_seccomp_notification_run_works_and_says_so_once():
     result = subprocess.run(
         [sys.executable, "-m", "fakecgfs", "run", "--", "sh", "-c",
-         "grep -c ' /sys/fs/cgroup/memory .* - fuse.fakecgfs ' /proc/self/mountinfo; ls /sys/fs/cgroup"],
+         "grep -c ' /sys/fs/cgroup/memory .* - fuse.fakecgfs ' /proc/self/mountinfo;"
+         "ls /sys/fs/cgroup"],
         capture_output=True, text=True, timeout=RUN_TIMEOUT, preexec_fn=_refuse_seccomp,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -506,8 +513,8 @@ def test_a_user_runs_cgroup_tools_on_the_default_path(tmp_path, wrapper):
         stat -f -c %t /sys/fs/cgroup/memory
         ls /sys/fs/cgroup
     """
-    result = as_user_with_fuse(tmp_path, [*wrapper, python, "-m", "fakecgfs", "run", "--", "sh", "-c", script],
-                               env=env, cwd="/")  # fmt: skip
+    command = [*wrapper, python, "-m", "fakecgfs", "run", "--", "sh", "-c", script]
+    result = as_user_with_fuse(tmp_path, command, env=env, cwd="/")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     if shutil.which("cgcreate"):

@@ -86,9 +86,10 @@ def test_allow_other_applies_the_modes_to_others(shared):
         $AS_USER $FAKECGFS umount {shared}/m
     """, fuse_conf="user_allow_other\n")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["other-reads", "other-may-read", "other-may-not-write",
-                                     "other-cannot-mkdir", "other-cannot-write",
-                                     "delegated", "other-uses-its-group", "other-cannot-chmod"]  # fmt: skip
+    assert result.stdout.split() == [
+        "other-reads", "other-may-read", "other-may-not-write", "other-cannot-mkdir",
+        "other-cannot-write", "delegated", "other-uses-its-group", "other-cannot-chmod",
+    ]  # fmt: skip
 
 
 def test_a_failed_mount_says_why_in_one_line(shared):
@@ -113,10 +114,11 @@ def test_where_dev_fuse_cannot_be_opened_mount_fixture_and_shell_lib_skip(shared
         $AS_USER $PY -m pytest -q -rs -p no:cacheprovider {shared}/test_it.py
     """, device=False)
     assert "mount: 77" in result.stdout
-    assert "fakecgfs: FUSE is unavailable here: cannot open /dev/fuse: Permission denied" in result.stderr
+    reason = "FUSE is unavailable here: cannot open /dev/fuse: Permission denied"
+    assert f"fakecgfs: {reason}" in result.stderr  # fakecgfs mount, and the shell library's
     assert "SKIP: fakecg_mount: FUSE is unavailable here" in result.stderr
     assert "shell-lib: 77" in result.stdout and "not reached" not in result.stdout
-    assert "fakecgfs: FUSE is unavailable here: cannot open /dev/fuse: Permission denied" in result.stdout
+    assert f"fakecgfs: {reason}" in result.stdout  # the fixture's skip reason, from pytest -rs
     assert "1 skipped" in result.stdout
 
 

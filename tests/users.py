@@ -60,8 +60,10 @@ def as_user_with_fuse(tmp_path: Path, command: list[str], **kwargs) -> subproces
 OTHER = ["setpriv", "--reuid=65533", "--regid=65533", "--clear-groups"]
 
 
-def in_fuse_namespace(script: str, *, device: bool = True, fuse_conf: str | None = None,
-                      env: dict[str, str] | None = None) -> subprocess.CompletedProcess:  # fmt: skip
+def in_fuse_namespace(
+    script: str, *, device: bool = True, fuse_conf: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:  # fmt: skip
     """``sh -c script`` as root in a private mount namespace made for the test, where, with
     ``device``, /dev/fuse is a 0666 copy of the FUSE device (char 10,229) and, with
     ``fuse_conf``, /etc/fuse.conf has that text: the host's files are never changed.  The
@@ -71,7 +73,8 @@ def in_fuse_namespace(script: str, *, device: bool = True, fuse_conf: str | None
     with tempfile.TemporaryDirectory(prefix="fakecgfs-users-") as scratch:
         prelude = ""
         if device:
-            prelude += f"mknod -m 0666 {scratch}/fuse c 10 229 && mount --bind {scratch}/fuse /dev/fuse && "
+            prelude += (f"mknod -m 0666 {scratch}/fuse c 10 229 && "
+                        f"mount --bind {scratch}/fuse /dev/fuse && ")
         if fuse_conf is not None:
             Path(scratch, "fuse.conf").write_text(fuse_conf)
             prelude += f"mount --bind {scratch}/fuse.conf /etc/fuse.conf && "

@@ -132,8 +132,8 @@ def _run_command(command: list[str], env: dict[str, str], fake: Fake, *,
     parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         try:
-            child = subprocess.Popen(command, env=env,
-                                     preexec_fn=_child_setup(drop, seccomp_filter, child_end))  # fmt: skip
+            setup = _child_setup(drop, seccomp_filter, child_end)
+            child = subprocess.Popen(command, env=env, preexec_fn=setup)
         except (FileNotFoundError, PermissionError) as e:
             _close_listener(parent_end)
             if isinstance(e, FileNotFoundError):
