@@ -267,7 +267,8 @@ def step_members(lesson: Lesson) -> None:
     lesson.run("echo 48M > s2/memory.high_wmark_in_bytes",
                echo("48M", "s2/memory.high_wmark_in_bytes"))  # fmt: skip
     lesson.run("cat fake.daemons", cat("fake.daemons"))
-    lesson.run("cat s2/fake.reclaim_daemon  # state, name", cat("s2/fake.reclaim_daemon", "state", "name"))
+    lesson.run("cat s2/fake.reclaim_daemon  # state, name",
+               cat("s2/fake.reclaim_daemon", "state", "name"))
     lesson.say("""
         What to see: as posted, the write fails (48M is below the low watermark, still
         LLONG_MAX) and yet a thread called memcontd now runs for s2, and stays. Repaired, the
@@ -309,8 +310,8 @@ def step_state_compare(lesson: Lesson) -> None:
     lesson.say("""
         What to see: at exactly the high watermark no pass runs (the boundary is <=); one
         charge past it wakes both tasks, and both reclaim to the low watermark (8M, 8388608
-        bytes; the last pass goes a little under). The repaired charge path asks res.above_high_watermark(), and its ResState has no order
-        to compare.
+        bytes; the last pass goes a little under). The repaired charge path asks
+        res.above_high_watermark(), and its ResState has no order to compare.
 
         The order hid a bug: res_counter_state(), which the thread polls, never returns
         RES_OVER_LIMIT. 2.6.26 stores a limit without reclaiming, so usage can sit above it.""")
@@ -319,7 +320,8 @@ def step_state_compare(lesson: Lesson) -> None:
     arm(lesson, "s4b", low="4M", high="8M", limit="8M")
     lesson.run("cat s4b/memory.limit_in_bytes s4b/memory.usage_in_bytes",
                sequence(cat("s4b/memory.limit_in_bytes"), cat("s4b/memory.usage_in_bytes")))
-    lesson.run("cat s4b/fake.reclaim_daemon  # res_state", cat("s4b/fake.reclaim_daemon", "res_state"))
+    lesson.run("cat s4b/fake.reclaim_daemon  # res_state",
+               cat("s4b/fake.reclaim_daemon", "res_state"))
     lesson.run("rmdir s4b", rmdir("s4b"))
     lesson.say("""
         What to see: as posted, the limit is stored under the usage and the state says
@@ -362,8 +364,8 @@ def step_wait_loop(lesson: Lesson) -> None:
 def step_yield(lesson: Lesson) -> None:
     lesson.say("""
         ret = try_to_free_mem_cgroup_pages(mem, GFP_HIGHUSER_MOVABLE); yield(); -- the loop
-        sleeps only at or under the low watermark, so anywhere above it the thread runs pass after pass, whether
-        a pass freed anything or not. Here: 12M of anonymous memory and no swap, then
+        sleeps only at or under the low watermark, so anywhere above it the thread runs pass
+        after pass, whether a pass freed anything or not. Here: 12M of anonymous memory and no swap, then
         watermarks 8M and 16M.""")
     lesson.run("mkdir s7; echo '12M anon' > s7/fake.charge",
                sequence(mkdir("s7"), echo("12M anon", "s7/fake.charge")))

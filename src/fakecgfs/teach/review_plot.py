@@ -79,9 +79,10 @@ def draw(runs: tuple[Run, Run]):
         end = max(run.end, 1e-3)
         usage, passes, cpu = axes[0][column], axes[1][column], axes[2][column]
         usage.set_title(title, fontsize=12, fontweight="bold")
-        for points, label, color, style in ((run.usage, "usage", "#1f4e9c", "-"),
-                                            (run.hwmark, "high watermark", "#e66101", "--"),
-                                            (run.lwmark, "low watermark", "#1a9641", "--")):  # fmt: skip
+        lines = ((run.usage, "usage", "#1f4e9c", "-"),
+                 (run.hwmark, "high watermark", "#e66101", "--"),
+                 (run.lwmark, "low watermark", "#1a9641", "--"))  # fmt: skip
+        for points, label, color, style in lines:
             usage.plot(*_xy(points, end), drawstyle="steps-post", color=color, ls=style,
                        lw=2, label=label)  # fmt: skip
         passes.plot(*_xy(run.passes, end), drawstyle="steps-post", color="#e66101", lw=2)

@@ -212,7 +212,8 @@ class Rfc2008Controller:
         committed = 0
         try:
             while committed < nr_pages:
-                fits = min(nr_pages - committed, max(memcg.res.limit - memcg.res.usage, 0) // PAGE_SIZE)
+                room = max(memcg.res.limit - memcg.res.usage, 0) // PAGE_SIZE
+                fits = min(nr_pages - committed, room)
                 if fits:
                     self.charge_now(memcg, fits, kind, dirty=dirty)
                     committed += fits

@@ -84,5 +84,10 @@ def parse_pid(data: bytes) -> int:
         digits, text = digits + text[0], text[1:]
     if digits in ("", "+", "-"):
         raise ControllerError(errno.EIO, "not a pid")
-    value = int(digits) & 0xFFFFFFFF  # %d into an int: wraps
-    return value - 2**32 if value >= 2**31 else value
+    value = int(digits)
+    if not -(2**31) <= value < 2**31:
+        # 2.6.26 stores simple_strtol()'s long into the int, keeping the low 32 bits:
+        # 4294967297 names PID 1.  A fake must not let text name a process it does not
+        # spell, so such a number names none (see docs/differences.md, "The RFC era").
+        raise ControllerError(errno.ESRCH, "pid out of range")
+    return value
