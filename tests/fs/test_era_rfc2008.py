@@ -135,3 +135,31 @@ def test_top_shows_the_rfc_mount(rfc, group):
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert group.name in done.stdout and "sleeping" in done.stdout
+
+
+def test_mount_command_takes_the_era(tmp_path):
+    """`fakecgfs mount --era rfc-2008` in the background, `status` on it, then umount."""
+    if fuse_unavailable_reason():
+        pytest.skip(fuse_unavailable_reason())
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    done = subprocess.run(["fakecgfs", "mount", "--era", "rfc-2008", str(mountpoint),
+                           "--log", str(tmp_path / "log")], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    try:
+        assert done.returncode == 0, done.stderr
+        os.mkdir(mountpoint / "g")
+        assert read(mountpoint / "g" / "memory.limit_in_bytes") == f"{LLONG_MAX}\n"
+        status = subprocess.run(["fakecgfs", "status", str(mountpoint)], capture_output=True,
+                                text=True, timeout=60)  # fmt: skip
+        assert status.returncode == 0, status.stderr
+        assert "/g" in status.stdout and "stopped" in status.stdout
+    finally:
+        subprocess.run(["fakecgfs", "umount", "--lazy", str(mountpoint)], timeout=60)
+        assert mounting.wait_until(lambda: not mounting.is_fakecgfs_mount(str(mountpoint)), 15)
+
+
+def test_an_unknown_era_is_refused(tmp_path):
+    done = subprocess.run(["fakecgfs", "mount", "--era", "2.6.29", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2 and "invalid choice" in done.stderr
