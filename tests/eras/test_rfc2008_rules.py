@@ -282,3 +282,25 @@ async def test_rmdir_refuses_a_group_with_tasks_and_keeps_the_thread():
         with pytest.raises(ControllerError) as e:
             ctl.remove_group_now(g)
         assert errno_of(e) == "EBUSY" and g.daemon.is_running()
+
+
+# -- the trace -----------------------------------------------------------------------------------
+
+
+@mock_clock
+async def test_trace_samples_carry_the_default_mounts_fields():
+    from fakecgfs.eras.rfc2008 import sample_values
+    from fakecgfs.trace import SCHEMA, Sampler
+    from fakecgfs.controller import EventKind
+
+    async with rfc() as ctl:
+        g = ctl.create_group(ctl.root, "g")
+        await write(ctl, g, "memory.low_wmark_in_bytes", b"8M")
+        events = []
+        ctl.subscribe(events.append)
+        assert Sampler(ctl, sample_values).sample() == 2  # the root and g
+        sample = next(e for e in events if e.group == "/g")
+        expected = {name for name, _, _ in SCHEMA[EventKind.SAMPLE].fields}
+        assert set(sample.values) == expected
+        assert sample.values == {"usage": 0, "limit": None, "hwmark": None, "lwmark": 8 * MiB,
+                                 "failcnt": 0, "oom_kill": 0, "state": "stopped"}  # fmt: skip

@@ -372,7 +372,8 @@ class Rfc2008Controller:
 
 
 def sample_values(memcg: Group) -> dict[str, Any]:
-    """A trace ``sample`` event's values for a group of this era (bytes; None: LLONG_MAX)."""
+    """A trace ``sample`` event's values for a group of this era, with the default mount's
+    fields (docs/trace.md): bytes; None for LLONG_MAX; oom_kill counts the failed charges."""
     res = memcg.res
 
     def shown(value: int) -> int | None:
@@ -382,6 +383,4 @@ def sample_values(memcg: Group) -> dict[str, Any]:
         "usage": res.usage, "limit": shown(res.limit), "hwmark": shown(res.hwmark),
         "lwmark": shown(res.lwmark), "failcnt": res.failcnt, "oom_kill": memcg.oom_kill,
         "state": memcg.daemon.state.value,
-        "passes": memcg.daemon.stats.passes,
-        "time_running": round(memcg.daemon.time_running_now(), 6),
     }
