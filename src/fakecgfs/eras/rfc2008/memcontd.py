@@ -98,7 +98,7 @@ class Memcontd:
         if self.thread is not None:
             return
         self.thread = scope = trio.CancelScope()
-        await nursery.start(self._run, self.memcg, scope, name=f"{THREAD_NAME}")
+        await nursery.start(self._run, self.memcg, scope, name=THREAD_NAME)
 
     def stop(self) -> None:
         """mem_cgroup_stop_daemon(): kthread_stop(); thread = NULL.  The task exits at its next
