@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
 import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -29,12 +33,18 @@ FAKE_FILES = {"fake.charge", "fake.uncharge", "fake.touch", "fake.reclaim_daemon
 
 
 @pytest.fixture(scope="module")
-def rfc(tmp_path_factory):
+def rfc():
+    """One RFC-era mount for the module, in a 0755 directory so that nobody can reach it."""
     reason = fuse_unavailable_reason()
     if reason:
         pytest.skip(reason)
-    with mounted(tmp_path_factory.mktemp("rfc"), "--era", "rfc-2008") as mount:
-        yield mount
+    directory = Path(tempfile.mkdtemp(prefix="fakecgfs-rfc-"))
+    os.chmod(directory, 0o755)
+    try:
+        with mounted(directory, "--era", "rfc-2008") as mount:
+            yield mount
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture
@@ -163,3 +173,35 @@ def test_an_unknown_era_is_refused(tmp_path):
     done = subprocess.run(["fakecgfs", "mount", "--era", "2.6.29", str(tmp_path)],
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 2 and "invalid choice" in done.stderr
+
+
+def test_tasks_of_2_6_26(rfc, group):
+    """sscanf("%d"): EIO without a number; ESRCH for no such task; a non-owner is EACCES."""
+    for text, code in (("abc", errno.EIO), ("-1", errno.ESRCH), ("4194305", errno.ESRCH)):
+        with pytest.raises(OSError) as e:
+            write(group / "tasks", text)
+        assert e.value.errno == code, text
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                               "sh", "-c", f"echo {sleeper.pid} > {group}/tasks"],
+                              capture_output=True, text=True, timeout=30)  # fmt: skip
+        assert done.returncode != 0  # mode 0644, root's file: nobody may not even open it
+        os.chown(group / "tasks", 65534, 65534)  # delegated: now nobody may write, not move root's
+        attempt = ("import errno, os\n"
+                   f"fd = os.open({str(group / 'tasks')!r}, os.O_WRONLY)\n"
+                   f"try: os.write(fd, b'{sleeper.pid}')\n"
+                   "except OSError as e: print(errno.errorcode[e.errno])\n")
+        done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                               sys.executable, "-c", attempt], capture_output=True, text=True,
+                              timeout=30)  # fmt: skip
+        assert done.stdout.strip() == "EACCES", done.stderr
+        write(group / "tasks", f"{sleeper.pid}\n")
+        assert read(group / "tasks") == f"{sleeper.pid}\n"
+        with pytest.raises(OSError) as e:
+            os.rmdir(group)
+        assert e.value.errno == errno.EBUSY
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert mounting.wait_until(lambda: read(group / "tasks") == "", 10)

@@ -75,9 +75,30 @@ def read_tasks(ctl, memcg):
     return "".join(f"{tid}\n" for tid in ctl.tasks(memcg))
 
 
+def _uids(pid: int) -> tuple[int, int] | None:
+    """(uid, suid) of a process from /proc, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Uid:"):
+                    fields = line.split()
+                    return int(fields[1]), int(fields[3])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def write_tasks(ctl, memcg, data, caller):
+    """attach_task_by_pid() of 2.6.26: 0 is the writer; a writer other than root must have the
+    task's uid or suid as its euid (EACCES); ESRCH for no such task."""
     pid = parse_pid(data)
-    ctl.attach(memcg, caller.pid if pid == 0 else pid)
+    if pid == 0:
+        pid = caller.pid
+    if caller.uid != 0:
+        uids = _uids(pid)
+        if uids is not None and caller.uid not in uids:
+            raise ControllerError(errno.EACCES, "not the owner of that task")
+    ctl.attach(memcg, pid)
 
 
 def read_notify_on_release(ctl, memcg):
@@ -180,7 +201,8 @@ CFTYPES = (
     _cft("tasks", "Threads in the group; write a TID to move it.", read=read_tasks,
          write=write_tasks, fmt="one TID per line, sorted.",
          accepts="a TID (`%d` as sscanf reads it; 0 is the writer).",
-         errors=(("EIO", "no number"), ("ESRCH", "no such thread"))),
+         errors=(("EIO", "no number"), ("ESRCH", "no such thread"),
+                 ("EACCES", "the writer is not root and has neither the task's uid nor suid"))),
     _cft("notify_on_release", "Stored only.", read=read_notify_on_release,
          write=write_notify_on_release, fmt="`0` or `1`.", accepts="a decimal number."),
     _cft("release_agent", "Stored only.", where=Where.ROOT, read=read_release_agent,
