@@ -304,3 +304,57 @@ async def test_trace_samples_carry_the_default_mounts_fields():
         assert set(sample.values) == expected
         assert sample.values == {"usage": 0, "limit": None, "hwmark": None, "lwmark": 8 * MiB,
                                  "failcnt": 0, "oom_kill": 0, "state": "stopped"}  # fmt: skip
+
+
+# -- the 2.6.26 charge path -------------------------------------------------------------------------
+
+
+async def _limited(ctl, limit: bytes):
+    g = ctl.create_group(ctl.root, "g")
+    for name, value in (("memory.low_wmark_in_bytes", limit), ("memory.high_wmark_in_bytes", limit),
+                        ("memory.limit_in_bytes", limit)):  # fmt: skip
+        await write(ctl, g, name, value)
+    return g
+
+
+@mock_clock
+async def test_nothing_reclaimable_fails_after_five_retries():
+    """`if (!nr_retries--)` with MEM_CGROUP_RECLAIM_RETRIES 5: six refused attempts, then OOM."""
+    async with rfc() as ctl:
+        g = await _limited(ctl, b"1M")
+        with pytest.raises(ControllerError) as e:
+            await ctl.charge(g, 2 * MiB // PAGE, PageKind.ANON)
+        assert errno_of(e) == "ENOMEM"
+        assert g.res.failcnt == 6 and g.oom_kill == 1
+        assert g.res.usage == 0 and g.res.max_usage == 1 * MiB  # the request's pages were freed
+
+
+@mock_clock
+async def test_direct_reclaim_makes_room_for_page_cache():
+    async with rfc() as ctl:
+        g = await _limited(ctl, b"1M")
+        await ctl.charge(g, 1 * MiB // PAGE, PageKind.FILE)
+        await ctl.charge(g, 1 * MiB // PAGE, PageKind.FILE)
+        assert g.res.failcnt >= 1 and g.res.usage <= 1 * MiB
+        assert dict(ctl.memory_stat(g))["pgpgin"] == 2 * MiB // PAGE
+
+
+@mock_clock
+async def test_memory_stat_force_empty_and_uncharge():
+    processes = FakeProcesses()
+    processes.spawn(100)
+    async with Rfc2008Controller.open(processes=processes) as ctl:
+        g = ctl.create_group(ctl.root, "g")
+        await ctl.charge(g, 3, PageKind.ANON)
+        await ctl.charge(g, 2, PageKind.FILE)
+        assert ctl.uncharge(g, 1, PageKind.ANON) == 1
+        assert rfc_files.read_stat(ctl, g) == (
+            f"cache {2 * PAGE}\nrss {2 * PAGE}\npgpgin 5\npgpgout 1\nactive 0\n"
+            f"inactive {4 * PAGE}\n")  # fmt: skip
+        ctl.attach(g, 100)
+        with pytest.raises(ControllerError) as e:
+            await write(ctl, g, "memory.force_empty", b"0")
+        assert errno_of(e) == "EBUSY"
+        processes.pids.discard(100)
+        await write(ctl, g, "memory.force_empty", b"0")
+        assert g.res.usage == 0 and dict(ctl.memory_stat(g))["pgpgout"] == 5
