@@ -11,6 +11,7 @@ import sys
 
 from . import mounting
 from .cgroupfs.parse import memparse
+from .eras import ERAS
 
 MOUNT_TIMEOUT = 15.0  # seconds `fakecgfs mount` waits for the server to be usable
 POLL_INTERVAL = 0.05
@@ -75,7 +76,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
         options = MountOptions(
             strict=args.strict, swap_bytes=args.swap, reclaim_rate=args.reclaim_rate,
             allow_other=True if args.allow_other else None, trace=args.trace,
-            trace_interval=args.trace_interval,
+            trace_interval=args.trace_interval, era=args.era,
         )  # fmt: skip
         from .cgroupfs.session import MountError
 
@@ -101,6 +102,8 @@ def _spawn_server(args: argparse.Namespace) -> int:
         command += ["--trace-interval", str(args.trace_interval)]
     if args.allow_other:
         command.append("--allow-other")
+    if args.era != ERAS[0]:
+        command += ["--era", args.era]
     with open(log_path, "ab") as log_file:
         server = subprocess.Popen(command, env=mounting.server_environment(),
                                   stdin=subprocess.DEVNULL, stdout=log_file,
@@ -275,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-other", action="store_true",
                    help="let other users see the mount (default when mounted by root)")
     p.add_argument("--log", metavar="FILE", help="server log (default: a file in the temp dir)")
+    p.add_argument("--era", choices=ERAS, default=ERAS[0],
+                   help="6.18 (default): kernel 6.18's v1 controller with the RFC repaired; "
+                   "rfc-2008: 2.6.26-rc2-mm1 with the 2008 RFC exactly as posted")
     p.set_defaults(func=cmd_mount)
 
     p = sub.add_parser("umount", help="unmount (also clears a dead mount)",

@@ -27,8 +27,8 @@ from weakref import WeakKeyDictionary
 import fuse
 
 from ..controller import MemCgroup, MemoryController
-from . import cftypes
 from .cftypes import Caller, CfType
+from .table import MODERN, CfTable
 from .parse import MAX_WRITE, terminate
 
 log = logging.getLogger("fakecgfs")
@@ -83,8 +83,9 @@ class CgroupFS:
 
     def __init__(self, controller: MemoryController, *, strict: bool = False,
                  mountpoint: str | None = None, owner: tuple[int, int] = (0, 0),
-                 superuser: int | None = None) -> None:  # fmt: skip
+                 superuser: int | None = None, table: CfTable = MODERN) -> None:  # fmt: skip
         self.ctl = controller
+        self.table = table  # the control files of the mount's era
         # None: the kernel checks modes (default_permissions, a mount by root).  Otherwise a
         # user's mount: the server checks them, and this uid (the mounter) passes every check,
         # as root does on cgroupfs; see _permit().
@@ -126,7 +127,7 @@ class CgroupFS:
             if child is not None:
                 memcg = child
                 continue
-            cft = cftypes.lookup(memcg, part, strict=self.strict)
+            cft = self.table.lookup(memcg, part, strict=self.strict)
             if cft is not None and i == len(parts) - 1:
                 return memcg, cft
             raise fuse.FuseOSError(errno.ENOTDIR if cft is not None else errno.ENOENT)
@@ -311,7 +312,7 @@ class CgroupFS:
 
     def readdir(self, path: str | None, fh: int) -> list[str]:
         memcg = self._dirs_open.get(fh) or self._group(path)
-        files = [cft.name for cft in cftypes.files_of(memcg, strict=self.strict)]
+        files = [cft.name for cft in self.table.files_of(memcg, strict=self.strict)]
         return [".", "..", *files, *memcg.children]
 
     def mkdir(self, path: str, mode: int) -> None:
@@ -320,7 +321,7 @@ class CgroupFS:
         parent = self._group(parent_path)
         if "\n" in name:
             raise fuse.FuseOSError(errno.EINVAL)
-        if cftypes.lookup(parent, name, strict=self.strict) is not None:
+        if self.table.lookup(parent, name, strict=self.strict) is not None:
             raise fuse.FuseOSError(errno.EEXIST)
         caller = self._caller()
         memcg = self.ctl.create_group(parent, name)
@@ -348,7 +349,7 @@ class CgroupFS:
         if "\n" in new_name:
             raise fuse.FuseOSError(errno.EINVAL)
         existing = new_parent.children.get(new_name)
-        if cftypes.lookup(new_parent, new_name, strict=self.strict) is not None:
+        if self.table.lookup(new_parent, new_name, strict=self.strict) is not None:
             raise fuse.FuseOSError(errno.ENOTDIR)
         if existing is not None and existing is not memcg:
             raise fuse.FuseOSError(errno.EEXIST)

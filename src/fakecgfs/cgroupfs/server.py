@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 from dataclasses import dataclass
-from typing import AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import trio
 
@@ -21,6 +21,7 @@ from .. import mounting
 from ..controller import MemoryController
 from .fs import CgroupFS
 from .session import FuseSession, MountError
+from .table import MODERN, CfTable
 
 log = logging.getLogger("fakecgfs")
 
@@ -55,6 +56,7 @@ class MountOptions:
     allow_other: bool | None = None  # None: when mounted by root, as cgroupfs is visible to all
     trace: str | None = None  # JSON-lines event trace file
     trace_interval: float | None = None  # seconds between usage samples; None: the default
+    era: str = "6.18"  # "6.18", or "rfc-2008": 2.6.26-rc2-mm1 with the RFC as posted
 
 
 def fuse_options(options: MountOptions) -> dict[str, object]:
@@ -101,8 +103,23 @@ def serve(mountpoint: str, options: MountOptions) -> None:
         raise failed from None
 
 
+def _era(era: str) -> tuple[Any, CfTable, Callable[[Any], dict[str, Any]]]:
+    """The controller class, control-file table and trace sample of an era."""
+    if era == "rfc-2008":
+        from ..eras.rfc2008 import Rfc2008Controller, sample_values
+        from ..eras.rfc2008.cftypes import TABLE
+
+        return Rfc2008Controller, TABLE, sample_values
+    if era != "6.18":
+        raise ValueError(f"unknown era {era!r}")
+    from ..trace import sample_values as modern_sample_values
+
+    return MemoryController, MODERN, modern_sample_values
+
+
 async def _serve(mountpoint: str, options: MountOptions) -> None:
-    async with MemoryController.open(
+    controller_class, table, sample = _era(options.era)
+    async with controller_class.open(
         swap_bytes=options.swap_bytes, reclaim_rate=options.reclaim_rate
     ) as controller, trio.open_nursery() as nursery:
         trace = None
@@ -112,9 +129,9 @@ async def _serve(mountpoint: str, options: MountOptions) -> None:
             trace = TraceWriter(options.trace)
             controller.subscribe(trace)
             interval = options.trace_interval or SAMPLE_INTERVAL
-            nursery.start_soon(run_sampler, controller, interval, name="trace-sampler")
+            nursery.start_soon(run_sampler, controller, interval, sample, name="trace-sampler")
         ops = CgroupFS(controller, strict=options.strict, mountpoint=mountpoint,
-                       owner=(os.getuid(), os.getgid()),
+                       owner=(os.getuid(), os.getgid()), table=table,
                        superuser=None if os.getuid() == 0 else os.getuid())  # fmt: skip
         session = FuseSession(ops, mountpoint, fuse_options(options), encoding=PATH_ENCODING)
         pidfile = mounting.runtime_path(mountpoint, ".pid")  # how `fakecgfs umount --lazy` finds us

@@ -30,6 +30,12 @@ def _explain(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _review(args: argparse.Namespace) -> int:
+    from .review import run
+
+    return run(args)
+
+
 def add_commands(sub) -> None:
     p = sub.add_parser("top", help="live view of every group: usage bars, watermarks, tasks",
                        description="A live view of the groups under MOUNTPOINT, read through "
@@ -68,3 +74,15 @@ def add_commands(sub) -> None:
     p.add_argument("file", nargs="?", metavar="FILE")
     p.add_argument("--markdown", action="store_true", help="print the Markdown source")
     p.set_defaults(func=_explain)
+
+    p = sub.add_parser("review", help="the 2008 review of the RFC, live on two mounts",
+                       description="Balbir Singh's review of the 2008 background-reclaim RFC, "
+                       "comment by comment, on two mounts side by side: the patch as posted "
+                       "(--era rfc-2008) and the repaired default. See docs/review-lesson.md.")
+    p.add_argument("--step", type=int, metavar="N", help="only step N (default: all)")
+    p.add_argument("--all", action="store_true", help="every step (the default)")
+    p.add_argument("--no-pause", action="store_true",
+                   help="do not wait for Enter between steps")
+    p.add_argument("--plot", metavar="FILE",
+                   help="afterwards, draw step 7 on both mounts side by side (PNG or SVG)")
+    p.set_defaults(func=_review)

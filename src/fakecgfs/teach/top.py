@@ -73,7 +73,10 @@ def read_group(directory: str, path: str) -> GroupRow:
     usage = int(_read(f("memory.usage_in_bytes")))
     limit = _bytes(_read(f("memory.limit_in_bytes")))
     failcnt = int(_read(f("memory.failcnt")))
-    oom = _pairs(_read(f("memory.oom_control")))
+    try:
+        oom = _pairs(_read(f("memory.oom_control")))
+    except FileNotFoundError:  # a mount of an era before oom_control (--era rfc-2008)
+        oom = {}
     row = GroupRow(path, usage, limit, None, None, failcnt, int(oom.get("oom_kill", 0)),
                    oom.get("under_oom") == "1", "-")  # fmt: skip
     try:
