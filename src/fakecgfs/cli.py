@@ -69,7 +69,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
         options = MountOptions(
             strict=args.strict, swap_bytes=args.swap, reclaim_rate=args.reclaim_rate,
             allow_other=True if args.allow_other else None, trace=args.trace,
-            trace_interval=args.trace_interval,
+            trace_interval=args.trace_interval, real_processes=args.real_processes,
         )  # fmt: skip
         serve(mountpoint, options)
         return 0
@@ -90,6 +90,8 @@ def _spawn_server(args: argparse.Namespace) -> int:
         command += ["--trace-interval", str(args.trace_interval)]
     if args.allow_other:
         command.append("--allow-other")
+    if args.real_processes:
+        command.append("--real-processes")
     with open(log_path, "ab") as log_file:
         server = subprocess.Popen(command, env=mounting.server_environment(),
                                   stdin=subprocess.DEVNULL, stdout=log_file,
@@ -264,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-other", action="store_true",
                    help="let other users see the mount (default when mounted by root)")
     p.add_argument("--log", metavar="FILE", help="server log (default: a file in the temp dir)")
+    p.add_argument("--real-processes", action="store_true",
+                   help="charge the real memory of processes moved into groups to them; limits "
+                   "then reclaim, stop or kill them (docs/real-processes.md)")
     p.set_defaults(func=cmd_mount)
 
     p = sub.add_parser("umount", help="unmount (also clears a dead mount)",

@@ -112,7 +112,12 @@ def _pages(value: int) -> str:
 
 
 def _counter_reader(counter: str, field: str) -> Reader:
+    # Usage, its peak and failcnt move with real members: re-sample them first.
+    exact = counter in ("memory", "memsw") and field != "limit"
+
     def read(ctl: MemoryController, memcg: MemCgroup) -> str:
+        if exact:
+            ctl.refresh(memcg)
         res: ResCounter = getattr(memcg, counter)
         value = getattr(res, field)
         return _u64(value) if field == "failcnt" else _pages(value)
@@ -196,15 +201,18 @@ _STAT_FORMAT = "".join(f"{name} %d\n" for name in MEMORY_STAT_NAMES)
 
 
 def read_stat(ctl, memcg):
+    ctl.refresh(memcg)
     return _STAT_FORMAT % ctl.memory_stat_values(memcg)
 
 
 def read_numa_stat(ctl, memcg):
+    ctl.refresh(memcg)
     items = ctl.numa_stat(memcg)
     return "".join(f"{name}={value} N0={value}\n" for name, value in items)
 
 
 def read_oom_control(ctl, memcg):
+    ctl.refresh(memcg)
     return (
         f"oom_kill_disable {int(memcg.oom_kill_disable)}\n"
         f"under_oom {int(memcg.under_oom())}\n"
@@ -285,10 +293,12 @@ def _flag_writer(attr: str) -> Writer:
 
 
 def read_tasks(ctl, memcg):
+    ctl.refresh(memcg)  # members' children join their group
     return "".join(f"{tid}\n" for tid in ctl.tasks(memcg))
 
 
 def read_procs(ctl, memcg):
+    ctl.refresh(memcg)
     return "".join(f"{pid}\n" for pid in ctl.procs(memcg))
 
 
@@ -305,11 +315,29 @@ def _proc_uids(pid: int) -> tuple[int, int] | None:
     return None
 
 
+PF_NO_SETAFFINITY = 0x04000000
+"""include/linux/sched.h: a kernel thread bound to its CPUs."""
+
+
+def _migration_refused(pid: int) -> bool:
+    """cgroup_procs_write_start() refuses (EINVAL) to move a task flagged PF_NO_SETAFFINITY,
+    as kernel threads bound to CPUs are: "Just say no".  Field 9 of /proc/PID/stat."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        flags = int(stat[stat.rfind(b")") + 2 :].split()[6])
+    except (OSError, ValueError, IndexError):
+        return False  # gone: attach says ESRCH
+    return bool(flags & PF_NO_SETAFFINITY)
+
+
 def _attach_writer(whole_process: bool) -> Writer:
     def write(ctl, memcg, data, caller):
         pid = parse_pid(data)
         if pid == 0:  # the writer itself, as the kernel reads it
             pid = caller.pid
+        if not memcg.is_root() and _migration_refused(pid):
+            raise _einval("a kernel thread bound to its CPUs cannot be moved")
         if caller.uid != 0:
             uids = _proc_uids(pid)
             if uids is not None and caller.uid not in uids:

@@ -55,6 +55,7 @@ class MountOptions:
     allow_other: bool | None = None  # None: when mounted by root, as cgroupfs is visible to all
     trace: str | None = None  # JSON-lines event trace file
     trace_interval: float | None = None  # seconds between usage samples; None: the default
+    real_processes: bool = False  # charge member processes' real memory (docs/real-processes.md)
 
 
 def fuse_options(options: MountOptions) -> dict[str, object]:
@@ -102,6 +103,12 @@ async def _serve(mountpoint: str, options: MountOptions) -> None:
             controller.subscribe(trace)
             interval = options.trace_interval or SAMPLE_INTERVAL
             nursery.start_soon(run_sampler, controller, interval, name="trace-sampler")
+        real = None
+        if options.real_processes:
+            from ..members import RealProcesses
+
+            real = controller.real = RealProcesses(controller)
+            nursery.start_soon(real.run, name="members-sampler")
         ops = CgroupFS(controller, strict=options.strict, mountpoint=mountpoint,
                        owner=(os.getuid(), os.getgid()))  # fmt: skip
         session = FuseSession(ops, mountpoint, fuse_options(options), encoding=PATH_ENCODING)
@@ -115,6 +122,8 @@ async def _serve(mountpoint: str, options: MountOptions) -> None:
                 await session.serve()
         finally:
             nursery.cancel_scope.cancel()  # the sampler, and the signal watcher
+            if real is not None:
+                real.close()  # members an OOM stopped are continued
             session.unmount()
             with contextlib.suppress(OSError):
                 os.unlink(pidfile)

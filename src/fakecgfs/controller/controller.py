@@ -615,8 +615,13 @@ class MemoryController:
         self.notifier.out_of_memory(over)
         if not over.oom_kill_disable:
             self.emit(over, EventKind.OOM, action="kill", pages=self._excess(over), real=True)
-            if await self.real.oom_kill(over):
-                over.oom_kill += 1
+            victim = await self.real.oom_kill(over)
+            if victim is not None:
+                # MEMCG_OOM_KILL is counted in the victim's group and its ancestors, the root
+                # excepted (memcg_memory_event()).
+                for node in self._live(victim).lineage():
+                    if not node.is_root():
+                        node.oom_kill += 1
                 return
             # No member to kill (the pages outlived them: SysV shm): wait for a change.
             await self._wait_memory_freed()

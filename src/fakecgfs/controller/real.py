@@ -87,9 +87,9 @@ class RealMemory(Protocol):
         """Ask the kernel to page out members' pages in the subtree (process_madvise), aiming at
         ``nr_pages``; re-sample and return how many pages left the subtree's usage."""
 
-    async def oom_kill(self, memcg: MemCgroup) -> bool:
+    async def oom_kill(self, memcg: MemCgroup) -> MemCgroup | None:
         """Kill the member of the subtree holding the largest charge there, wait for it to go
-        and re-sample; False if there was no member to kill."""
+        and re-sample; the group the victim was in, or None if there was no member to kill."""
 
     def freeze(self, memcg: MemCgroup) -> None:
         """Stop every member of the subtree (oom_kill_disable 1: they wait in OOM)."""

@@ -1,0 +1,403 @@
+"""Real member processes: who they are, what they hold, the sampler, and what is done to them.
+
+``RealProcesses`` is the controller's ``RealMemory``: the controller tells it when a PID is
+written into a group and asks it to re-sample before a read, to page out, to kill, to stop and
+to continue; it tells the controller, through ``charge_real()``/``uncharge_real()``, what the
+members' pages became.
+
+Who is ever acted on: only a *member*, a process a writer moved into a group through ``tasks``
+or ``cgroup.procs`` (which enforce who may move what), or a child such a process forked.  Never
+PID 1, the server itself, or a kernel thread: those may be written into ``tasks`` as the kernel
+allows, but they are never members.  Each member is held by a pidfd taken when it joined and
+its /proc directory opened with it; every signal and every process_madvise() goes through the
+pidfd, so a recycled PID is never hit.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+import time
+from typing import Iterable
+
+import trio
+
+from .. import linux
+from ..controller import MemCgroup, MemoryController, RealKind
+from ..controller.real import NR_REAL_KINDS
+from .ledger import Ledger, _live
+from .procfs import (
+    PF_KTHREAD, LockedSplit, ProcDir, Usage, host_has_swap, parse_children, parse_locked_split,
+    parse_status, private_anon, read_sysvipc_shm, reclaimable_ranges, shmem_device, stat_flags, statm_text,
+)  # fmt: skip
+
+log = logging.getLogger("fakecgfs")
+
+SAMPLE_INTERVAL = 0.02
+"""Seconds between two looks at the members while their memory moves: what a limit, a
+watermark or a usage threshold may lag behind a member that nobody reads."""
+
+IDLE_SAMPLE_INTERVAL = 0.05
+"""...once nothing has changed for IDLE_AFTER seconds: idle members cost less."""
+
+IDLE_AFTER = 1.0
+
+FULL_SAMPLE_EVERY = 10
+"""Every so many looks, read each member's status even if its statm did not change: mlock of
+pages already resident changes VmLck and nothing in statm."""
+
+OOM_EXIT_TIMEOUT = 5.0
+"""Seconds to wait for an OOM victim to exit before looking again."""
+
+MADV_PAGEOUT = 21  # include/uapi/asm-generic/mman-common.h
+IOV_BATCH = 512  # ranges per process_madvise() call (UIO_MAXIOV is 1024)
+
+
+class Member:
+    """One member process and what fakecgfs knows of it."""
+
+    __slots__ = ("pid", "pidfd", "proc", "memcg", "ledger", "statm", "children", "text",
+                 "shmem", "joined", "stopped_by")  # fmt: skip
+
+    def __init__(self, pid: int, pidfd: int, proc: ProcDir, memcg: MemCgroup) -> None:
+        self.pid = pid
+        self.pidfd = pidfd  # every action goes through it
+        self.proc = proc
+        self.memcg = memcg  # the group its gains are charged to
+        self.ledger = Ledger([0] * NR_REAL_KINDS)
+        self.statm = b""  # the last statm seen: unchanged means nothing to re-read
+        self.children = b""  # the last children list seen
+        self.text: int | None = None  # statm's text size: a change means exec
+        self.shmem = 0  # its last RssShmem, pages
+        self.joined = time.time()
+        self.stopped_by: MemCgroup | None = None  # the group whose OOM stopped it
+
+    def close(self) -> None:
+        self.proc.close()
+        os.close(self.pidfd)
+
+
+class TrackedSegment:
+    """A SysV segment a member created: its pages outlive the member, charged to the group
+    the member was in, until the segment is removed."""
+
+    __slots__ = ("memcg", "ledger")
+
+    def __init__(self, memcg: MemCgroup) -> None:
+        self.memcg = memcg
+        self.ledger = Ledger([0] * NR_REAL_KINDS)
+
+
+class RealProcesses:
+    """The members of a controller's groups (the controller's ``RealMemory``)."""
+
+    def __init__(self, controller: MemoryController) -> None:
+        self.ctl = controller
+        self.members: dict[int, Member] = {}
+        self.segments: dict[int, TrackedSegment] = {}  # by shmid
+        self._segment_owner: dict[int, int] = {}  # shmid -> the member that created it
+        self.exempt = frozenset({1, os.getpid()})  # never members, never acted on
+        self.shmem_dev = shmem_device()
+        self.swap = host_has_swap()
+        self._wakeup = trio.Event()
+        self._madvise_refused = False
+
+    # -- joining and leaving -----------------------------------------------------------------
+
+    def attached(self, memcg: MemCgroup, pid: int) -> None:
+        member = self.members.get(pid)
+        if member is not None:
+            self._sample(member)  # what it gained until now stays with the old group
+            member.memcg = memcg
+            stopped_by = member.stopped_by
+            if stopped_by is not None and not stopped_by.is_ancestor_of(memcg):
+                self._signal(member, signal.SIGCONT)  # moved out of the group in OOM
+                member.stopped_by = None
+            return
+        self._join(memcg, pid, inherit=None)
+
+    def _join(self, memcg: MemCgroup, pid: int, inherit: Member | None) -> Member | None:
+        """Make ``pid`` a member.  What it has now is its baseline; a child (``inherit``: its
+        parent) that has not exec'd shares its parent's pages, which are charged already, but
+        one that has exec'd has nothing but what it made in the group."""
+        if pid in self.exempt:
+            return None
+        flags = stat_flags(pid)
+        if flags is None or flags & PF_KTHREAD:
+            return None
+        try:
+            pidfd = linux.pidfd_open(pid)
+        except OSError:
+            return None
+        try:
+            proc = ProcDir(pid)
+        except OSError:
+            os.close(pidfd)
+            return None
+        member = Member(pid, pidfd, proc, memcg)
+        try:
+            linux.pidfd_send_signal(pidfd, 0)  # alive after the opens: they name this process
+        except OSError:
+            member.close()
+            return None
+        member.statm = proc.statm()
+        member.text = statm_text(member.statm)
+        usage = parse_status(proc.status())
+        if usage is None:
+            member.close()
+            return None
+        baseline = self._pages(member, usage)
+        if inherit is not None:
+            if inherit.text != member.text:  # exec'd: its whole image was made in the group
+                baseline = [0] * NR_REAL_KINDS
+            else:  # what it wrote since fork is its own; the rest is its parent's, charged
+                own = private_anon(proc.read("smaps_rollup"))
+                baseline[RealKind.ANON] = max(baseline[RealKind.ANON] - own, 0)
+        member.ledger = Ledger(baseline)
+        self.members[pid] = member
+        self._sample(member)
+        self._wakeup.set()
+        return member
+
+    def _exited(self, member: Member) -> None:
+        member.ledger.release(self.ctl)
+        del self.members[member.pid]
+        member.close()
+
+    def close(self) -> None:
+        """The mount goes away: continue every member an OOM stopped, let go of the rest."""
+        for member in list(self.members.values()):
+            if member.stopped_by is not None:
+                self._signal(member, signal.SIGCONT)
+            member.close()
+        self.members.clear()
+
+    # -- sampling ------------------------------------------------------------------------------
+
+    def _pages(self, member: Member, usage: Usage) -> list[int]:
+        """The member's pages by RealKind, from its status (and smaps when it has locked
+        pages); SysV pages it created are the segment's, not its own."""
+        shmem = usage.shmem - sum(
+            s.ledger.held(RealKind.SHMEM) for s in self._segments_of(member)
+        )
+        shmem = max(shmem, 0)
+        split = LockedSplit()
+        if usage.locked:
+            split = parse_locked_split(member.proc.read("smaps"), self.shmem_dev)
+        pages = [0] * NR_REAL_KINDS
+        pages[RealKind.ANON_LOCKED] = min(split.anon, usage.anon)
+        pages[RealKind.ANON] = usage.anon - pages[RealKind.ANON_LOCKED]
+        pages[RealKind.SHMEM_LOCKED] = min(split.shmem, shmem)
+        pages[RealKind.SHMEM] = shmem - pages[RealKind.SHMEM_LOCKED]
+        pages[RealKind.FILE_LOCKED] = min(split.file, usage.file)
+        pages[RealKind.FILE] = usage.file - pages[RealKind.FILE_LOCKED]
+        pages[RealKind.SWAP] = usage.swap
+        return pages
+
+    def _segments_of(self, member: Member) -> Iterable[TrackedSegment]:
+        return (s for shmid, s in self.segments.items() if self._segment_owner.get(shmid) == member.pid)
+
+    def _sample(self, member: Member) -> None:
+        """Read one member fully and bring its charges up to date."""
+        statm = member.proc.statm()
+        usage = parse_status(member.proc.status()) if statm else None
+        if usage is None:
+            self._exited(member)
+            return
+        text = statm_text(statm)
+        if member.text is not None and text != member.text:
+            member.ledger.release(self.ctl)  # exec: the old image is gone, all is new here
+        member.text = text
+        member.statm = statm
+        member.shmem = usage.shmem
+        member.ledger.apply(self.ctl, member.memcg, self._pages(member, usage))
+        self._adopt_children(member)
+
+    def _adopt_children(self, member: Member) -> None:
+        children = member.proc.children()
+        if children == member.children:
+            return
+        member.children = children
+        for pid in parse_children(children):
+            if pid not in self.members and self._join(member.memcg, pid, inherit=member):
+                self.ctl.adopt(member.memcg, pid)
+
+    def _sample_segments(self) -> None:
+        """SysV segments: track the new ones members created, follow the tracked ones, and
+        uncharge those removed (IPC_RMID and last detach)."""
+        found = read_sysvipc_shm()
+        for shmid in [s for s in self.segments if s not in found]:
+            self.segments.pop(shmid).ledger.release(self.ctl)
+            self._segment_owner.pop(shmid, None)
+        for shmid, seg in found.items():
+            tracked = self.segments.get(shmid)
+            if tracked is None:
+                creator = self.members.get(seg.cpid)
+                if creator is None or seg.ctime < int(creator.joined):
+                    continue
+                tracked = self.segments[shmid] = TrackedSegment(creator.memcg)
+                self._segment_owner[shmid] = seg.cpid
+            pages = [0] * NR_REAL_KINDS
+            pages[RealKind.SHMEM if seg.nattch else RealKind.SHMEM_UNMAPPED] = seg.rss
+            pages[RealKind.SWAP] = seg.swap
+            tracked.ledger.apply(self.ctl, tracked.memcg, pages)
+
+    def _segments_wanted(self) -> bool:
+        return bool(self.segments) or any(m.shmem for m in self.members.values())
+
+    def _in(self, memcg: MemCgroup) -> list[Member]:
+        """Members whose group is in ``memcg``'s subtree."""
+        if memcg.is_root():
+            return list(self.members.values())
+        return [m for m in self.members.values() if memcg.is_ancestor_of(_live(m.memcg))]
+
+    def refresh(self, memcg: MemCgroup) -> None:
+        if not self.members and not self.segments:
+            return
+        if self._segments_wanted():
+            self._sample_segments()
+        for member in self._in(memcg):
+            if member.pid in self.members:
+                self._sample(member)
+
+    def tick(self, *, full: bool = False) -> bool:
+        """One look at every member: re-read those whose statm or children changed (all of
+        them when ``full``); True if any had changed."""
+        changed = False
+        if self._segments_wanted():
+            self._sample_segments()
+        for member in list(self.members.values()):
+            if member.pid not in self.members:
+                continue
+            if full or member.proc.statm() != member.statm:
+                self._sample(member)
+                changed = True
+            elif member.proc.children() != member.children:
+                self._adopt_children(member)
+                changed = True
+        return changed
+
+    async def run(self) -> None:
+        """The sampler: looks at the members every SAMPLE_INTERVAL while any group has some,
+        IDLE_SAMPLE_INTERVAL once they are quiet, and sleeps without a timer when there are
+        none."""
+        looks = 0
+        last_change = trio.current_time()
+        while True:
+            if not self.members and not self.segments:
+                self._wakeup = trio.Event()
+                await self._wakeup.wait()
+                last_change = trio.current_time()
+                continue
+            looks += 1
+            if self.tick(full=looks % FULL_SAMPLE_EVERY == 0):
+                last_change = trio.current_time()
+            quiet = trio.current_time() - last_change >= IDLE_AFTER
+            await trio.sleep(IDLE_SAMPLE_INTERVAL if quiet else SAMPLE_INTERVAL)
+
+    # -- acting on members ---------------------------------------------------------------------
+
+    def has_members(self, memcg: MemCgroup) -> bool:
+        return bool(self._in(memcg))
+
+    def _charged_in(self, member: Member, memcg: MemCgroup) -> int:
+        groups = set(memcg.subtree())
+        return member.ledger.charged_in(groups)
+
+    async def reclaim(self, memcg: MemCgroup, nr_pages: int) -> int:
+        if self._madvise_refused:
+            return 0
+        before = _real_in_memory(memcg)
+        for member in sorted(self._in(memcg), key=lambda m: -self._charged_in(m, memcg)):
+            ranges = reclaimable_ranges(member.proc.read("maps"), self.shmem_dev, anon=self.swap)
+            if not await self._pageout(member, ranges):
+                break
+            if member.pid in self.members:
+                self._sample(member)
+            if before - _real_in_memory(memcg) >= nr_pages:
+                break
+        return max(before - _real_in_memory(memcg), 0)
+
+    async def _pageout(self, member: Member, ranges: list[tuple[int, int]]) -> bool:
+        """MADV_PAGEOUT over ``ranges`` of the member, in a worker thread (a large range takes
+        the kernel a while); False if the server may not (no CAP_SYS_NICE or ptrace rights)."""
+        if not ranges:
+            return True
+        pidfd = os.dup(member.pidfd)  # the member may be closed while the thread runs
+        try:
+            await trio.to_thread.run_sync(_pageout_ranges, pidfd, ranges)
+        except OSError as e:
+            if e.errno in (errno.EPERM, errno.EACCES, errno.ENOSYS):
+                log.warning("real reclaim disabled: process_madvise refused (%s)", e)
+                self._madvise_refused = True
+                return False
+        finally:
+            os.close(pidfd)
+        return True
+
+    async def oom_kill(self, memcg: MemCgroup) -> MemCgroup | None:
+        self.refresh(memcg)
+        candidates = [(self._charged_in(m, memcg), m.pid, m) for m in self._in(memcg)]
+        candidates = [c for c in candidates if c[0] > 0]
+        if not candidates:
+            return None
+        charged, pid, victim = max(candidates, key=lambda c: (c[0], c[1]))
+        log.info("OOM in %s: killing member %d (%d pages charged there)", memcg.path, pid, charged)
+        group = victim.memcg
+        pidfd = os.dup(victim.pidfd)
+        try:
+            try:
+                linux.pidfd_send_signal(pidfd, signal.SIGKILL)
+            except OSError:
+                pass  # already gone
+            with trio.move_on_after(OOM_EXIT_TIMEOUT):
+                await trio.lowlevel.wait_readable(pidfd)
+        finally:
+            os.close(pidfd)
+        if self.members.get(pid) is victim:
+            self._sample(victim)
+        return group
+
+    def freeze(self, memcg: MemCgroup) -> None:
+        for member in self._in(memcg):
+            if member.stopped_by is None and self._signal(member, signal.SIGSTOP):
+                member.stopped_by = memcg
+
+    def thaw(self, memcg: MemCgroup) -> None:
+        for member in list(self.members.values()):
+            if member.stopped_by is memcg:
+                self._signal(member, signal.SIGCONT)
+                member.stopped_by = None
+
+    @staticmethod
+    def _signal(member: Member, signum: int) -> bool:
+        try:
+            linux.pidfd_send_signal(member.pidfd, signum)
+        except OSError:
+            return False
+        return True
+
+
+def _real_in_memory(memcg: MemCgroup) -> int:
+    return sum(n.real[k] for n in memcg.subtree() for k in RealKind if k is not RealKind.SWAP)
+
+
+def _pageout_ranges(pidfd: int, ranges: list[tuple[int, int]]) -> None:
+    """process_madvise(MADV_PAGEOUT) in batches; a batch refused because one of its mappings
+    cannot be paged out (mlocked: EINVAL; unmapped meanwhile: ENOMEM) is retried range by
+    range, skipping those."""
+    for i in range(0, len(ranges), IOV_BATCH):
+        batch = ranges[i : i + IOV_BATCH]
+        try:
+            linux.process_madvise(pidfd, batch, MADV_PAGEOUT)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.ENOMEM):
+                raise
+            for one in batch:
+                try:
+                    linux.process_madvise(pidfd, [one], MADV_PAGEOUT)
+                except OSError as e:
+                    if e.errno not in (errno.EINVAL, errno.ENOMEM, errno.ESRCH):
+                        raise
