@@ -45,6 +45,10 @@ class Ledger:
     def held(self, kind: RealKind) -> int:
         return sum(h.pages[kind] for h in self.holdings)
 
+    def groups(self) -> list[MemCgroup]:
+        """The groups holding some of these pages."""
+        return [h.memcg for h in self.holdings if h.memcg is not None]
+
     def charged_in(self, groups: set[MemCgroup]) -> int:
         """Pages (memory and swap) this member holds in any of ``groups``."""
         return sum(

@@ -253,12 +253,22 @@ class RealProcesses:
             return list(self.members.values())
         return [m for m in self.members.values() if memcg.is_ancestor_of(_live(m.memcg))]
 
+    def _holding_in(self, memcg: MemCgroup) -> list[Member]:
+        """Members with pages charged in ``memcg``'s subtree: those in it, and those that
+        moved out leaving charges behind."""
+        if memcg.is_root():
+            return list(self.members.values())
+        return [
+            m for m in self.members.values()
+            if any(memcg.is_ancestor_of(_live(g)) for g in (m.memcg, *m.ledger.groups()))
+        ]  # fmt: skip
+
     def refresh(self, memcg: MemCgroup) -> None:
         if not self.members and not self.segments:
             return
         if self._segments_wanted():
             self._sample_segments()
-        for member in self._in(memcg):
+        for member in self._holding_in(memcg):
             if member.pid in self.members:
                 self._sample(member)
 
@@ -300,7 +310,7 @@ class RealProcesses:
     # -- acting on members ---------------------------------------------------------------------
 
     def has_members(self, memcg: MemCgroup) -> bool:
-        return bool(self._in(memcg))
+        return bool(self._holding_in(memcg))
 
     def _charged_in(self, member: Member, memcg: MemCgroup) -> int:
         groups = set(memcg.subtree())
@@ -310,7 +320,8 @@ class RealProcesses:
         if self._madvise_refused:
             return 0
         before = _real_in_memory(memcg)
-        for member in sorted(self._in(memcg), key=lambda m: -self._charged_in(m, memcg)):
+        # The kernel reclaims the pages charged to the group, whoever maps them now.
+        for member in sorted(self._holding_in(memcg), key=lambda m: -self._charged_in(m, memcg)):
             ranges = reclaimable_ranges(member.proc.read("maps"), self.shmem_dev, anon=self.swap)
             if not await self._pageout(member, ranges):
                 break
