@@ -38,6 +38,7 @@ class Memhog:
     def __init__(self, binary: Path) -> None:
         self.process = subprocess.Popen([str(binary)], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE)  # fmt: skip
+        self.binary = binary
         self.pid = self.process.pid
         self.pidfd = os.pidfd_open(self.pid)
         ready = self._reply(REPLY_TIMEOUT)
@@ -61,8 +62,15 @@ class Memhog:
         return reply
 
     def warm(self) -> Memhog:
-        for line in ("anon 1", "free"):
+        """Run every allocating command once, so that the code and data pages of those paths
+        (and the 16 pages the kernel maps around each file fault) are resident before the
+        process joins a group."""
+        for line in ("anon 1", "shared 1", "memfd 1", f"file {self.binary} 1", "mlock 1",
+                     "locked 1", "grow 1"):  # fmt: skip
             self.cmd(line)
+        shmid = self.cmd("sysv 1").split()[1]
+        self.cmd(f"shmrm {shmid}")
+        self.cmd("free")
         return self
 
     def join(self, group: Path, file: str = "cgroup.procs") -> Memhog:

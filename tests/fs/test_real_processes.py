@@ -290,11 +290,12 @@ def test_oom_kill_disable_stops_the_member_until_the_limit_is_raised(real, group
     write(group / "memory.limit_in_bytes", str(10 * PAGE))
     write(group / "memory.oom_control", "1")
     hog = hogs().join(group)
-    hog.send(f"anon {N}")
+    hog.send(f"grow {N}")  # a page a millisecond: it is stopped half way
     wait_until(lambda: oom_control(group)["under_oom"] == 1, what="under_oom 1")
     wait_until(lambda: hog.state() == "T", what="the member to be stopped")
+    assert N * PAGE > real.usage(group) > 10 * PAGE
     write(group / "memory.limit_in_bytes", "-1")
-    assert hog._reply(20.0) == "ok"  # it finished its allocation
+    assert hog._reply(20.0) == "ok"  # continued, it finished its allocation
     assert oom_control(group)["under_oom"] == 0
     assert hog.state() != "T"
     assert stat(group)["rss"] >= N * PAGE
@@ -307,7 +308,7 @@ def test_oom_kill_disable_a_member_moved_out_continues(real, group, hogs):
     write(inside / "memory.limit_in_bytes", str(10 * PAGE))
     write(inside / "memory.oom_control", "1")
     hog = hogs().join(inside)
-    hog.send(f"anon {N}")
+    hog.send(f"grow {N}")
     wait_until(lambda: hog.state() == "T", what="the member to be stopped")
     hog.join(outside)
     assert hog._reply(20.0) == "ok"
@@ -400,21 +401,19 @@ def test_shell_a_process_over_its_limit_is_killed(real, group, memhog_binary):
 
 
 def test_shell_usage_moves_by_what_a_member_allocates(real, group, memhog_binary, tmp_path):
-    # The shell joins, then runs memhog as its child (a member by birth), which reports when it
-    # has allocated; the shell reads rss before and after.
+    # The shell starts memhog, warms it up, moves it in by its PID ($!) and reads rss before
+    # and after it allocates.  The shell itself stays out: its own memory moves as it runs.
     script = r'''
-        echo $$ > "$1/cgroup.procs"
         mkfifo "$3/in" "$3/out"
         "$2" < "$3/in" > "$3/out" &
         exec 3> "$3/in" 4< "$3/out"
         read ready <&4
-        echo anon 1 >&3; read r <&4; echo free >&3; read r <&4
-        rss() {  # builtins only: a command forked here would be a member too
-            while read name value; do [ "$name" = rss ] && echo "$value"; done < "$1/memory.stat"
-        }
-        before=$(rss "$1")
+        for warm in "anon 1" "free"; do echo "$warm" >&3; read r <&4; done
+        echo $! > "$1/cgroup.procs"
+        grep -qx $! "$1/tasks" || exit 3
+        while read name value; do [ "$name" = rss ] && before=$value; done < "$1/memory.stat"
         echo anon 100 >&3; read r <&4
-        after=$(rss "$1")
+        while read name value; do [ "$name" = rss ] && after=$value; done < "$1/memory.stat"
         echo exit >&3; read r <&4
         wait
         echo $(( (after - before) / 4096 ))

@@ -9,7 +9,14 @@ pages by kind; the ledger turns the difference into charges and uncharges:
 * pages gone are uncharged from the *latest* holdings first (last in, first out), the baseline
   last: allocate N, free N, and the group is back where it was, whatever came before.
 
-Frees are applied before gains, so that a page changing kind (mlock, swap-out) never makes a
+Holdings count pages by *base* kind (anonymous, file, shmem, unmapped shmem, swap), locked ones
+included.  Being mlocked is a state of pages a holding already has, not a gain: the locked
+pages of each kind are assigned to the latest holdings first too, and only decide which lines
+(``unevictable`` or the evictable LRU) a group's pages show on.  So a sample caught in the
+middle of an mlock() or MAP_POPULATE, whose locked count disagrees with its resident one,
+shifts pages between a group's lines at worst, never between groups.
+
+Uncharges are made before charges, so that a page changing kind (swapped out) never makes a
 group look over its limit for an instant.
 """
 
@@ -23,15 +30,36 @@ from ..controller.real import NR_REAL_KINDS, in_memory
 if TYPE_CHECKING:
     from ..controller import MemCgroup, MemoryController
 
+LOCKED_OF = {
+    RealKind.ANON: RealKind.ANON_LOCKED,
+    RealKind.FILE: RealKind.FILE_LOCKED,
+    RealKind.SHMEM: RealKind.SHMEM_LOCKED,
+}
+"""Each base kind that can be mlocked, and the kind its locked pages are charged as."""
+
+BASE_KINDS = (RealKind.ANON, RealKind.FILE, RealKind.SHMEM, RealKind.SHMEM_UNMAPPED,
+              RealKind.SWAP)  # fmt: skip
+
 
 class Holding:
-    """Pages of one member held by one group (None: the baseline, charged nowhere here)."""
+    """Pages of one member held by one group (None: the baseline, charged nowhere here):
+    ``pages`` by base kind, locked included; ``charged`` by RealKind, as the group shows them."""
 
-    __slots__ = ("memcg", "pages")
+    __slots__ = ("memcg", "pages", "charged")
 
     def __init__(self, memcg: MemCgroup | None, pages: Sequence[int] | None = None) -> None:
         self.memcg = memcg
         self.pages = list(pages) if pages is not None else [0] * NR_REAL_KINDS
+        self.charged = [0] * NR_REAL_KINDS
+
+
+def _bases(target: Sequence[int]) -> list[int]:
+    """A RealKind vector with its locked kinds folded into their base kinds."""
+    bases = list(target)
+    for base, locked in LOCKED_OF.items():
+        bases[base] += bases[locked]
+        bases[locked] = 0
+    return bases
 
 
 class Ledger:
@@ -40,9 +68,10 @@ class Ledger:
     __slots__ = ("holdings",)
 
     def __init__(self, baseline: Sequence[int]) -> None:
-        self.holdings = [Holding(None, baseline)]
+        self.holdings = [Holding(None, _bases(baseline))]
 
     def held(self, kind: RealKind) -> int:
+        """Pages of a base kind held, locked ones included."""
         return sum(h.pages[kind] for h in self.holdings)
 
     def groups(self) -> list[MemCgroup]:
@@ -50,51 +79,65 @@ class Ledger:
         return [h.memcg for h in self.holdings if h.memcg is not None]
 
     def charged_in(self, groups: set[MemCgroup]) -> int:
-        """Pages (memory and swap) this member holds in any of ``groups``."""
+        """Pages (memory and swap) this member has charged to any of ``groups``."""
         return sum(
-            sum(h.pages) for h in self.holdings if h.memcg is not None and _live(h.memcg) in groups
+            sum(h.charged) for h in self.holdings if h.memcg is not None and _live(h.memcg) in groups
         )
 
     def memory_charged(self) -> int:
         """Pages in memory this member has charged to groups (its baseline excluded)."""
-        return sum(
-            h.pages[kind] for h in self.holdings if h.memcg is not None
-            for kind in RealKind if in_memory(kind)
-        )  # fmt: skip
+        return sum(h.charged[kind] for h in self.holdings for kind in RealKind if in_memory(kind))
 
     def apply(self, ctl: MemoryController, memcg: MemCgroup, target: Sequence[int]) -> None:
-        """The member, now in ``memcg``, has ``target`` pages of each kind: charge and
-        uncharge the difference."""
-        gains = []
-        for kind in RealKind:
-            delta = target[kind] - self.held(kind)
+        """The member, now in ``memcg``, has ``target`` pages of each RealKind: move the
+        holdings, then charge and uncharge each group the difference."""
+        bases = _bases(target)
+        for kind in BASE_KINDS:
+            delta = bases[kind] - self.held(kind)
             if delta < 0:
-                self._free(ctl, kind, -delta)
+                self._free(kind, -delta)
             elif delta > 0:
-                gains.append((kind, delta))
-        if not gains:
-            return
-        top = self.holdings[-1]
-        if top.memcg is not memcg:
-            top = Holding(memcg)
-            self.holdings.append(top)
-        for kind, delta in gains:
-            top.pages[kind] += delta
-            ctl.charge_real(memcg, kind, delta)
+                top = self.holdings[-1]
+                if top.memcg is not memcg:
+                    top = Holding(memcg)
+                    self.holdings.append(top)
+                top.pages[kind] += delta
+        self._settle(ctl, target)
 
-    def _free(self, ctl: MemoryController, kind: RealKind, nr: int) -> None:
+    def _free(self, kind: RealKind, nr: int) -> None:
         for holding in reversed(self.holdings):
             take = min(holding.pages[kind], nr)
-            if not take:
-                continue
             holding.pages[kind] -= take
             nr -= take
-            if holding.memcg is not None:
-                ctl.uncharge_real(holding.memcg, kind, take)
             if not nr:
                 break
-        # Drop emptied holdings, the baseline excepted: a member moving back and forth keeps
-        # a short list.
+
+    def _settle(self, ctl: MemoryController, target: Sequence[int]) -> None:
+        """Give each holding its share of the locked pages (latest first), and bring what its
+        group is charged in line with what it holds: uncharges first, then charges."""
+        locked = {base: target[kind] for base, kind in LOCKED_OF.items()}
+        wanted = []
+        for holding in reversed(self.holdings):
+            shown = list(holding.pages)
+            for base, kind in LOCKED_OF.items():
+                shown[kind] = min(locked[base], shown[base])
+                shown[base] -= shown[kind]
+                locked[base] -= shown[kind]
+            wanted.append((holding, shown))
+        for holding, shown in wanted:
+            for kind in RealKind:
+                if shown[kind] < holding.charged[kind]:
+                    if holding.memcg is not None:
+                        ctl.uncharge_real(holding.memcg, kind, holding.charged[kind] - shown[kind])
+                    holding.charged[kind] = shown[kind]
+        for holding, shown in wanted:
+            for kind in RealKind:
+                if shown[kind] > holding.charged[kind]:
+                    if holding.memcg is not None:
+                        ctl.charge_real(holding.memcg, kind, shown[kind] - holding.charged[kind])
+                        holding.charged[kind] = shown[kind]
+        # Emptied holdings go (the baseline stays): a member moving back and forth keeps a
+        # short list.
         self.holdings[1:] = [h for h in self.holdings[1:] if any(h.pages)]
 
     def release(self, ctl: MemoryController) -> None:
@@ -102,8 +145,8 @@ class Ledger:
         for holding in self.holdings:
             if holding.memcg is not None:
                 for kind in RealKind:
-                    if holding.pages[kind]:
-                        ctl.uncharge_real(holding.memcg, kind, holding.pages[kind])
+                    if holding.charged[kind]:
+                        ctl.uncharge_real(holding.memcg, kind, holding.charged[kind])
         self.holdings = [Holding(None)]
 
 
