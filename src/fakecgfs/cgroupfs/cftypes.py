@@ -469,6 +469,8 @@ _PID_ERRORS = (
     ("ESRCH", "no such process or thread"),
     ("EACCES", "the writer is not root and owns neither the real nor the saved user ID of the "
      "process"),
+    ("EINVAL", "a kernel thread bound to its CPUs (PF_NO_SETAFFINITY) written into a child "
+     "group"),
 )  # fmt: skip
 
 
@@ -533,7 +535,9 @@ CFTYPES: tuple[CfType, ...] = tuple(sorted(
                fmt="one process ID per line, sorted; empty for a group without tasks; the root "
                "lists every process of the host not in another group.",
                accepts="a process ID (0: the writer): every thread of that process leaves its "
-               "group for this one. Its charges stay where they are, as in 6.18.",
+               "group for this one. Its charges stay where they are, as in 6.18. With "
+               "`--real-processes`, what it gains from now on (and its children) is charged "
+               "here (docs/real-processes.md).",
                errors=_PID_ERRORS),
         CfType("cgroup.sane_behavior", "Legacy flag, always 0.", read=read_sane_behavior,
                where=Where.ROOT, fmt="`0`, then a newline.", accepts="nothing (read-only)."),
@@ -551,7 +555,9 @@ CFTYPES: tuple[CfType, ...] = tuple(sorted(
                fmt="one thread ID per line, sorted; threads that exited are gone; the root "
                "lists every thread of the host not in another group.",
                accepts="a thread ID (0: the writer): that thread alone moves here. Nothing of "
-               "its memory is charged, and no signal is ever sent to it.",
+               "its memory is charged, and no signal is ever sent to it, unless mounted with "
+               "`--real-processes`: then its process's memory gained from now on is charged "
+               "here, and limits may page it out, stop or kill it (docs/real-processes.md).",
                errors=_PID_ERRORS),
         *_counter_files("memory.", "memory", limit_writer=write_limit, doc="memory",
                         limit_accepts="A limit under the usage reclaims first, and is stored "
