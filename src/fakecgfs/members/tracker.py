@@ -44,7 +44,13 @@ IDLE_SAMPLE_INTERVAL = 0.05
 
 IDLE_AFTER = 1.0
 
-FULL_SAMPLE_EVERY = 10
+ACTIVE_CPU_BUDGET = 0.05
+IDLE_CPU_BUDGET = 0.005
+"""At most this fraction of a core goes to looking at members (while some changed recently,
+and once all are quiet): with many members a look takes longer, and the sampler waits longer
+between two looks (a look costs a few microseconds per member)."""
+
+FULL_SAMPLE_EVERY = 20
 """Every so many looks, read each member's status even if its statm did not change: mlock of
 pages already resident changes VmLck and nothing in statm."""
 
@@ -59,7 +65,7 @@ class Member:
     """One member process and what fakecgfs knows of it."""
 
     __slots__ = ("pid", "pidfd", "proc", "memcg", "ledger", "statm", "children", "text",
-                 "shmem", "joined", "stopped_by")  # fmt: skip
+                 "shmem", "target", "joined", "stopped_by")  # fmt: skip
 
     def __init__(self, pid: int, pidfd: int, proc: ProcDir, memcg: MemCgroup) -> None:
         self.pid = pid
@@ -71,6 +77,7 @@ class Member:
         self.children = b""  # the last children list seen
         self.text: int | None = None  # statm's text size: a change means exec
         self.shmem = 0  # its last RssShmem, pages
+        self.target: list[int] | None = None  # its pages by RealKind at the last sample
         self.joined = time.time()
         self.stopped_by: MemCgroup | None = None  # the group whose OOM stopped it
 
@@ -199,30 +206,43 @@ class RealProcesses:
     def _segments_of(self, member: Member) -> Iterable[TrackedSegment]:
         return (s for shmid, s in self.segments.items() if self._segment_owner.get(shmid) == member.pid)
 
-    def _sample(self, member: Member) -> None:
-        """Read one member fully and bring its charges up to date."""
+    def _sample(self, member: Member, *, full: bool = True) -> bool:
+        """Bring one member's charges up to date; True if anything changed.  Unless ``full``,
+        its status is read only if its statm moved: statm costs a tenth of status, and every
+        fault, free, swap-out or exec changes it (an mlock() of pages already resident does
+        not: full samples catch that)."""
         statm = member.proc.statm()
+        changed = self._adopt_children(member)
+        if statm == member.statm and not full:
+            return changed
         usage = parse_status(member.proc.status()) if statm else None
         if usage is None:
             self._exited(member)
-            return
+            return True
         text = statm_text(statm)
         if member.text is not None and text != member.text:
             member.ledger.release(self.ctl)  # exec: the old image is gone, all is new here
+            member.target = None
         member.text = text
         member.statm = statm
         member.shmem = usage.shmem
-        member.ledger.apply(self.ctl, member.memcg, self._pages(member, usage))
-        self._adopt_children(member)
+        target = self._pages(member, usage)
+        if target == member.target:
+            return changed
+        member.ledger.apply(self.ctl, member.memcg, target)
+        member.target = target
+        return True
 
-    def _adopt_children(self, member: Member) -> None:
+    def _adopt_children(self, member: Member) -> bool:
+        """Children of a member are members of its group; True if its children changed."""
         children = member.proc.children()
         if children == member.children:
-            return
+            return False
         member.children = children
         for pid in parse_children(children):
             if pid not in self.members and self._join(member.memcg, pid, inherit=member):
                 self.ctl.adopt(member.memcg, pid)
+        return True
 
     def _sample_segments(self) -> None:
         """SysV segments: track the new ones members created, follow the tracked ones, and
@@ -270,29 +290,23 @@ class RealProcesses:
             self._sample_segments()
         for member in self._holding_in(memcg):
             if member.pid in self.members:
-                self._sample(member)
+                self._sample(member, full=False)
 
     def tick(self, *, full: bool = False) -> bool:
         """One look at every member: re-read those whose statm or children changed (all of
-        them when ``full``); True if any had changed."""
+        them when ``full``); True if anything changed."""
         changed = False
         if self._segments_wanted():
             self._sample_segments()
         for member in list(self.members.values()):
-            if member.pid not in self.members:
-                continue
-            if full or member.proc.statm() != member.statm:
-                self._sample(member)
-                changed = True
-            elif member.proc.children() != member.children:
-                self._adopt_children(member)
-                changed = True
+            if member.pid in self.members:
+                changed |= self._sample(member, full=full)
         return changed
 
     async def run(self) -> None:
-        """The sampler: looks at the members every SAMPLE_INTERVAL while any group has some,
-        IDLE_SAMPLE_INTERVAL once they are quiet, and sleeps without a timer when there are
-        none."""
+        """The sampler: looks at the members every SAMPLE_INTERVAL while their memory moves,
+        every IDLE_SAMPLE_INTERVAL once they are quiet (longer with so many members that a look
+        would cost more than its CPU budget), and sleeps without a timer when there are none."""
         looks = 0
         last_change = trio.current_time()
         while True:
@@ -302,10 +316,14 @@ class RealProcesses:
                 last_change = trio.current_time()
                 continue
             looks += 1
+            started = time.perf_counter()
             if self.tick(full=looks % FULL_SAMPLE_EVERY == 0):
                 last_change = trio.current_time()
-            quiet = trio.current_time() - last_change >= IDLE_AFTER
-            await trio.sleep(IDLE_SAMPLE_INTERVAL if quiet else SAMPLE_INTERVAL)
+            spent = time.perf_counter() - started
+            if trio.current_time() - last_change >= IDLE_AFTER:
+                await trio.sleep(max(IDLE_SAMPLE_INTERVAL, spent / IDLE_CPU_BUDGET))
+            else:
+                await trio.sleep(max(SAMPLE_INTERVAL, spent / ACTIVE_CPU_BUDGET))
 
     # -- acting on members ---------------------------------------------------------------------
 
