@@ -15,6 +15,7 @@ import errno
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -422,3 +423,53 @@ def test_shell_usage_moves_by_what_a_member_allocates(real, group, memhog_binary
     result = _sh(script, str(group), str(memhog_binary), str(tmp_path))
     assert result.returncode == 0, result
     assert int(result.stdout.split()[-1]) == 100
+
+
+# -- the mount going away, and fakecgfs run ---------------------------------------------------
+
+
+def test_members_an_oom_stopped_are_continued_when_the_mount_goes_away(tmp_path, hogs):
+    if fuse_unavailable_reason():
+        pytest.skip(fuse_unavailable_reason())
+    with mounted(tmp_path, "--real-processes") as mount:
+        group = mount.path / "g"
+        group.mkdir()
+        write(group / "memory.limit_in_bytes", str(10 * PAGE))
+        write(group / "memory.oom_control", "1")
+        hog = hogs().join(group)
+        hog.send(f"grow {N}")
+        wait_until(lambda: hog.state() == "T", what="the member to be stopped")
+    # unmounted (SIGTERM to the server): the member runs again and finishes
+    assert hog._reply(20.0) == "ok"
+
+
+RUN_SCRIPT = r'''
+    R=$FAKECG_ROOT
+    mkdir "$R/g"
+    mkfifo "$1/in"
+    sh -c 'echo $$ > "$1/g/cgroup.procs" && exec "$2" < "$3/in" > "$3/replies"' \
+        sh "$R" "$2" "$1" &
+    exec 3> "$1/in"
+    printf 'anon 1\nfree\nanon 256\n' >&3
+    tries=0
+    until [ "$(grep -c ok "$1/replies" 2>/dev/null)" = 3 ]; do
+        tries=$((tries + 1)); [ $tries -lt 400 ] || exit 3; sleep 0.05
+    done
+    while read name value; do [ "$name" = rss ] && echo $((value / 4096)); done < "$R/g/memory.stat"
+    echo exit >&3
+    wait
+'''
+
+
+@pytest.mark.parametrize("flags, rss_wanted", [((), lambda rss: rss >= 256),
+                                               (("--no-real-processes",), lambda rss: rss == 0)])
+def test_run_follows_real_processes_unless_told_not_to(tmp_path, memhog_binary, flags, rss_wanted):
+    if os.geteuid() != 0 or fuse_unavailable_reason():
+        pytest.skip("fakecgfs run needs root and FUSE")
+    os.chmod(tmp_path, 0o755)
+    result = subprocess.run(
+        [sys.executable, "-m", "fakecgfs", "run", *flags, "--mount-at", str(tmp_path / "mnt"),
+         "--", "sh", "-c", RUN_SCRIPT, "sh", str(tmp_path), str(memhog_binary)],
+        capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result
+    assert rss_wanted(int(result.stdout.split()[-1])), result.stdout
