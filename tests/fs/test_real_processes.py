@@ -473,3 +473,17 @@ def test_run_follows_real_processes_unless_told_not_to(tmp_path, memhog_binary, 
         capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode == 0, result
     assert rss_wanted(int(result.stdout.split()[-1])), result.stdout
+
+
+def test_a_process_joining_a_group_in_oom_waits_too(real, group, hogs):
+    write(group / "memory.limit_in_bytes", str(10 * PAGE))
+    write(group / "memory.oom_control", "1")
+    first = hogs().join(group)
+    first.send(f"grow {N}")
+    wait_until(lambda: first.state() == "T", what="the first member to be stopped")
+    second = hogs().join(group)
+    assert second.state() == "T"
+    write(group / "memory.limit_in_bytes", "-1")
+    assert first._reply(20.0) == "ok"
+    wait_until(lambda: second.state() != "T", what="the second member to continue")
+    second.cmd("anon 1")

@@ -31,6 +31,7 @@ from ..controller import (
     PageKind,
     ResCounter,
 )
+from ..members.procfs import PF_NO_SETAFFINITY, stat_flags
 from .events_control import register_event
 from .parse import kstrtoull, page_counter_memparse, parse_pid, strstrip
 
@@ -315,20 +316,11 @@ def _proc_uids(pid: int) -> tuple[int, int] | None:
     return None
 
 
-PF_NO_SETAFFINITY = 0x04000000
-"""include/linux/sched.h: a kernel thread bound to its CPUs."""
-
-
 def _migration_refused(pid: int) -> bool:
     """cgroup_procs_write_start() refuses (EINVAL) to move a task flagged PF_NO_SETAFFINITY,
-    as kernel threads bound to CPUs are: "Just say no".  Field 9 of /proc/PID/stat."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-        flags = int(stat[stat.rfind(b")") + 2 :].split()[6])
-    except (OSError, ValueError, IndexError):
-        return False  # gone: attach says ESRCH
-    return bool(flags & PF_NO_SETAFFINITY)
+    as kernel threads bound to CPUs are: "Just say no"."""
+    flags = stat_flags(pid)
+    return flags is not None and bool(flags & PF_NO_SETAFFINITY)
 
 
 def _attach_writer(whole_process: bool) -> Writer:

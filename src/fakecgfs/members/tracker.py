@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import resource
 import signal
 import time
 from typing import Iterable
@@ -30,7 +31,8 @@ from ..controller.real import NR_REAL_KINDS
 from .ledger import Ledger, _live
 from .procfs import (
     PF_KTHREAD, LockedSplit, ProcDir, Usage, host_has_swap, parse_children, parse_locked_split,
-    parse_status, private_anon, read_sysvipc_shm, reclaimable_ranges, shmem_device, stat_flags, statm_text,
+    parse_status, private_anon, read_sysvipc_shm, reclaimable_ranges, shmem_device, stat_fields,
+    statm_text,
 )  # fmt: skip
 
 log = logging.getLogger("fakecgfs")
@@ -53,6 +55,10 @@ between two looks (a look costs a few microseconds per member)."""
 FULL_SAMPLE_EVERY = 20
 """Every so many looks, read each member's status even if its statm did not change: mlock of
 pages already resident changes VmLck and nothing in statm."""
+
+MAX_MEMBERS = 8192
+"""Processes followed at most: each holds five descriptors of the server (its pidfd, its /proc
+directory, statm, status, children), and every look costs a few microseconds per member."""
 
 OOM_EXIT_TIMEOUT = 5.0
 """Seconds to wait for an OOM victim to exit before looking again."""
@@ -110,6 +116,8 @@ class RealProcesses:
         self.swap = host_has_swap()
         self._wakeup = trio.Event()
         self._madvise_refused = False
+        self._full_warned = False
+        _raise_descriptor_limit()
 
     # -- joining and leaving -----------------------------------------------------------------
 
@@ -122,6 +130,8 @@ class RealProcesses:
             if stopped_by is not None and not stopped_by.is_ancestor_of(memcg):
                 self._signal(member, signal.SIGCONT)  # moved out of the group in OOM
                 member.stopped_by = None
+            if member.stopped_by is None:
+                self._stop_if_under_oom(member)
             return
         self._join(memcg, pid, inherit=None)
 
@@ -131,8 +141,10 @@ class RealProcesses:
         one that has exec'd has nothing but what it made in the group."""
         if pid in self.exempt:
             return None
-        flags = stat_flags(pid)
-        if flags is None or flags & PF_KTHREAD:
+        if len(self.members) >= MAX_MEMBERS:
+            if not self._full_warned:
+                log.warning("%d members: further processes are not followed", MAX_MEMBERS)
+                self._full_warned = True
             return None
         try:
             pidfd = linux.pidfd_open(pid)
@@ -146,7 +158,11 @@ class RealProcesses:
         member = Member(pid, pidfd, proc, memcg)
         try:
             linux.pidfd_send_signal(pidfd, 0)  # alive after the opens: they name this process
-        except OSError:
+            flags = int(stat_fields(proc.read("stat"))[9 - 3])
+        except (OSError, ValueError, IndexError):
+            member.close()
+            return None
+        if flags & PF_KTHREAD:  # no memory of its own, and never acted on
             member.close()
             return None
         member.statm = proc.statm()
@@ -165,8 +181,17 @@ class RealProcesses:
         member.ledger = Ledger(baseline)
         self.members[pid] = member
         self._sample(member)
+        self._stop_if_under_oom(member)
         self._wakeup.set()
         return member
+
+    def _stop_if_under_oom(self, member: Member) -> None:
+        """A process arriving in a subtree that waits in OOM waits too (the kernel would make
+        it wait at its first charge)."""
+        for node in member.memcg.lineage():
+            if node.under_oom() and self._signal(member, signal.SIGSTOP):
+                member.stopped_by = node
+                return
 
     def _exited(self, member: Member) -> None:
         member.ledger.release(self.ctl)
@@ -290,7 +315,7 @@ class RealProcesses:
             self._sample_segments()
         for member in self._holding_in(memcg):
             if member.pid in self.members:
-                self._sample(member, full=False)
+                self._sample_guarded(member, full=False)
 
     def tick(self, *, full: bool = False) -> bool:
         """One look at every member: re-read those whose statm or children changed (all of
@@ -300,8 +325,17 @@ class RealProcesses:
             self._sample_segments()
         for member in list(self.members.values()):
             if member.pid in self.members:
-                changed |= self._sample(member, full=full)
+                changed |= self._sample_guarded(member, full=full)
         return changed
+
+    def _sample_guarded(self, member: Member, *, full: bool) -> bool:
+        """_sample(), where /proc saying something unexpected is logged, never fatal: the
+        server must outlive whatever a member does."""
+        try:
+            return self._sample(member, full=full)
+        except (OSError, ValueError, IndexError):
+            log.exception("sampling member %d failed", member.pid)
+            return False
 
     async def run(self) -> None:
         """The sampler: looks at the members every SAMPLE_INTERVAL while their memory moves,
@@ -407,6 +441,13 @@ class RealProcesses:
         except OSError:
             return False
         return True
+
+
+def _raise_descriptor_limit() -> None:
+    """Members hold descriptors: take the hard limit on them, as servers of many clients do."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _real_in_memory(memcg: MemCgroup) -> int:
