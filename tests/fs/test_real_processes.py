@@ -487,3 +487,18 @@ def test_a_process_joining_a_group_in_oom_waits_too(real, group, hogs):
     assert first._reply(20.0) == "ok"
     wait_until(lambda: second.state() != "T", what="the second member to continue")
     second.cmd("anon 1")
+
+
+def test_a_usage_threshold_fires_without_anybody_reading(real, group, hogs):
+    """The sampler follows members between reads: the eventfd is signalled although nothing
+    reads the group's files."""
+    efd = os.eventfd(0, os.EFD_NONBLOCK)
+    cfd = os.open(group / "memory.usage_in_bytes", os.O_RDONLY)
+    try:
+        write(group / "cgroup.event_control", f"{efd} {cfd} {N // 2 * PAGE}")
+        hog = hogs().join(group)
+        hog.cmd(f"anon {N}")
+        wait_until(lambda: _eventfd_count(efd) > 0, what="the threshold notification")
+    finally:
+        os.close(cfd)
+        os.close(efd)

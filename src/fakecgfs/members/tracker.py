@@ -21,8 +21,6 @@ import os
 import resource
 import signal
 import time
-from typing import Iterable
-
 import trio
 
 from .. import linux
@@ -96,11 +94,13 @@ class TrackedSegment:
     """A SysV segment a member created: its pages outlive the member, charged to the group
     the member was in, until the segment is removed."""
 
-    __slots__ = ("memcg", "ledger")
+    __slots__ = ("memcg", "ledger", "owner", "mapped")
 
-    def __init__(self, memcg: MemCgroup) -> None:
+    def __init__(self, memcg: MemCgroup, owner: int) -> None:
         self.memcg = memcg
         self.ledger = Ledger([0] * NR_REAL_KINDS)
+        self.owner = owner  # the member that created it: its RssShmem counts these pages
+        self.mapped = 0  # resident pages while attached (0 once nobody is): not its owner's
 
 
 class RealProcesses:
@@ -110,7 +110,6 @@ class RealProcesses:
         self.ctl = controller
         self.members: dict[int, Member] = {}
         self.segments: dict[int, TrackedSegment] = {}  # by shmid
-        self._segment_owner: dict[int, int] = {}  # shmid -> the member that created it
         self.exempt = frozenset({1, os.getpid()})  # never members, never acted on
         self.shmem_dev = shmem_device()
         self.swap = host_has_swap()
@@ -211,9 +210,7 @@ class RealProcesses:
     def _pages(self, member: Member, usage: Usage) -> list[int]:
         """The member's pages by RealKind, from its status (and smaps when it has locked
         pages); SysV pages it created are the segment's, not its own."""
-        shmem = usage.shmem - sum(
-            s.ledger.held(RealKind.SHMEM) for s in self._segments_of(member)
-        )
+        shmem = usage.shmem - sum(s.mapped for s in self.segments.values() if s.owner == member.pid)
         shmem = max(shmem, 0)
         split = LockedSplit()
         if usage.locked:
@@ -227,9 +224,6 @@ class RealProcesses:
         pages[RealKind.FILE] = usage.file - pages[RealKind.FILE_LOCKED]
         pages[RealKind.SWAP] = usage.swap
         return pages
-
-    def _segments_of(self, member: Member) -> Iterable[TrackedSegment]:
-        return (s for shmid, s in self.segments.items() if self._segment_owner.get(shmid) == member.pid)
 
     def _sample(self, member: Member, *, full: bool = True) -> bool:
         """Bring one member's charges up to date; True if anything changed.  Unless ``full``,
@@ -275,18 +269,29 @@ class RealProcesses:
         found = read_sysvipc_shm()
         for shmid in [s for s in self.segments if s not in found]:
             self.segments.pop(shmid).ledger.release(self.ctl)
-            self._segment_owner.pop(shmid, None)
+        owners: set[int] = set()  # members whose share of RssShmem moved to or from a segment
+        settled = []
         for shmid, seg in found.items():
             tracked = self.segments.get(shmid)
             if tracked is None:
                 creator = self.members.get(seg.cpid)
                 if creator is None or seg.ctime < int(creator.joined):
                     continue
-                tracked = self.segments[shmid] = TrackedSegment(creator.memcg)
-                self._segment_owner[shmid] = seg.cpid
+                tracked = self.segments[shmid] = TrackedSegment(creator.memcg, seg.cpid)
+            mapped = seg.rss if seg.nattch else 0
+            if mapped != tracked.mapped:
+                tracked.mapped = mapped
+                owners.add(tracked.owner)
             pages = [0] * NR_REAL_KINDS
             pages[RealKind.SHMEM if seg.nattch else RealKind.SHMEM_UNMAPPED] = seg.rss
             pages[RealKind.SWAP] = seg.swap
+            settled.append((tracked, pages))
+        # The owners first: pages passing from a member to its segment leave the member before
+        # they arrive in the segment, so they are never counted twice against a limit.
+        for pid in owners:
+            if pid in self.members:
+                self._sample(self.members[pid])
+        for tracked, pages in settled:
             tracked.ledger.apply(self.ctl, tracked.memcg, pages)
 
     def _segments_wanted(self) -> bool:
