@@ -8,7 +8,7 @@ from fakecgfs.controller.real import NR_REAL_KINDS
 from fakecgfs.members import Ledger
 from fakecgfs.members.procfs import (
     parse_children, parse_locked_split, parse_status, parse_sysvipc_shm, private_anon,
-    reclaimable_ranges, stat_fields, statm_text,
+    image_of, reclaimable_ranges, stat_fields,
 )  # fmt: skip
 
 from .conftest import controller, trio_test
@@ -146,8 +146,10 @@ def test_sysvipc_shm_columns():
 
 def test_small_parsers():
     assert parse_children(b"12 34 ") == [12, 34]
-    assert statm_text(b"684 466 375 19 0 154 0\n") == 19
-    assert statm_text(b"") is None
+    stat = (b"9 (memhog) S 8 9 8 34816 9 4194304 111 0 0 0 0 0 0 0 20 0 1 0 1234 2801664 "
+            b"120 18446744073709551615 94589734789120 94589734793625 140721 0 0 0 0 0 0 0 0 0")
+    assert image_of(stat) == (94589734789120, 94589734793625)
+    assert image_of(b"") is None
     fields = stat_fields(b"42 (a) b) c) S 1 42 42 0 -1 4194560 0")
     assert fields[0] == b"S" and int(fields[9 - 3]) == 4194560
     rollup = b"Rss:  100 kB\nPrivate_Dirty:  40 kB\nAnonymous:  60 kB\n"

@@ -83,7 +83,11 @@ class Memhog:
 
     def state(self) -> str:
         """The process's state letter (R, S, T, Z...), from /proc."""
-        with open(f"/proc/{self.pid}/stat", "rb") as f:
+        return self.state_of(self.pid)
+
+    @staticmethod
+    def state_of(pid: int) -> str:
+        with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
         return stat[stat.rfind(b")") + 2 :].split()[0].decode()
 

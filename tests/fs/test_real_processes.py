@@ -14,6 +14,7 @@ import ctypes
 import errno
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -502,3 +503,31 @@ def test_a_usage_threshold_fires_without_anybody_reading(real, group, hogs):
     finally:
         os.close(cfd)
         os.close(efd)
+
+
+def test_a_member_that_execs_is_charged_for_its_whole_new_image(real, group):
+    """Even exec'ing the very same program (sh): its new image was made in the group."""
+    if Path("/proc/sys/kernel/randomize_va_space").read_text().strip() == "0":
+        pytest.skip("address space randomisation is off: an exec of the same program at the "
+                    "same address cannot be told from /proc")
+    shell = subprocess.Popen(["sh", "-c", 'echo $$ > "$1/cgroup.procs" && exec sh -c "read x"',
+                              "sh", str(group)], stdin=subprocess.PIPE)  # fmt: skip
+    pidfd = os.pidfd_open(shell.pid)
+    try:
+        def status(field: str) -> int:
+            with open(f"/proc/{shell.pid}/status") as f:
+                return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+        def cmdline() -> bytes:
+            return Path(f"/proc/{shell.pid}/cmdline").read_bytes()
+
+        wait_until(lambda: b"read x" in cmdline() and str(shell.pid) in
+                   (group / "tasks").read_text().split(), what="the exec")  # fmt: skip
+        wait_until(lambda: Memhog.state_of(shell.pid) == "S", what="sh to wait in read")
+        s = stat(group)
+        assert s["rss"] == status("RssAnon") * 1024
+        assert s["mapped_file"] == status("RssFile") * 1024
+    finally:
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        shell.wait()
+        os.close(pidfd)

@@ -251,7 +251,12 @@ def _pread(fd: int) -> bytes:
         return b""
 
 
-def statm_text(statm: bytes) -> int | None:
-    """The ``text`` field of statm (pages of the executable): it changes at exec."""
-    fields = statm.split()
-    return int(fields[3]) if len(fields) > 3 else None
+def image_of(stat: bytes) -> tuple[int, int] | None:
+    """What identifies the program a process runs: where its code starts and ends (fields 26
+    and 27 of /proc/PID/stat).  exec() replaces them, even by the same program (its address is
+    randomised); fork() keeps them.  None if the process is gone."""
+    fields = stat_fields(stat)
+    try:
+        return int(fields[26 - 3]), int(fields[27 - 3])
+    except (IndexError, ValueError):
+        return None

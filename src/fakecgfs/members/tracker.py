@@ -30,7 +30,7 @@ from .ledger import Ledger, _live
 from .procfs import (
     PF_KTHREAD, LockedSplit, ProcDir, Usage, host_has_swap, parse_children, parse_locked_split,
     parse_status, private_anon, read_sysvipc_shm, reclaimable_ranges, shmem_device, stat_fields,
-    statm_text,
+    image_of,
 )  # fmt: skip
 
 log = logging.getLogger("fakecgfs")
@@ -68,7 +68,7 @@ IOV_BATCH = 512  # ranges per process_madvise() call (UIO_MAXIOV is 1024)
 class Member:
     """One member process and what fakecgfs knows of it."""
 
-    __slots__ = ("pid", "pidfd", "proc", "memcg", "ledger", "statm", "children", "text",
+    __slots__ = ("pid", "pidfd", "proc", "memcg", "ledger", "statm", "children", "image",
                  "shmem", "target", "joined", "stopped_by")  # fmt: skip
 
     def __init__(self, pid: int, pidfd: int, proc: ProcDir, memcg: MemCgroup) -> None:
@@ -79,7 +79,7 @@ class Member:
         self.ledger = Ledger([0] * NR_REAL_KINDS)
         self.statm = b""  # the last statm seen: unchanged means nothing to re-read
         self.children = b""  # the last children list seen
-        self.text: int | None = None  # statm's text size: a change means exec
+        self.image: tuple[int, int] | None = None  # its code's address: a change means exec
         self.shmem = 0  # its last RssShmem, pages
         self.target: list[int] | None = None  # its pages by RealKind at the last sample
         self.joined = time.time()
@@ -157,7 +157,8 @@ class RealProcesses:
         member = Member(pid, pidfd, proc, memcg)
         try:
             linux.pidfd_send_signal(pidfd, 0)  # alive after the opens: they name this process
-            flags = int(stat_fields(proc.read("stat"))[9 - 3])
+            stat = proc.read("stat")
+            flags = int(stat_fields(stat)[9 - 3])
         except (OSError, ValueError, IndexError):
             member.close()
             return None
@@ -165,14 +166,14 @@ class RealProcesses:
             member.close()
             return None
         member.statm = proc.statm()
-        member.text = statm_text(member.statm)
+        member.image = image_of(stat)
         usage = parse_status(proc.status())
         if usage is None:
             member.close()
             return None
         baseline = self._pages(member, usage)
         if inherit is not None:
-            if inherit.text != member.text:  # exec'd: its whole image was made in the group
+            if inherit.image != member.image:  # exec'd: its whole image was made in the group
                 baseline = [0] * NR_REAL_KINDS
             else:  # what it wrote since fork is its own; the rest is its parent's, charged
                 own = private_anon(proc.read("smaps_rollup"))
@@ -238,11 +239,11 @@ class RealProcesses:
         if usage is None:
             self._exited(member)
             return True
-        text = statm_text(statm)
-        if member.text is not None and text != member.text:
+        image = image_of(member.proc.read("stat"))
+        if image is not None and member.image is not None and image != member.image:
             member.ledger.release(self.ctl)  # exec: the old image is gone, all is new here
             member.target = None
-        member.text = text
+        member.image = image
         member.statm = statm
         member.shmem = usage.shmem
         target = self._pages(member, usage)
