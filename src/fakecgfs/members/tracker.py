@@ -55,8 +55,11 @@ FULL_SAMPLE_EVERY = 20
 pages already resident changes VmLck and nothing in statm."""
 
 MAX_MEMBERS = 8192
-"""Processes followed at most: each holds five descriptors of the server (its pidfd, its /proc
-directory, statm, status, children), and every look costs a few microseconds per member."""
+"""Processes followed at most (fewer if the descriptor limit is low): every look costs a few
+microseconds per member."""
+
+FDS_PER_MEMBER = 5  # its pidfd, its /proc directory, statm, status, children
+RESERVED_FDS = 1024  # for everything else the server opens
 
 OOM_EXIT_TIMEOUT = 5.0
 """Seconds to wait for an OOM victim to exit before looking again."""
@@ -116,7 +119,8 @@ class RealProcesses:
         self._wakeup = trio.Event()
         self._madvise_refused = False
         self._full_warned = False
-        _raise_descriptor_limit()
+        descriptors = _raise_descriptor_limit()
+        self.max_members = min(MAX_MEMBERS, max(descriptors - RESERVED_FDS, 0) // FDS_PER_MEMBER)
 
     # -- joining and leaving -----------------------------------------------------------------
 
@@ -140,9 +144,9 @@ class RealProcesses:
         one that has exec'd has nothing but what it made in the group."""
         if pid in self.exempt:
             return None
-        if len(self.members) >= MAX_MEMBERS:
+        if len(self.members) >= self.max_members:
             if not self._full_warned:
-                log.warning("%d members: further processes are not followed", MAX_MEMBERS)
+                log.warning("%d members: further processes are not followed", self.max_members)
                 self._full_warned = True
             return None
         try:
@@ -449,11 +453,17 @@ class RealProcesses:
         return True
 
 
-def _raise_descriptor_limit() -> None:
-    """Members hold descriptors: take the hard limit on them, as servers of many clients do."""
+def _raise_descriptor_limit() -> int:
+    """Members hold descriptors: take the hard limit on them, as servers of many clients do;
+    return the limit in force."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (OSError, ValueError):
+            pass
+    return soft if soft != resource.RLIM_INFINITY else MAX_MEMBERS * FDS_PER_MEMBER * 2
 
 
 def _real_in_memory(memcg: MemCgroup) -> int:
