@@ -7,8 +7,8 @@ from fakecgfs.controller import PAGE_SIZE, RealKind
 from fakecgfs.controller.real import NR_REAL_KINDS
 from fakecgfs.members import Ledger
 from fakecgfs.members.procfs import (
-    parse_children, parse_locked_split, parse_status, parse_sysvipc_shm, private_anon,
-    image_of, reclaimable_ranges, stat_fields,
+    image_of, parse_children, parse_locked_split, parse_status, parse_sysvipc_shm, private_anon,
+    reclaimable_ranges, stat_fields,
 )  # fmt: skip
 
 from .conftest import controller, trio_test

@@ -21,6 +21,7 @@ import os
 import resource
 import signal
 import time
+
 import trio
 
 from .. import linux
@@ -28,9 +29,9 @@ from ..controller import MemCgroup, MemoryController, RealKind
 from ..controller.real import NR_REAL_KINDS
 from .ledger import Ledger, _live
 from .procfs import (
-    PF_KTHREAD, LockedSplit, ProcDir, Usage, host_has_swap, parse_children, parse_locked_split,
-    parse_status, private_anon, read_sysvipc_shm, reclaimable_ranges, shmem_device, stat_fields,
-    image_of,
+    PF_KTHREAD, LockedSplit, ProcDir, Usage, host_has_swap, image_of, parse_children,
+    parse_locked_split, parse_status, private_anon, read_sysvipc_shm, reclaimable_ranges,
+    shmem_device, stat_fields,
 )  # fmt: skip
 
 log = logging.getLogger("fakecgfs")
