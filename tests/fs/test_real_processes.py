@@ -531,3 +531,70 @@ def test_a_member_that_execs_is_charged_for_its_whole_new_image(real, group):
         signal.pidfd_send_signal(pidfd, signal.SIGKILL)
         shell.wait()
         os.close(pidfd)
+
+
+# -- who may make a member --------------------------------------------------------------------
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+needs_setpriv = pytest.mark.skipif(shutil.which("setpriv") is None or os.getuid() != 0,
+                                   reason="needs root and setpriv")  # fmt: skip
+
+
+@pytest.fixture
+def public_memhog(memhog_binary) -> Path:
+    """memhog where nobody can run it (pytest's temp tree is 0700)."""
+    directory = Path(tempfile.mkdtemp(prefix="fakecgfs-memhog-"))
+    os.chmod(directory, 0o755)
+    shutil.copy(memhog_binary, directory / "memhog")
+    yield directory / "memhog"
+    shutil.rmtree(directory)
+
+
+@needs_setpriv
+def test_a_user_cannot_make_a_member_of_someone_elses_process(real, group, hogs):
+    os.chown(group, 65534, 65534)
+    for name in ("cgroup.procs", "tasks", "memory.limit_in_bytes"):
+        os.chown(group / name, 65534, 65534)
+    hog = hogs()  # root's
+    # coreutils echo reports the errno (dash's builtin says "I/O error" for any failure)
+    result = subprocess.run([*NOBODY, "sh", "-c", '/bin/echo "$1" > "$2/cgroup.procs"', "sh",
+                             str(hog.pid), str(group)], capture_output=True, text=True,
+                            timeout=30)  # fmt: skip
+    assert result.returncode != 0 and "Permission denied" in result.stderr
+    write(group / "memory.limit_in_bytes", str(PAGE))  # were it a member, it would die
+    hog.cmd(f"anon {N}")
+    assert str(hog.pid) not in (group / "tasks").read_text().split()
+    assert real.usage(group) == 0 and hog.state() != "Z"
+    hog.cmd("free")
+
+
+@needs_setpriv
+def test_a_user_makes_a_member_of_their_own_process(real, group, public_memhog):
+    os.chown(group, 65534, 65534)
+    for name in ("cgroup.procs", "tasks"):
+        os.chown(group / name, 65534, 65534)
+    script = r'''
+        "$1" < "$3/in" > "$3/out" &
+        exec 3> "$3/in" 4< "$3/out"
+        read ready <&4
+        for warm in "anon 1" "free"; do echo "$warm" >&3; read r <&4; done
+        echo $! > "$2/cgroup.procs" || exit 3
+        echo anon 100 >&3; read r <&4
+        while read name value; do [ "$name" = rss ] && echo "$value"; done < "$2/memory.stat"
+        echo exit >&3; read r <&4
+        wait
+    '''
+    fifos = Path(tempfile.mkdtemp(prefix="fakecgfs-fifos-"))
+    try:
+        for name in ("in", "out"):
+            os.mkfifo(fifos / name)
+        shutil.chown(fifos, 65534, 65534)
+        for name in ("in", "out"):
+            shutil.chown(fifos / name, 65534, 65534)
+        result = subprocess.run([*NOBODY, "sh", "-c", script, "sh", str(public_memhog),
+                                 str(group), str(fifos)], capture_output=True, text=True,
+                                timeout=30)  # fmt: skip
+    finally:
+        shutil.rmtree(fifos)
+    assert result.returncode == 0, result
+    assert int(result.stdout.split()[-1]) == N * PAGE
