@@ -205,8 +205,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         except OSError as e:
             return _fail(f"--trace {trace}: {_errno_text(e)}", 125)
         mount_options += ["--trace", trace]
-    if not args.no_real_processes:  # the command is the user's own: follow its memory
-        mount_options.append("--real-processes")
     return run(command, args.mount_at, mount_options)
 
 
@@ -282,9 +280,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reclaim-rate", type=parse_size, default=None, metavar="RATE",
                    help="background reclaim speed in bytes per second (default: full)")
     p.add_argument("--trace", metavar="FILE", help="append the controller's events as JSON lines")
-    p.add_argument("--no-real-processes", action="store_true",
-                   help="do not charge the real memory of processes moved into groups (it is "
-                   "charged by default under run: see docs/real-processes.md)")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
     p.set_defaults(func=cmd_run)
 
