@@ -50,8 +50,14 @@ def _exec_with_server_allocator() -> None:
     os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], mounting.server_environment())
 
 
+EXIT_FUSE_UNAVAILABLE = 77  # "skipped", as automake's test harness reads it
+
+
 def cmd_mount(args: argparse.Namespace) -> int:
     mountpoint = args.mountpoint
+    reason = mounting.fuse_unavailable_reason()
+    if reason:
+        return _fail(f"FUSE is unavailable here: {reason}", EXIT_FUSE_UNAVAILABLE)
     if args.foreground:
         _exec_with_server_allocator()
     if mounting.clear_stale(mountpoint):
@@ -71,7 +77,12 @@ def cmd_mount(args: argparse.Namespace) -> int:
             allow_other=True if args.allow_other else None, trace=args.trace,
             trace_interval=args.trace_interval, real_processes=args.real_processes,
         )  # fmt: skip
-        serve(mountpoint, options)
+        from .cgroupfs.session import MountError
+
+        try:
+            serve(mountpoint, options)
+        except MountError as e:
+            return _fail(f"cannot mount {mountpoint}: {e}")
         return 0
     return _spawn_server(args)
 
@@ -105,7 +116,7 @@ def _spawn_server(args: argparse.Namespace) -> int:
             server.kill()
         with open(log_path, errors="replace") as f:
             tail = f.read()[-2000:]
-        return _fail(f"the server did not come up; its log ({log_path}):\n{tail}")
+        return _fail(f"{mounting.mount_failure(tail)} (log: {log_path})")
     print(f"fakecgfs: mounted at {args.mountpoint} (server pid {server.pid}, log {log_path})")
     return 0
 

@@ -124,3 +124,49 @@ def seccomp(operation: int, flags: int, args: ctypes.c_void_p | None) -> int:
     """seccomp(2), which glibc does not wrap."""
     return _syscall("seccomp", ctypes.c_uint(operation), ctypes.c_uint(flags),
                     args if args is not None else ctypes.c_void_p(0))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PathCalls:
+    """One architecture's numbers for the calls ``fakecgfs run`` presents (run/seccomp.py):
+    None where the architecture has no such call (the generic table has no open(2)).
+
+    ``statfs_lp64``: struct statfs is the generic 64-bit one (every field a long or a u64,
+    120 bytes), which is all the supervisor knows how to write; elsewhere statfs is not
+    trapped.  32-bit architectures also have statfs64/fstatfs64, with their own layout.
+    """
+
+    open: int | None
+    openat: int
+    statfs: int
+    fstatfs: int
+    mount: int
+    statfs64: int | None = None
+    fstatfs64: int | None = None
+    openat2: int = 437  # the same everywhere since Linux 5.6
+    fsopen: int = 430  # since 5.2
+    statfs_lp64: bool = True
+
+
+# Verified against this round's headers (asm/unistd_64.h, asm/unistd_32.h,
+# asm-generic/unistd.h); architectures missing here get no supervisor, and say so.
+_GENERIC = PathCalls(open=None, openat=56, statfs=43, fstatfs=44, mount=40)
+PATH_CALLS: dict[str, PathCalls] = {
+    "x86_64": PathCalls(open=2, openat=257, statfs=137, fstatfs=138, mount=165),
+    "i686": PathCalls(open=5, openat=295, statfs=99, fstatfs=100, mount=21, statfs64=268,
+                      fstatfs64=269, statfs_lp64=False),  # fmt: skip
+    "i386": PathCalls(open=5, openat=295, statfs=99, fstatfs=100, mount=21, statfs64=268,
+                      fstatfs64=269, statfs_lp64=False),  # fmt: skip
+    "aarch64": _GENERIC,
+    "riscv64": _GENERIC,
+    "loongarch64": _GENERIC,
+}
+
+
+def path_calls(machine: str | None = None) -> PathCalls:
+    """The numbers ``fakecgfs run`` traps on this machine (or ``machine``)."""
+    machine = machine or platform.machine()
+    try:
+        return PATH_CALLS[machine]
+    except KeyError:
+        raise UnsupportedArchitecture(f"no table of path system calls for {machine}") from None

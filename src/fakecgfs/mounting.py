@@ -123,3 +123,34 @@ def stop_server(mountpoint: str) -> bool:
             return True
 
     return wait_until(gone, SERVER_EXIT_TIMEOUT)
+
+
+def fuse_unavailable_reason() -> str | None:
+    """Why a FUSE mount cannot be made here, or None if it can.  libfuse opens /dev/fuse itself
+    before it would fall back to fusermount, so a /dev/fuse this process cannot open fails every
+    mount, fusermount's set-user-ID root notwithstanding."""
+    import ctypes.util
+
+    if not os.path.exists("/dev/fuse"):
+        return "no /dev/fuse (load the fuse module or pass --device /dev/fuse)"
+    if ctypes.util.find_library("fuse") is None:
+        return "libfuse2 is not installed (apt-get install libfuse2 fuse)"
+    try:
+        os.close(os.open("/dev/fuse", os.O_RDWR | os.O_CLOEXEC))
+    except OSError as e:
+        return f"cannot open /dev/fuse: {e.strerror}"
+    if os.geteuid() != 0 and not shutil.which("fusermount") and not shutil.which("fusermount3"):
+        return "no fusermount, which mounts for users who are not root (apt-get install fuse)"
+    return None
+
+
+def mount_failure(log: str) -> str:
+    """The one line that says why a server did not mount, from its log: its own message, else
+    libfuse's or fusermount's, else the log's last line."""
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    for prefix in ("fakecgfs: cannot mount", "fakecgfs: FUSE is unavailable", "fuse:",
+                   "fusermount:"):  # fmt: skip
+        found = [line for line in lines if line.startswith(prefix)]
+        if found:
+            return found[-1].removeprefix("fakecgfs: ")
+    return lines[-1] if lines else "the server exited without a word"

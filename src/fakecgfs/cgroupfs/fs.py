@@ -82,8 +82,13 @@ class CgroupFS:
     flag_nopath = True
 
     def __init__(self, controller: MemoryController, *, strict: bool = False,
-                 mountpoint: str | None = None, owner: tuple[int, int] = (0, 0)) -> None:  # fmt: skip
+                 mountpoint: str | None = None, owner: tuple[int, int] = (0, 0),
+                 superuser: int | None = None) -> None:  # fmt: skip
         self.ctl = controller
+        # None: the kernel checks modes (default_permissions, a mount by root).  Otherwise a
+        # user's mount: the server checks them, and this uid (the mounter) passes every check,
+        # as root does on cgroupfs; see _permit().
+        self._superuser = superuser
         self.strict = strict  # hide the fake.* files
         self.mountpoint = mountpoint
         self._owner = owner  # uid, gid of the root directory and its files
@@ -142,6 +147,41 @@ class CgroupFS:
         uid, gid, pid = fuse.fuse_get_context()
         return Caller(pid=pid, uid=uid, gid=gid, mountpoint=self.mountpoint)
 
+    # -- permissions, where the server checks them ---------------------------------------------
+
+    def _permit(self, path: str, mask: int, *, on_parent: bool = False) -> None:
+        """A user's mount has no default_permissions (it would stop the mounter at the root's
+        0555, where cgroupfs lets root through): the server checks instead.  The mounter and
+        root pass; anyone else (reaching it only with allow_other) needs search permission on
+        every directory above ``path``, and ``mask`` (R_OK, W_OK, X_OK) on ``path``, or on its
+        parent with ``on_parent``; EACCES otherwise, as generic_permission() answers."""
+        if self._superuser is None:
+            return
+        uid, gid, pid = fuse.fuse_get_context()
+        if uid in (0, self._superuser):
+            return
+        groups = _groups_of(pid, gid)
+        parts = [p for p in path.split("/") if p]
+        last = len(parts) - 1 if on_parent else len(parts)
+        for depth in range(last + 1):
+            inode, _ = self._inode("/" + "/".join(parts[:depth]))
+            if not _allows(inode, uid, groups, mask if depth == last else os.X_OK):
+                raise fuse.FuseOSError(errno.EACCES)
+
+    def _permit_owner(self, path: str) -> None:
+        """chmod, chown, utime, xattrs on a user's mount: the owner or the superuser (EPERM)."""
+        self._permit(path, 0)
+        if self._superuser is None:
+            return
+        uid = fuse.fuse_get_context()[0]
+        if uid not in (0, self._superuser) and uid != self._inode(path)[0].uid:
+            raise fuse.FuseOSError(errno.EPERM)
+
+    def access(self, path: str, amode: int) -> None:
+        """access(2) and chdir on a user's mount (the kernel asks only without
+        default_permissions)."""
+        self._permit(path, amode)
+
     # -- metadata ------------------------------------------------------------------------------
 
     def _dir_inode(self, memcg: MemCgroup) -> Inode:
@@ -178,6 +218,7 @@ class CgroupFS:
         elif path is None:
             raise fuse.FuseOSError(errno.ENOENT)
         else:
+            self._permit(path, 0)  # a lookup: search permission on the directories above
             memcg, cft = self._resolve(path)
             is_dir = cft is None
             inode = self._dir_inode(memcg) if is_dir else self._file_inode(memcg, cft)
@@ -196,10 +237,12 @@ class CgroupFS:
         }
 
     def chmod(self, path: str, mode: int) -> None:
+        self._permit_owner(path)
         inode, _ = self._inode(path)
         inode.mode = stat.S_IMODE(mode)
 
     def chown(self, path: str, uid: int, gid: int) -> None:
+        self._permit_owner(path)
         inode, _ = self._inode(path)
         if uid != -1 and uid != 0xFFFFFFFF:
             inode.uid = uid
@@ -207,6 +250,7 @@ class CgroupFS:
             inode.gid = gid
 
     def utimens(self, path: str, times: tuple[int, int] | None = None) -> None:
+        self._permit_owner(path)
         inode, _ = self._inode(path)
         inode.mtime_ns = times[1] if times else time.time_ns()
 
@@ -220,6 +264,7 @@ class CgroupFS:
 
     def setxattr(self, path: str, name: str, value: bytes, options: int, position: int = 0) -> None:
         self._check_xattr_name(name)
+        self._permit_owner(path)
         inode, _ = self._inode(path)
         if options & os.XATTR_CREATE and name in inode.xattrs:
             raise fuse.FuseOSError(errno.EEXIST)
@@ -241,6 +286,7 @@ class CgroupFS:
 
     def removexattr(self, path: str, name: str) -> None:
         self._check_xattr_name(name)
+        self._permit_owner(path)
         inode, _ = self._inode(path)
         if inode.xattrs.pop(name, None) is None:
             raise fuse.FuseOSError(errno.ENODATA)
@@ -255,6 +301,7 @@ class CgroupFS:
 
     def opendir(self, path: str) -> int:
         """Directories get handles too: with flag_nopath, readdir names its directory by one."""
+        self._permit(path, os.R_OK)
         fh = next(self._next_fh)
         self._dirs_open[fh] = self._group(path)
         return fh
@@ -268,6 +315,7 @@ class CgroupFS:
         return [".", "..", *files, *memcg.children]
 
     def mkdir(self, path: str, mode: int) -> None:
+        self._permit(path, os.W_OK | os.X_OK, on_parent=True)
         parent_path, name = self._split(path)
         parent = self._group(parent_path)
         if "\n" in name:
@@ -281,6 +329,7 @@ class CgroupFS:
         self._touch_dir(parent)
 
     def rmdir(self, path: str) -> None:
+        self._permit(path, os.W_OK | os.X_OK, on_parent=True)
         memcg, cft = self._resolve(path)
         if cft is not None:
             raise fuse.FuseOSError(errno.ENOTDIR)
@@ -289,6 +338,8 @@ class CgroupFS:
             self._touch_dir(memcg.parent)
 
     def rename(self, old: str, new: str) -> None:
+        self._permit(old, os.W_OK | os.X_OK, on_parent=True)
+        self._permit(new, os.W_OK | os.X_OK, on_parent=True)
         memcg, cft = self._resolve(old)
         if cft is not None:
             raise fuse.FuseOSError(errno.ENOTDIR)
@@ -330,6 +381,7 @@ class CgroupFS:
     # -- files ---------------------------------------------------------------------------------
 
     def open(self, path: str, flags: int) -> int:
+        self._permit(path, _OPEN_MASKS[flags & os.O_ACCMODE])
         memcg, cft = self._resolve(path)
         if cft is None:
             raise fuse.FuseOSError(errno.EISDIR)
@@ -343,6 +395,7 @@ class CgroupFS:
     def truncate(self, path: str, length: int, fh: int | None = None) -> None:
         """cgroupfs accepts truncation and does nothing: ``echo 4M > f`` opens with O_TRUNC."""
         if path is not None:  # None: ftruncate on a descriptor whose group was removed
+            self._permit(path, os.W_OK)
             self._resolve(path)
 
     def _handle(self, fh: int) -> OpenFile:
@@ -393,3 +446,31 @@ class CgroupFS:
 async def _finish(pending: Awaitable[None], count: int) -> int:
     await pending
     return count
+
+
+_OPEN_MASKS = {os.O_RDONLY: os.R_OK, os.O_WRONLY: os.W_OK, os.O_RDWR: os.R_OK | os.W_OK, 3: 0}
+
+
+def _allows(inode: Inode, uid: int, groups: set[int], mask: int) -> bool:
+    """The mode's owner, group or other bits (whichever class the caller is in) grant mask."""
+    if uid == inode.uid:
+        bits = inode.mode >> 6
+    elif inode.gid in groups:
+        bits = inode.mode >> 3
+    else:
+        bits = inode.mode
+    return bits & mask == mask
+
+
+def _groups_of(pid: int, gid: int) -> set[int]:
+    """The caller's group and its supplementary groups (FUSE passes the first only)."""
+    groups = {gid}
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Groups:"):
+                    groups.update(int(g) for g in line.split()[1:])
+                    break
+    except (OSError, ValueError):
+        pass
+    return groups

@@ -20,7 +20,7 @@ import trio
 from .. import mounting
 from ..controller import MemoryController
 from .fs import CgroupFS
-from .session import FuseSession
+from .session import FuseSession, MountError
 
 log = logging.getLogger("fakecgfs")
 
@@ -64,7 +64,9 @@ def fuse_options(options: MountOptions) -> dict[str, object]:
     chosen: dict[str, object] = dict(
         fsname="cgroup",
         subtype="fakecgfs",
-        default_permissions=True,
+        # The kernel checks modes for a mount by root.  A user's mount checks them in the
+        # server, where its mounter is the superuser as root is on cgroupfs (fs.CgroupFS._permit).
+        default_permissions=os.getuid() == 0,
         direct_io=True,  # size-0 files must still be read to the end, as on cgroupfs
         # The kernel may cache names and attributes: every change to them (mkdir, rmdir,
         # rename, chmod, chown, utime) goes through this mount's VFS, which updates its caches,
@@ -87,8 +89,17 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def serve(mountpoint: str, options: MountOptions) -> None:
-    """Mount at ``mountpoint`` and serve until unmounted or signalled (blocks)."""
-    trio.run(_serve, os.path.abspath(mountpoint), options)
+    """Mount at ``mountpoint`` and serve until unmounted or signalled (blocks).  A failed mount
+    raises session.MountError, out of trio's exception group."""
+    try:
+        trio.run(_serve, os.path.abspath(mountpoint), options)
+    except BaseExceptionGroup as group:
+        failed, rest = group.split(MountError)
+        if failed is None or rest is not None:
+            raise
+        while isinstance(failed, BaseExceptionGroup):
+            failed = failed.exceptions[0]
+        raise failed from None
 
 
 async def _serve(mountpoint: str, options: MountOptions) -> None:
@@ -110,7 +121,8 @@ async def _serve(mountpoint: str, options: MountOptions) -> None:
             real = controller.real = RealProcesses(controller)
             nursery.start_soon(real.run, name="members-sampler")
         ops = CgroupFS(controller, strict=options.strict, mountpoint=mountpoint,
-                       owner=(os.getuid(), os.getgid()))  # fmt: skip
+                       owner=(os.getuid(), os.getgid()),
+                       superuser=None if os.getuid() == 0 else os.getuid())  # fmt: skip
         session = FuseSession(ops, mountpoint, fuse_options(options), encoding=PATH_ENCODING)
         pidfile = mounting.runtime_path(mountpoint, ".pid")  # how `fakecgfs umount --lazy` finds us
         try:

@@ -27,6 +27,7 @@ fuse_main() is replaced, by fuse_setup() + this loop + fuse_teardown().
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import functools
@@ -35,8 +36,10 @@ import logging
 import os
 import signal
 import struct
+import sys
+import tempfile
 import time
-from typing import Any, Awaitable, Protocol
+from typing import Any, Awaitable, Iterator, Protocol
 
 import fuse
 import trio
@@ -165,6 +168,28 @@ def fuse_arguments(mountpoint: str, options: dict[str, Any], encoding: str) -> l
     return [arg.encode(encoding) for arg in ("fakecgfs", "-f", "-o", normalized, mountpoint)]
 
 
+class MountError(RuntimeError):
+    """The mount failed; the message is libfuse's or fusermount's reason, on one line."""
+
+
+@contextlib.contextmanager
+def _stderr_captured() -> Iterator[list[str]]:
+    """Descriptor 2 into a file for the duration (C code and child processes write there too);
+    the text is in the yielded list's only item afterwards."""
+    said = [""]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield said
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            said[0] = capture.read().decode(errors="replace")
+
+
 class FuseSession:
     """One mount: fuse_setup() mounts, serve() answers requests, unmount() tears it down."""
 
@@ -187,11 +212,15 @@ class FuseSession:
         argv = (ctypes.c_char_p * len(self._args))(*self._args)
         multithreaded = ctypes.c_int()
         table = self._callbacks.table
-        handle = self._lib.fuse_setup(len(self._args), argv, ctypes.byref(table),
-                                      ctypes.sizeof(table), ctypes.byref(self._c_mountpoint),
-                                      ctypes.byref(multithreaded), None)  # fmt: skip
+        with _stderr_captured() as said:  # libfuse's and fusermount's reasons
+            handle = self._lib.fuse_setup(len(self._args), argv, ctypes.byref(table),
+                                          ctypes.sizeof(table), ctypes.byref(self._c_mountpoint),
+                                          ctypes.byref(multithreaded), None)  # fmt: skip
+        reason = "; ".join(line.strip() for line in said[0].splitlines() if line.strip())
         if not handle:
-            raise RuntimeError(f"fuse_setup failed for {self.mountpoint} (libfuse said why above)")
+            raise MountError(reason or "fuse_setup failed, libfuse did not say why")
+        if reason:
+            print(reason, file=sys.stderr)  # a warning on the way to a working mount
         self._fuse = handle
         self._session = self._lib.fuse_get_session(handle)
         self._channel = self._lib.fuse_session_next_chan(self._session, None)

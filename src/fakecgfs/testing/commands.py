@@ -186,7 +186,7 @@ def cmd_mkgroup(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .nsrun import run
+    from ..run import run
 
     command = list(args.command)
     if command[:1] == ["--"]:
@@ -205,7 +205,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         except OSError as e:
             return _fail(f"--trace {trace}: {_errno_text(e)}", 125)
         mount_options += ["--trace", trace]
-    return run(command, args.mount_at, mount_options)
+    return run(command, args.mount_at, mount_options, keep_cap_sys_admin=args.keep_cap_sys_admin,
+               real_processes=args.real_processes)  # fmt: skip
 
 
 # -- the parsers ----------------------------------------------------------------------------
@@ -270,8 +271,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        "a tool hard-coding that path is tested unmodified; nothing changes "
                        "outside the namespace. Exits with COMMAND's status (128+N if killed "
                        "by signal N; 125 if fakecgfs run itself failed, 126/127 if COMMAND "
-                       "cannot be run). FAKECG_ROOT is set to PATH. Needs root or "
-                       "CAP_SYS_ADMIN.")  # fmt: skip
+                       "cannot be run). FAKECG_ROOT is set to PATH. As root, or as a user "
+                       "where unprivileged user namespaces are allowed. The fake is the only "
+                       "cgroup hierarchy the command finds, and it looks like one to /proc and "
+                       "statfs(); see docs/testing-with-fakecgfs.md.")  # fmt: skip
     p.add_argument("--mount-at", metavar="PATH", default="/sys/fs/cgroup/memory",
                    help="where to mount the fake (default /sys/fs/cgroup/memory)")
     p.add_argument("--strict", action="store_true", help="hide the fakecgfs-only fake.* files")
@@ -280,6 +283,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reclaim-rate", type=parse_size, default=None, metavar="RATE",
                    help="background reclaim speed in bytes per second (default: full)")
     p.add_argument("--trace", metavar="FILE", help="append the controller's events as JSON lines")
+    p.add_argument("--keep-cap-sys-admin", action="store_true",
+                   help="UNSAFE: leave COMMAND CAP_SYS_ADMIN and CAP_SYS_PTRACE, with which it can "
+                   "mount and change the host's real cgroup hierarchies")  # fmt: skip
+    p.add_argument("--no-real-processes", dest="real_processes", action="store_false",
+                   help="do not pass --real-processes to the server (the default where the "
+                   "server has it)")  # fmt: skip
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
     p.set_defaults(func=cmd_run)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes.util
 import json
 import os
 import signal
@@ -14,18 +13,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .. import mounting
+from ..mounting import fuse_unavailable_reason
 
 READY_TIMEOUT = 15.0
 EXIT_TIMEOUT = 10.0
-
-
-def fuse_unavailable_reason() -> str | None:
-    """Why a FUSE mount cannot be made here, or None if it can."""
-    if not os.path.exists("/dev/fuse"):
-        return "no /dev/fuse (load the fuse module or pass --device /dev/fuse)"
-    if ctypes.util.find_library("fuse") is None:
-        return "libfuse2 is not installed (apt-get install libfuse2 fuse)"
-    return None
 
 
 Size = int | str  # bytes, or text the kernel parses: "64M", "0x1000", "-1"
