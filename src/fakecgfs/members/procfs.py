@@ -190,6 +190,11 @@ def host_has_swap(path: str = "/proc/swaps") -> bool:
         return False
 
 
+MAX_PROC_READ = 1 << 20
+"""Bytes of a /proc file read in the server's loop at most; smaps takes about 500 bytes a
+mapping, so this is some 2,000 mappings (a typical program has under 100)."""
+
+
 class ProcDir:
     """A process's /proc directory and the files sampled from it, held open."""
 
@@ -221,27 +226,40 @@ class ProcDir:
         """Child PIDs of its main thread."""
         return _pread(self._children)
 
-    def read(self, name: str) -> bytes:
-        """A file read whole (maps, smaps); empty if the process is gone."""
-        try:
-            fd = self._open(name)
-        except OSError:
-            return b""
-        try:
-            chunks = []
-            while chunk := os.read(fd, 65536):
-                chunks.append(chunk)
-            return b"".join(chunks)
-        except OSError:
-            return b""
-        finally:
-            os.close(fd)
+    def read(self, name: str, limit: int = MAX_PROC_READ) -> bytes | None:
+        """A file read whole (stat, smaps_rollup, smaps); empty if the process is gone, None
+        if it is longer than ``limit`` bytes (a process with a great many mappings: reading
+        all of them would hold up the server)."""
+        return read_at(self.dirfd, name, limit)
+
+    def dup(self) -> int:
+        """A descriptor of the /proc directory for a worker thread, which closes it."""
+        return os.dup(self.dirfd)
 
     def close(self) -> None:
         for fd in (self._statm, self._status, self._children, self.dirfd):
             if fd >= 0:
                 os.close(fd)
         self._statm = self._status = self._children = self.dirfd = -1
+
+
+def read_at(dirfd: int, name: str, limit: int) -> bytes | None:
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dirfd)
+    except OSError:
+        return b""
+    try:
+        chunks, size = [], 0
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                return None
+        return b"".join(chunks)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
 
 
 def _pread(fd: int) -> bytes:

@@ -30,8 +30,8 @@ from ..controller.real import NR_REAL_KINDS
 from .ledger import Ledger, _live
 from .procfs import (
     PF_KTHREAD, LockedSplit, ProcDir, Usage, host_has_swap, image_of, parse_children,
-    parse_locked_split, parse_status, private_anon, read_sysvipc_shm, reclaimable_ranges,
-    shmem_device, stat_fields,
+    parse_locked_split, parse_status, private_anon, read_at, read_sysvipc_shm,
+    reclaimable_ranges, shmem_device, stat_fields,
 )  # fmt: skip
 
 log = logging.getLogger("fakecgfs")
@@ -66,6 +66,7 @@ OOM_EXIT_TIMEOUT = 5.0
 """Seconds to wait for an OOM victim to exit before looking again."""
 
 MADV_PAGEOUT = 21  # include/uapi/asm-generic/mman-common.h
+MAX_MAPS_READ = 64 << 20  # a worker thread reads maps: up to the kernel's 65530 mappings
 IOV_BATCH = 512  # ranges per process_madvise() call (UIO_MAXIOV is 1024)
 
 
@@ -73,7 +74,7 @@ class Member:
     """One member process and what fakecgfs knows of it."""
 
     __slots__ = ("pid", "pidfd", "proc", "memcg", "ledger", "statm", "children", "image",
-                 "shmem", "target", "joined", "stopped_by")  # fmt: skip
+                 "shmem", "locked", "target", "joined", "stopped_by")  # fmt: skip
 
     def __init__(self, pid: int, pidfd: int, proc: ProcDir, memcg: MemCgroup) -> None:
         self.pid = pid
@@ -85,6 +86,7 @@ class Member:
         self.children = b""  # the last children list seen
         self.image: tuple[int, int] | None = None  # its code's address: a change means exec
         self.shmem = 0  # its last RssShmem, pages
+        self.locked: tuple[int, LockedSplit] | None = None  # VmLck, and where those pages are
         self.target: list[int] | None = None  # its pages by RealKind at the last sample
         self.joined = time.time()
         self.stopped_by: MemCgroup | None = None  # the group whose OOM stopped it
@@ -162,7 +164,7 @@ class RealProcesses:
         member = Member(pid, pidfd, proc, memcg)
         try:
             linux.pidfd_send_signal(pidfd, 0)  # alive after the opens: they name this process
-            stat = proc.read("stat")
+            stat = proc.read("stat") or b""
             flags = int(stat_fields(stat)[9 - 3])
         except (OSError, ValueError, IndexError):
             member.close()
@@ -181,7 +183,7 @@ class RealProcesses:
             if inherit.image != member.image:  # exec'd: its whole image was made in the group
                 baseline = [0] * NR_REAL_KINDS
             else:  # what it wrote since fork is its own; the rest is its parent's, charged
-                own = private_anon(proc.read("smaps_rollup"))
+                own = private_anon(proc.read("smaps_rollup") or b"")
                 baseline[RealKind.ANON] = max(baseline[RealKind.ANON] - own, 0)
         member.ledger = Ledger(baseline)
         self.members[pid] = member
@@ -218,9 +220,7 @@ class RealProcesses:
         pages); SysV pages it created are the segment's, not its own."""
         shmem = usage.shmem - sum(s.mapped for s in self.segments.values() if s.owner == member.pid)
         shmem = max(shmem, 0)
-        split = LockedSplit()
-        if usage.locked:
-            split = parse_locked_split(member.proc.read("smaps"), self.shmem_dev)
+        split = self._locked_split(member, usage)
         pages = [0] * NR_REAL_KINDS
         pages[RealKind.ANON_LOCKED] = min(split.anon, usage.anon)
         pages[RealKind.ANON] = usage.anon - pages[RealKind.ANON_LOCKED]
@@ -230,6 +230,25 @@ class RealProcesses:
         pages[RealKind.FILE] = usage.file - pages[RealKind.FILE_LOCKED]
         pages[RealKind.SWAP] = usage.swap
         return pages
+
+    def _locked_split(self, member: Member, usage: Usage) -> LockedSplit:
+        """Which mappings hold the member's mlocked pages, from its smaps, read again only when
+        VmLck changes (a locked mapping is wholly resident: its kind cannot change otherwise).
+        Beyond MAX_PROC_READ of smaps, locked pages are taken as anonymous first."""
+        if not usage.locked:
+            return LockedSplit()
+        cached = member.locked
+        if cached is not None and cached[0] == usage.locked:
+            return cached[1]
+        smaps = member.proc.read("smaps")
+        if smaps is None:
+            anon = min(usage.locked, usage.anon)
+            shmem = min(usage.locked - anon, usage.shmem)
+            split = LockedSplit(anon, shmem, min(usage.locked - anon - shmem, usage.file))
+        else:
+            split = parse_locked_split(smaps, self.shmem_dev)
+        member.locked = (usage.locked, split)
+        return split
 
     def _sample(self, member: Member, *, full: bool = True) -> bool:
         """Bring one member's charges up to date; True if anything changed.  Unless ``full``,
@@ -244,7 +263,7 @@ class RealProcesses:
         if usage is None:
             self._exited(member)
             return True
-        image = image_of(member.proc.read("stat"))
+        image = image_of(member.proc.read("stat") or b"")
         if image is not None and member.image is not None and image != member.image:
             member.ledger.release(self.ctl)  # exec: the old image is gone, all is new here
             member.target = None
@@ -385,8 +404,7 @@ class RealProcesses:
         before = _real_in_memory(memcg)
         # The kernel reclaims the pages charged to the group, whoever maps them now.
         for member in sorted(self._holding_in(memcg), key=lambda m: -self._charged_in(m, memcg)):
-            ranges = reclaimable_ranges(member.proc.read("maps"), self.shmem_dev, anon=self.swap)
-            if not await self._pageout(member, ranges):
+            if not await self._pageout(member):
                 break
             if member.pid in self.members:
                 self._sample(member)
@@ -394,14 +412,14 @@ class RealProcesses:
                 break
         return max(before - _real_in_memory(memcg), 0)
 
-    async def _pageout(self, member: Member, ranges: list[tuple[int, int]]) -> bool:
-        """MADV_PAGEOUT over ``ranges`` of the member, in a worker thread (a large range takes
-        the kernel a while); False if the server may not (no CAP_SYS_NICE or ptrace rights)."""
-        if not ranges:
-            return True
-        pidfd = os.dup(member.pidfd)  # the member may be closed while the thread runs
+    async def _pageout(self, member: Member) -> bool:
+        """MADV_PAGEOUT over the member's reclaimable mappings, in a worker thread (its maps
+        may be long, and a large range takes the kernel a while); False if the server may not
+        (no CAP_SYS_NICE or ptrace rights)."""
+        # The thread gets its own descriptors: the member may be closed while it runs.
+        pidfd, dirfd = os.dup(member.pidfd), member.proc.dup()
         try:
-            await trio.to_thread.run_sync(_pageout_ranges, pidfd, ranges)
+            await trio.to_thread.run_sync(_pageout, pidfd, dirfd, self.shmem_dev, self.swap)
         except OSError as e:
             if e.errno in (errno.EPERM, errno.EACCES, errno.ENOSYS):
                 log.warning("real reclaim disabled: process_madvise refused (%s)", e)
@@ -409,6 +427,7 @@ class RealProcesses:
                 return False
         finally:
             os.close(pidfd)
+            os.close(dirfd)
         return True
 
     async def oom_kill(self, memcg: MemCgroup) -> MemCgroup | None:
@@ -471,10 +490,13 @@ def _real_in_memory(memcg: MemCgroup) -> int:
     return sum(n.real[k] for n in memcg.subtree() for k in RealKind if k is not RealKind.SWAP)
 
 
-def _pageout_ranges(pidfd: int, ranges: list[tuple[int, int]]) -> None:
-    """process_madvise(MADV_PAGEOUT) in batches; a batch refused because one of its mappings
-    cannot be paged out (mlocked: EINVAL; unmapped meanwhile: ENOMEM) is retried range by
-    range, skipping those."""
+def _pageout(pidfd: int, dirfd: int, shmem_dev: bytes, anon: bool) -> None:
+    """In a worker thread: read the process's maps, then process_madvise(MADV_PAGEOUT) its
+    reclaimable ranges in batches; a batch refused because one of its mappings cannot be paged
+    out (mlocked: EINVAL; unmapped meanwhile: ENOMEM) is retried range by range, skipping
+    those."""
+    maps = read_at(dirfd, "maps", MAX_MAPS_READ)
+    ranges = reclaimable_ranges(maps or b"", shmem_dev, anon=anon)
     for i in range(0, len(ranges), IOV_BATCH):
         batch = ranges[i : i + IOV_BATCH]
         try:
