@@ -3,12 +3,14 @@ clock) and the /proc parsers (on recorded text)."""
 
 from __future__ import annotations
 
+import os
+
 from fakecgfs.controller import PAGE_SIZE, RealKind
 from fakecgfs.controller.real import NR_REAL_KINDS
 from fakecgfs.members import Ledger
 from fakecgfs.members.procfs import (
     image_of, parse_children, parse_locked_split, parse_status, parse_sysvipc_shm, private_anon,
-    reclaimable_ranges, stat_fields,
+    read_at, reclaimable_ranges, stat_fields,
 )  # fmt: skip
 
 from .conftest import controller, trio_test
@@ -154,3 +156,13 @@ def test_small_parsers():
     assert fields[0] == b"S" and int(fields[9 - 3]) == 4194560
     rollup = b"Rss:  100 kB\nPrivate_Dirty:  40 kB\nAnonymous:  60 kB\n"
     assert private_anon(rollup) == 10
+
+
+def test_read_at_gives_up_beyond_its_limit():
+    dirfd = os.open("/proc/self", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert read_at(dirfd, "maps", 10) is None
+        assert b"[stack]" in read_at(dirfd, "maps", 1 << 20)
+        assert read_at(dirfd, "no-such-file", 10) == b""
+    finally:
+        os.close(dirfd)

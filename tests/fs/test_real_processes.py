@@ -598,3 +598,19 @@ def test_a_user_makes_a_member_of_their_own_process(real, group, public_memhog):
         shutil.rmtree(fifos)
     assert result.returncode == 0, result
     assert int(result.stdout.split()[-1]) == N * PAGE
+
+
+def test_the_trace_marks_what_real_processes_caused(tmp_path, hogs):
+    if fuse_unavailable_reason():
+        pytest.skip(fuse_unavailable_reason())
+    with mounted(tmp_path, "--real-processes", trace=True) as mount:
+        group = mount.path / "g"
+        group.mkdir()
+        write(group / "memory.limit_in_bytes", str(PAGE))
+        hog = hogs().join(group)
+        hog.send("anon 2")
+        assert hog.wait() == -9
+        wait_until(lambda: mount.events("oom", "/g"), what="the OOM event in the trace")
+        (oom,) = mount.events("oom", "/g")
+        assert oom["action"] == "kill" and oom["real"] is True
+        assert all(e["real"] for e in mount.events("charge_refused", "/g"))
