@@ -679,10 +679,13 @@ class MemoryController:
         """Reclaim until ``counter`` fits under ``nr_pages``, or EBUSY when a pass frees
         nothing (mem_cgroup_resize_max)."""
         drained = False
+        real_passes = MAX_RECLAIM_RETRIES  # a running member may fault its pages back in
         while counter.usage > nr_pages:
             result = self.reclaim(memcg, SWAP_CLUSTER_MAX, cause="limit", may_swap=may_swap)
             if not result.reclaimed:
-                if await self.reclaim_real(memcg, counter.usage - nr_pages, cause="limit"):
+                if real_passes and await self.reclaim_real(memcg, counter.usage - nr_pages,
+                                                           cause="limit"):  # fmt: skip
+                    real_passes -= 1
                     continue
                 if drained:
                     raise ControllerError(errno.EBUSY, "cannot reclaim below the new limit")
@@ -696,10 +699,11 @@ class MemoryController:
             raise ControllerError(errno.EINVAL, "force_empty on the root")
         retries = MAX_RECLAIM_RETRIES
         while retries and memcg.memory.usage:
-            if self.reclaim(memcg, SWAP_CLUSTER_MAX, cause="force_empty").reclaimed:
-                continue
-            if not await self.reclaim_real(memcg, memcg.memory.usage, cause="force_empty"):
+            if not self.reclaim(memcg, SWAP_CLUSTER_MAX, cause="force_empty").reclaimed:
                 retries -= 1
+                # Real pages next.  A pass over them counts as a retry even when it frees
+                # some: a running member may fault them back in as fast.
+                await self.reclaim_real(memcg, memcg.memory.usage, cause="force_empty")
             await trio.lowlevel.checkpoint()
 
     # -- limits --------------------------------------------------------------------------------
