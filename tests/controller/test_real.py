@@ -50,15 +50,16 @@ class ScriptedMembers:
             freed += self.ctl.uncharge_real(group, RealKind.ANON, take)
         return freed
 
-    async def oom_kill(self, memcg: MemCgroup) -> MemCgroup | None:
+    async def oom_kill(self, memcg: MemCgroup, killed) -> bool:
         self.calls.append(("oom_kill", memcg.path))
         groups = [g for g in self._in(memcg) if self.members[g]]
         if not groups:
-            return None
+            return False
         victim = max(groups, key=lambda g: self.members[g])
+        killed(victim)
         await trio.sleep(0.001)  # the victim takes a moment to exit
         self.ctl.uncharge_real(victim, RealKind.ANON, self.members.pop(victim))
-        return victim
+        return True
 
     def freeze(self, memcg: MemCgroup) -> None:
         self.calls.append(("freeze", memcg.path))

@@ -483,7 +483,7 @@ def test_a_process_joining_a_group_in_oom_waits_too(real, group, hogs):
     first.send(f"grow {N}")
     wait_until(lambda: first.state() == "T", what="the first member to be stopped")
     second = hogs().join(group)
-    assert second.state() == "T"
+    wait_until(lambda: second.state() == "T", what="the second member to be stopped")
     write(group / "memory.limit_in_bytes", "-1")
     assert first._reply(20.0) == "ok"
     wait_until(lambda: second.state() != "T", what="the second member to continue")

@@ -615,13 +615,7 @@ class MemoryController:
         self.notifier.out_of_memory(over)
         if not over.oom_kill_disable:
             self.emit(over, EventKind.OOM, action="kill", pages=self._excess(over), real=True)
-            victim = await self.real.oom_kill(over)
-            if victim is not None:
-                # MEMCG_OOM_KILL is counted in the victim's group and its ancestors, the root
-                # excepted (memcg_memory_event()).
-                for node in self._live(victim).lineage():
-                    if not node.is_root():
-                        node.oom_kill += 1
+            if await self.real.oom_kill(over, self._count_oom_kill):
                 return
             # No member to kill (the pages outlived them: SysV shm): wait for a change.
             await self._wait_memory_freed()
@@ -635,6 +629,13 @@ class MemoryController:
         finally:
             over.oom_waiters -= 1
             self.real.thaw(over)
+
+    def _count_oom_kill(self, victim: MemCgroup) -> None:
+        """MEMCG_OOM_KILL is counted in the victim's group and its ancestors, the root excepted
+        (memcg_memory_event()), as the kill is sent."""
+        for node in self._live(victim).lineage():
+            if not node.is_root():
+                node.oom_kill += 1
 
     async def _wait_memory_freed(self) -> None:
         """Sleep until memory is freed, or a limit or oom_control changes."""

@@ -23,7 +23,7 @@ arithmetic.  They leave only when the members layer sees them gone (freed, paged
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 if TYPE_CHECKING:
     from .memcg import MemCgroup
@@ -87,9 +87,10 @@ class RealMemory(Protocol):
         """Ask the kernel to page out members' pages in the subtree (process_madvise), aiming at
         ``nr_pages``; re-sample and return how many pages left the subtree's usage."""
 
-    async def oom_kill(self, memcg: MemCgroup) -> MemCgroup | None:
-        """Kill the member of the subtree holding the largest charge there, wait for it to go
-        and re-sample; the group the victim was in, or None if there was no member to kill."""
+    async def oom_kill(self, memcg: MemCgroup, killed: Callable[[MemCgroup], None]) -> bool:
+        """Kill the member of the subtree holding the largest charge there, calling
+        ``killed(its group)`` as the signal is sent; wait for it to go and re-sample.  False if
+        there was no member to kill."""
 
     def freeze(self, memcg: MemCgroup) -> None:
         """Stop every member of the subtree (oom_kill_disable 1: they wait in OOM)."""

@@ -21,6 +21,7 @@ import os
 import resource
 import signal
 import time
+from typing import Callable
 
 import trio
 
@@ -430,28 +431,28 @@ class RealProcesses:
             os.close(dirfd)
         return True
 
-    async def oom_kill(self, memcg: MemCgroup) -> MemCgroup | None:
+    async def oom_kill(self, memcg: MemCgroup, killed: Callable[[MemCgroup], None]) -> bool:
         self.refresh(memcg)
         candidates = [(self._charged_in(m, memcg), m.pid, m) for m in self._in(memcg)]
         candidates = [c for c in candidates if c[0] > 0]
         if not candidates:
-            return None
+            return False
         charged, pid, victim = max(candidates, key=lambda c: (c[0], c[1]))
         log.info("OOM in %s: killing member %d (%d pages charged there)", memcg.path, pid, charged)
-        group = victim.memcg
         pidfd = os.dup(victim.pidfd)
         try:
             try:
                 linux.pidfd_send_signal(pidfd, signal.SIGKILL)
             except OSError:
                 pass  # already gone
+            killed(victim.memcg)
             with trio.move_on_after(OOM_EXIT_TIMEOUT):
                 await trio.lowlevel.wait_readable(pidfd)
         finally:
             os.close(pidfd)
         if self.members.get(pid) is victim:
             self._sample(victim)
-        return group
+        return True
 
     def freeze(self, memcg: MemCgroup) -> None:
         for member in self._in(memcg):
