@@ -607,7 +607,9 @@ CFTYPES: tuple[CfType, ...] = tuple(sorted(
                "refused by the OOM killer).",
                accepts=f"{_U64}: 0 (the charging write is the OOM victim and fails with ENOMEM) "
                "or 1 (it waits until memory is freed or a limit is raised). Every charge "
-               "waiting in OOM re-decides at once.",
+               "waiting in OOM re-decides at once. With `--real-processes`, members over a "
+               "limit are the victims: 0 kills the largest with SIGKILL, 1 stops them all "
+               "until usage fits (docs/real-processes.md).",
                errors=(("EINVAL", "anything but 0 or 1, or written on the root group"),
                        ("ERANGE", "above 2^64-1"))),
         CfType("memory.pressure_level", "Only for cgroup.event_control registrations.",
