@@ -206,10 +206,13 @@ class ProcDir:
         try:
             self._statm = self._open("statm")
             self._status = self._open("status")
-            self._children = self._open(f"task/{pid}/children")  # CONFIG_PROC_CHILDREN
         except OSError:
             self.close()
             raise
+        try:
+            self._children = self._open(f"task/{pid}/children")
+        except FileNotFoundError:  # a kernel without CONFIG_PROC_CHILDREN: no fork detection
+            pass
 
     def _open(self, name: str) -> int:
         return os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=self.dirfd)
@@ -223,8 +226,8 @@ class ProcDir:
         return _pread(self._status)
 
     def children(self) -> bytes:
-        """Child PIDs of its main thread."""
-        return _pread(self._children)
+        """Child PIDs of its main thread (none known without CONFIG_PROC_CHILDREN)."""
+        return _pread(self._children) if self._children >= 0 else b""
 
     def read(self, name: str, limit: int = MAX_PROC_READ) -> bytes | None:
         """A file read whole (stat, smaps_rollup, smaps); empty if the process is gone, None
