@@ -614,3 +614,34 @@ def test_the_trace_marks_what_real_processes_caused(tmp_path, hogs):
         (oom,) = mount.events("oom", "/g")
         assert oom["action"] == "kill" and oom["real"] is True
         assert all(e["real"] for e in mount.events("charge_refused", "/g"))
+
+
+def test_shell_oom_kill_disable_stops_then_a_raised_limit_lets_it_finish(real, group,
+                                                                          memhog_binary, tmp_path):
+    script = r'''
+        G=$1
+        echo 40960 > "$G/memory.limit_in_bytes"
+        echo 1 > "$G/memory.oom_control"
+        mkfifo "$3/in" "$3/out"
+        "$2" < "$3/in" > "$3/out" &
+        exec 3> "$3/in" 4< "$3/out"
+        read ready <&4
+        for warm in "grow 1" "free"; do echo "$warm" >&3; read r <&4; done
+        echo $! > "$G/cgroup.procs"
+        echo grow 100 >&3
+        tries=0
+        until grep -qx "under_oom 1" "$G/memory.oom_control" &&
+                grep -q "^State:.*stopped" /proc/$!/status; do
+            tries=$((tries + 1)); [ $tries -lt 400 ] || exit 3; sleep 0.05
+        done
+        echo -1 > "$G/memory.limit_in_bytes"
+        read r <&4
+        echo "$r"
+        grep under_oom "$G/memory.oom_control"
+        echo exit >&3; read r <&4
+        wait
+    '''
+    os.chmod(tmp_path, 0o755)
+    result = _sh(script, str(group), str(memhog_binary), str(tmp_path))
+    assert result.returncode == 0, result
+    assert result.stdout.split("\n")[:2] == ["ok", "under_oom 0"]
