@@ -129,11 +129,14 @@ def test_locked_pages_split_by_the_mapping_that_holds_them():
 
 def test_reclaimable_ranges_are_file_backed_unless_there_is_swap():
     maps = (b"562cf718f000-562cf7190000 r-xp 00001000 fe:00 2146819   /usr/bin/memhog\n"
+            b"562cf7193000-562cf7194000 rw-p 00000000 00:00 0 \n"
             b"562d3315e000-562d3317f000 rw-p 00000000 00:00 0         [heap]\n"
             b"7f1000000000-7f1000008000 rw-s 00000000 00:01 2049      /dev/zero (deleted)\n"
+            b"7f038f72b000-7f038f751000 r--p 00000000 fe:00 339380    /usr/lib/libc.so.6\n"
             b"7f038f918000-7f038f91c000 r--p 00000000 00:00 0         [vvar]\n")  # fmt: skip
-    assert reclaimable_ranges(maps, b"00:01", anon=False) == [(0x562CF718F000, PAGE_SIZE)]
-    assert len(reclaimable_ranges(maps, b"00:01", anon=True)) == 3  # not [vvar]
+    assert reclaimable_ranges(maps, b"00:01", anon=False) == [
+        (0x562CF718F000, PAGE_SIZE), (0x7F038F72B000, 0x26000)]
+    assert len(reclaimable_ranges(maps, b"00:01", anon=True)) == 5  # not [vvar]
 
 
 def test_sysvipc_shm_columns():

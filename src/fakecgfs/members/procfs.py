@@ -114,7 +114,7 @@ def shmem_device() -> bytes:
     return f"{os.major(dev):02x}:{os.minor(dev):02x}".encode()
 
 
-_MAPS_LINE = re.compile(rb"^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ (\S+) (\d+)\s*(.*)$", re.M)
+_MAPS_LINE = re.compile(rb"^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ (\S+) (\d+)[ \t]*(.*)$", re.M)
 _SPECIAL = (b"[vsyscall]", b"[vvar]", b"[vdso]", b"[vvar_vclock]", b"[uprobes]")
 
 
