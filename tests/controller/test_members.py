@@ -169,3 +169,45 @@ def test_read_at_gives_up_beyond_its_limit():
         assert read_at(dirfd, "no-such-file", 10) == b""
     finally:
         os.close(dirfd)
+
+
+def test_the_sampler_sleeps_without_a_timer_while_no_group_has_members():
+    import math
+    import signal
+    import subprocess
+
+    import trio
+    import trio.testing
+
+    from fakecgfs.controller import MemoryController
+    from fakecgfs.members import RealProcesses
+
+    def next_deadline() -> float:
+        return trio.lowlevel.current_statistics().seconds_to_next_deadline
+
+    async def main() -> None:
+        async with MemoryController.open() as c, trio.open_nursery() as nursery:
+            real = c.real = RealProcesses(c)
+            nursery.start_soon(real.run)
+            await trio.testing.wait_all_tasks_blocked()
+            assert next_deadline() == math.inf  # the compactor waits on an event too
+            child = subprocess.Popen(["sleep", "60"])
+            pidfd = os.pidfd_open(child.pid)
+            try:
+                c.attach(c.create_group(c.root, "g"), child.pid, whole_process=True)
+                assert child.pid in real.members
+                await trio.testing.wait_all_tasks_blocked()
+                assert next_deadline() < 1  # now it looks every few tens of milliseconds
+            finally:
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                child.wait()
+                os.close(pidfd)
+            real.tick()  # the look that finds it gone
+            assert not real.members
+            clock.jump(1)
+            await trio.testing.wait_all_tasks_blocked()
+            assert next_deadline() == math.inf
+            nursery.cancel_scope.cancel()
+
+    clock = trio.testing.MockClock()
+    trio.run(main, clock=clock)
