@@ -59,6 +59,9 @@ def cmd_mount(args: argparse.Namespace) -> int:
     reason = mounting.fuse_unavailable_reason()
     if reason:
         return _fail(f"FUSE is unavailable here: {reason}", EXIT_FUSE_UNAVAILABLE)
+    if args.real_processes and args.era != ERAS[0]:
+        return _fail(f"--real-processes needs the {ERAS[0]} era: the {args.era} controller "
+                     "does not model real processes", 2)  # fmt: skip
     if args.foreground:
         _exec_with_server_allocator()
     if mounting.clear_stale(mountpoint):
@@ -77,6 +80,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
             strict=args.strict, swap_bytes=args.swap, reclaim_rate=args.reclaim_rate,
             allow_other=True if args.allow_other else None, trace=args.trace,
             trace_interval=args.trace_interval, era=args.era,
+            real_processes=args.real_processes,
         )  # fmt: skip
         from .cgroupfs.session import MountError
 
@@ -104,6 +108,8 @@ def _spawn_server(args: argparse.Namespace) -> int:
         command.append("--allow-other")
     if args.era != ERAS[0]:
         command += ["--era", args.era]
+    if args.real_processes:
+        command.append("--real-processes")
     with open(log_path, "ab") as log_file:
         server = subprocess.Popen(command, env=mounting.server_environment(),
                                   stdin=subprocess.DEVNULL, stdout=log_file,
@@ -281,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--era", choices=ERAS, default=ERAS[0],
                    help="6.18 (default): kernel 6.18's v1 controller with the RFC repaired; "
                    "rfc-2008: 2.6.26-rc2-mm1 with the 2008 RFC exactly as posted")
+    p.add_argument("--real-processes", action="store_true",
+                   help="charge the real memory of processes moved into groups to them; limits "
+                   "then reclaim, stop or kill them (docs/real-processes.md)")
     p.set_defaults(func=cmd_mount)
 
     p = sub.add_parser("umount", help="unmount (also clears a dead mount)",

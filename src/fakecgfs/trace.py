@@ -150,6 +150,8 @@ SCHEMA: dict[EventKind, KindSchema] = {
             ("counter", "string", "`memory` or `memsw` (memory+swap): which limit refused"),
             ("usage", "integer", "that counter's usage in bytes"),
             ("limit", "integer", "that counter's limit in bytes"),
+            ("real", "boolean", "present (true) when real member processes' pages caused it "
+             "(`mount --real-processes`)"),
         ),
         {"time": 1795678312.52881, "group": "/demo", "kind": "charge_refused", "pages": 64,
          "counter": "memory", "usage": 66875392, "limit": 67108864},
@@ -162,6 +164,8 @@ SCHEMA: dict[EventKind, KindSchema] = {
             ("scanned", "integer", "pages looked at"),
             ("reclaimed", "integer", "pages freed or moved to swap"),
             ("usage", "integer", "the group's memory usage in bytes after the pass"),
+            ("real", "boolean", "present (true) when real member processes' pages caused it "
+             "(`mount --real-processes`)"),
         ),
         {"time": 1795678305.32029, "group": "/demo", "kind": "reclaim", "cause": "background",
          "scanned": 46, "reclaimed": 46, "usage": 54337536},
@@ -183,6 +187,8 @@ SCHEMA: dict[EventKind, KindSchema] = {
         (
             ("action", "string", "`kill` (the write failed with ENOMEM) or `wait`"),
             ("pages", "integer", "pages the refused batch wanted"),
+            ("real", "boolean", "present (true) when real member processes' pages caused it "
+             "(`mount --real-processes`)"),
         ),
         {"time": 1795678361.916712, "group": "/g", "kind": "oom", "action": "kill",
          "pages": 64},

@@ -31,6 +31,7 @@ from ..controller import (
     PageKind,
     ResCounter,
 )
+from ..members.procfs import PF_NO_SETAFFINITY, stat_flags
 from .events_control import register_event
 from .parse import kstrtoull, page_counter_memparse, parse_pid, strstrip
 
@@ -112,7 +113,12 @@ def _pages(value: int) -> str:
 
 
 def _counter_reader(counter: str, field: str) -> Reader:
+    # Usage, its peak and failcnt move with real members: re-sample them first.
+    exact = counter in ("memory", "memsw") and field != "limit"
+
     def read(ctl: MemoryController, memcg: MemCgroup) -> str:
+        if exact:
+            ctl.refresh(memcg)
         res: ResCounter = getattr(memcg, counter)
         value = getattr(res, field)
         return _u64(value) if field == "failcnt" else _pages(value)
@@ -196,15 +202,18 @@ _STAT_FORMAT = "".join(f"{name} %d\n" for name in MEMORY_STAT_NAMES)
 
 
 def read_stat(ctl, memcg):
+    ctl.refresh(memcg)
     return _STAT_FORMAT % ctl.memory_stat_values(memcg)
 
 
 def read_numa_stat(ctl, memcg):
+    ctl.refresh(memcg)
     items = ctl.numa_stat(memcg)
     return "".join(f"{name}={value} N0={value}\n" for name, value in items)
 
 
 def read_oom_control(ctl, memcg):
+    ctl.refresh(memcg)
     return (
         f"oom_kill_disable {int(memcg.oom_kill_disable)}\n"
         f"under_oom {int(memcg.under_oom())}\n"
@@ -285,10 +294,12 @@ def _flag_writer(attr: str) -> Writer:
 
 
 def read_tasks(ctl, memcg):
+    ctl.refresh(memcg)  # members' children join their group
     return "".join(f"{tid}\n" for tid in ctl.tasks(memcg))
 
 
 def read_procs(ctl, memcg):
+    ctl.refresh(memcg)
     return "".join(f"{pid}\n" for pid in ctl.procs(memcg))
 
 
@@ -305,11 +316,20 @@ def _proc_uids(pid: int) -> tuple[int, int] | None:
     return None
 
 
+def _migration_refused(pid: int) -> bool:
+    """cgroup_procs_write_start() refuses (EINVAL) to move a task flagged PF_NO_SETAFFINITY,
+    as kernel threads bound to CPUs are: "Just say no"."""
+    flags = stat_flags(pid)
+    return flags is not None and bool(flags & PF_NO_SETAFFINITY)
+
+
 def _attach_writer(whole_process: bool) -> Writer:
     def write(ctl, memcg, data, caller):
         pid = parse_pid(data)
         if pid == 0:  # the writer itself, as the kernel reads it
             pid = caller.pid
+        if not memcg.is_root() and _migration_refused(pid):
+            raise _einval("a kernel thread bound to its CPUs cannot be moved")
         if caller.uid != 0:
             uids = _proc_uids(pid)
             if uids is not None and caller.uid not in uids:
@@ -441,6 +461,8 @@ _PID_ERRORS = (
     ("ESRCH", "no such process or thread"),
     ("EACCES", "the writer is not root and owns neither the real nor the saved user ID of the "
      "process"),
+    ("EINVAL", "a kernel thread bound to its CPUs (PF_NO_SETAFFINITY) written into a child "
+     "group"),
 )  # fmt: skip
 
 
@@ -505,7 +527,9 @@ CFTYPES: tuple[CfType, ...] = tuple(sorted(
                fmt="one process ID per line, sorted; empty for a group without tasks; the root "
                "lists every process of the host not in another group.",
                accepts="a process ID (0: the writer): every thread of that process leaves its "
-               "group for this one. Its charges stay where they are, as in 6.18.",
+               "group for this one. Its charges stay where they are, as in 6.18. With "
+               "`--real-processes`, what it gains from now on (and its children) is charged "
+               "here (docs/real-processes.md).",
                errors=_PID_ERRORS),
         CfType("cgroup.sane_behavior", "Legacy flag, always 0.", read=read_sane_behavior,
                where=Where.ROOT, fmt="`0`, then a newline.", accepts="nothing (read-only)."),
@@ -523,7 +547,9 @@ CFTYPES: tuple[CfType, ...] = tuple(sorted(
                fmt="one thread ID per line, sorted; threads that exited are gone; the root "
                "lists every thread of the host not in another group.",
                accepts="a thread ID (0: the writer): that thread alone moves here. Nothing of "
-               "its memory is charged, and no signal is ever sent to it.",
+               "its memory is charged, and no signal is ever sent to it, unless mounted with "
+               "`--real-processes`: then its process's memory gained from now on is charged "
+               "here, and limits may page it out, stop or kill it (docs/real-processes.md).",
                errors=_PID_ERRORS),
         *_counter_files("memory.", "memory", limit_writer=write_limit, doc="memory",
                         limit_accepts="A limit under the usage reclaims first, and is stored "
@@ -581,7 +607,9 @@ CFTYPES: tuple[CfType, ...] = tuple(sorted(
                "refused by the OOM killer).",
                accepts=f"{_U64}: 0 (the charging write is the OOM victim and fails with ENOMEM) "
                "or 1 (it waits until memory is freed or a limit is raised). Every charge "
-               "waiting in OOM re-decides at once.",
+               "waiting in OOM re-decides at once. With `--real-processes`, members over a "
+               "limit are the victims: 0 kills the largest with SIGKILL, 1 stops them all "
+               "until usage fits (docs/real-processes.md).",
                errors=(("EINVAL", "anything but 0 or 1, or written on the root group"),
                        ("ERANGE", "above 2^64-1"))),
         CfType("memory.pressure_level", "Only for cgroup.event_control registrations.",

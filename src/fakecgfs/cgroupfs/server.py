@@ -57,6 +57,7 @@ class MountOptions:
     trace: str | None = None  # JSON-lines event trace file
     trace_interval: float | None = None  # seconds between usage samples; None: the default
     era: str = "6.18"  # "6.18", or "rfc-2008": 2.6.26-rc2-mm1 with the RFC as posted
+    real_processes: bool = False  # charge member processes' real memory (docs/real-processes.md)
 
 
 def fuse_options(options: MountOptions) -> dict[str, object]:
@@ -130,6 +131,12 @@ async def _serve(mountpoint: str, options: MountOptions) -> None:
             controller.subscribe(trace)
             interval = options.trace_interval or SAMPLE_INTERVAL
             nursery.start_soon(run_sampler, controller, interval, sample, name="trace-sampler")
+        real = None
+        if options.real_processes:
+            from ..members import RealProcesses
+
+            real = controller.real = RealProcesses(controller)
+            nursery.start_soon(real.run, name="members-sampler")
         ops = CgroupFS(controller, strict=options.strict, mountpoint=mountpoint,
                        owner=(os.getuid(), os.getgid()), table=table,
                        superuser=None if os.getuid() == 0 else os.getuid())  # fmt: skip
@@ -144,6 +151,8 @@ async def _serve(mountpoint: str, options: MountOptions) -> None:
                 await session.serve()
         finally:
             nursery.cancel_scope.cancel()  # the sampler, and the signal watcher
+            if real is not None:
+                real.close()  # members an OOM stopped are continued
             session.unmount()
             with contextlib.suppress(OSError):
                 os.unlink(pidfile)

@@ -13,6 +13,7 @@ from .events import Event, EventKind
 from .lru import PageKind
 from .memcg import MemCgroup
 from .processes import ProcessTable, ProcFS
+from .real import RealKind, RealMemory
 from .res_counter import ResCounter, ResState
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "MemoryController",
     "DaemonState", "DaemonStats", "ReclaimDaemon", "ControllerError", "Event", "EventKind",
     "PageKind", "MemCgroup", "ProcessTable", "ProcFS", "ResCounter", "ResState",
+    "RealKind", "RealMemory",
 ]  # fmt: skip

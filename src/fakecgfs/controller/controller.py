@@ -34,6 +34,7 @@ from .lru import PageKind
 from .memcg import MemCgroup
 from .notify import Notifier
 from .processes import ProcessTable, ProcFS
+from .real import LOCKED_KINDS, STAT_OF_KIND, RealKind, RealMemory, in_memory
 from .res_counter import ResCounter
 from .vmscan import ReclaimResult, SwapSpace, try_to_free_pages
 
@@ -53,9 +54,32 @@ MEMORY_STAT_NAMES = (
 """Every line of memory.stat, in order: the group's own items, its limits, its subtree's totals."""
 
 
+_REAL_STAT_INDEXES = {
+    kind: tuple(STAT_ITEMS.index(name) for name in names) for kind, names in STAT_OF_KIND.items()
+}
+
+
+def _real_stat(memcg: MemCgroup) -> list[int]:
+    """What real pages add to one group's memory.stat items (bytes, STAT_ITEMS' order)."""
+    added = [0] * len(STAT_ITEMS)
+    for kind, indexes in _REAL_STAT_INDEXES.items():
+        nr = memcg.real[kind]
+        if nr:
+            for index in indexes:
+                added[index] += nr * PAGE_SIZE
+    return added
+
+
 def _local_stat(memcg: MemCgroup) -> tuple[int, ...]:
     """One group's own memory.stat items in STAT_ITEMS' order (bytes, or event counts for pg*).
     A tuple, not a dict: memory.stat is read often, and sums over whole subtrees."""
+    simulated = _simulated_stat(memcg)
+    if not any(memcg.real):
+        return simulated
+    return tuple(map(sum, zip(simulated, _real_stat(memcg))))
+
+
+def _simulated_stat(memcg: MemCgroup) -> tuple[int, ...]:
     lru = memcg.lruvec
     inactive_anon, active_anon = lru.inactive_anon.nr, lru.active_anon.nr
     inactive_file, active_file = lru.inactive_file.nr, lru.active_file.nr
@@ -105,6 +129,8 @@ class MemoryController:
         self.removals_since_compact = 0  # rmdirs since the last compact()
         self._last_removal = 0.0  # clock time of the latest rmdir
         self._compaction_wanted = trio.Event()  # set once COMPACT_AFTER_REMOVALS add up
+        self.real: RealMemory | None = None  # real processes' memory (mount --real-processes)
+        self._enforcing: set[MemCgroup] = set()  # groups over a limit because of real pages
 
     @classmethod
     @asynccontextmanager
@@ -266,6 +292,9 @@ class MemoryController:
         # accounting); they now sit on its own lists, as ~2.6.29 to 3.x kernels moved charges
         # to the parent.
         memcg.lruvec.move_to(parent.lruvec)
+        for kind in RealKind:  # and real ones (members' exited, SysV shm): see _live()
+            parent.real[kind] += memcg.real[kind]
+            memcg.real[kind] = 0
         self._release_kernel_memory(memcg)
         self._free_child_structures(memcg)
         del parent.children[memcg.name]
@@ -481,6 +510,146 @@ class MemoryController:
         """Set the referenced bit on up to ``nr_pages`` of the group's pages (a task used them)."""
         return memcg.lruvec.mark_referenced(kind, nr_pages)
 
+    # -- real pages (mount --real-processes) --------------------------------------------------
+
+    @staticmethod
+    def _live(memcg: MemCgroup) -> MemCgroup:
+        """The group that holds a removed group's pages now: its nearest live ancestor (rmdir
+        hands them up; the members layer may still name the removed group)."""
+        while memcg.removed and memcg.parent is not None:
+            memcg = memcg.parent
+        return memcg
+
+    def refresh(self, memcg: MemCgroup) -> None:
+        """Bring real members' usage in ``memcg``'s subtree up to date before a read shows it."""
+        if self.real is not None:
+            self.real.refresh(memcg)
+
+    def charge_real(self, memcg: MemCgroup, kind: RealKind, nr_pages: int) -> None:
+        """Pages a member process already has (it faulted them in): charge them, whatever the
+        limits.  A group pushed over its limit counts a failure, and a task of the controller
+        then does what the kernel's charge path would have: reclaim, then OOM."""
+        if nr_pages <= 0:
+            return
+        memcg = self._live(memcg)
+        memcg.real[kind] += nr_pages
+        for node in memcg.lineage():
+            if in_memory(kind):
+                node.memory.charge_unchecked(nr_pages)
+            node.memsw.charge_unchecked(nr_pages)
+        if in_memory(kind):
+            memcg.pgpgin += nr_pages
+            if kind is RealKind.ANON or kind is RealKind.ANON_LOCKED:
+                memcg.pgfault += nr_pages
+        self.notifier.usage_changed()
+        self._wake_daemons_above_high(memcg)
+        self._check_real_limits(memcg)
+
+    def uncharge_real(self, memcg: MemCgroup, kind: RealKind, nr_pages: int) -> int:
+        """Pages a member no longer has (freed, paged out, exited): uncharge up to ``nr_pages``
+        of that kind from the group holding them; return how many."""
+        memcg = self._live(memcg)
+        nr_pages = min(nr_pages, memcg.real[kind])
+        if nr_pages <= 0:
+            return 0
+        memcg.real[kind] -= nr_pages
+        for node in memcg.lineage():
+            if in_memory(kind):
+                node.memory.uncharge(nr_pages)
+            node.memsw.uncharge(nr_pages)
+        if in_memory(kind):
+            memcg.pgpgout += nr_pages
+        self.notifier.usage_changed()
+        self._signal_memory_freed()
+        return nr_pages
+
+    @staticmethod
+    def _excess(memcg: MemCgroup) -> int:
+        """Pages by which the group is over its memory or memory+swap limit (0: it fits)."""
+        return max(memcg.memory.usage - memcg.memory.limit, memcg.memsw.usage - memcg.memsw.limit, 0)
+
+    def _check_real_limits(self, memcg: MemCgroup) -> None:
+        """After a real charge: the lowest group on the way up that is over a limit is where
+        the kernel's page_counter_try_charge() would have failed."""
+        for node in memcg.lineage():
+            if not self._excess(node):
+                continue
+            memsw = node.memsw.usage > node.memsw.limit
+            counter = node.memsw if memsw else node.memory
+            counter.failcnt += 1
+            self.emit(node, EventKind.CHARGE_REFUSED, pages=counter.usage - counter.limit,
+                      counter="memsw" if memsw else "memory", usage=counter.usage * PAGE_SIZE,
+                      limit=counter.limit * PAGE_SIZE, real=True)  # fmt: skip
+            if node not in self._enforcing and self._nursery is not None:
+                self._enforcing.add(node)
+                self._nursery.start_soon(self._enforce_limit, node, name=f"oom:{node.path}")
+            return
+
+    async def _enforce_limit(self, over: MemCgroup) -> None:
+        """try_charge_memcg() for pages that are already there: reclaim simulated pages, then
+        real ones, retrying while that makes progress; then OOM, until the group fits."""
+        try:
+            retries = MEM_CGROUP_RECLAIM_RETRIES
+            while not over.removed and (excess := self._excess(over)):
+                memsw = over.memsw.usage > over.memsw.limit
+                progress = self.reclaim(over, max(excess, SWAP_CLUSTER_MAX), cause="direct",
+                                        may_swap=not memsw).reclaimed  # fmt: skip
+                if self._excess(over):
+                    progress += await self.reclaim_real(over, self._excess(over), cause="direct")
+                if not self._excess(over):
+                    break
+                if progress and retries:
+                    retries -= 1
+                    continue
+                await self._real_out_of_memory(over)
+                retries = MEM_CGROUP_RECLAIM_RETRIES
+        finally:
+            self._enforcing.discard(over)
+        if not over.removed and over.parent is not None and self._excess(over.parent):
+            self._check_real_limits(over.parent)
+
+    async def _real_out_of_memory(self, over: MemCgroup) -> None:
+        """mem_cgroup_oom() for real members: with oom_kill_disable 0 kill the largest member
+        of the subtree; with 1 stop them all (under_oom) until the group fits again."""
+        assert self.real is not None
+        self.notifier.out_of_memory(over)
+        if not over.oom_kill_disable:
+            self.emit(over, EventKind.OOM, action="kill", pages=self._excess(over), real=True)
+            if await self.real.oom_kill(over, self._count_oom_kill):
+                return
+            # No member to kill (the pages outlived them: SysV shm): wait for a change.
+            await self._wait_memory_freed()
+            return
+        over.oom_waiters += 1
+        self.emit(over, EventKind.OOM, action="wait", pages=self._excess(over), real=True)
+        self.real.freeze(over)
+        try:
+            while self._excess(over) and over.oom_kill_disable and not over.removed:
+                await self._wait_memory_freed()
+        finally:
+            over.oom_waiters -= 1
+            self.real.thaw(over)
+
+    def _count_oom_kill(self, victim: MemCgroup) -> None:
+        """MEMCG_OOM_KILL is counted in the victim's group and its ancestors, the root excepted
+        (memcg_memory_event()), as the kill is sent."""
+        for node in self._live(victim).lineage():
+            if not node.is_root():
+                node.oom_kill += 1
+
+    async def _wait_memory_freed(self) -> None:
+        """Sleep until memory is freed, or a limit or oom_control changes."""
+        await self._memory_freed.wait()
+
+    async def reclaim_real(self, memcg: MemCgroup, nr_pages: int, *, cause: str) -> int:
+        """Ask the members layer to page out real pages of the subtree; pages that left."""
+        if self.real is None or not self.real.has_members(memcg):
+            return 0
+        reclaimed = await self.real.reclaim(memcg, max(nr_pages, SWAP_CLUSTER_MAX))
+        self.emit(memcg, EventKind.RECLAIM, cause=cause, scanned=reclaimed, reclaimed=reclaimed,
+                  usage=memcg.memory.usage * PAGE_SIZE, real=True)  # fmt: skip
+        return reclaimed
+
     # -- reclaim -------------------------------------------------------------------------------
 
     def reclaim(
@@ -511,9 +680,14 @@ class MemoryController:
         """Reclaim until ``counter`` fits under ``nr_pages``, or EBUSY when a pass frees
         nothing (mem_cgroup_resize_max)."""
         drained = False
+        real_passes = MAX_RECLAIM_RETRIES  # a running member may fault its pages back in
         while counter.usage > nr_pages:
             result = self.reclaim(memcg, SWAP_CLUSTER_MAX, cause="limit", may_swap=may_swap)
             if not result.reclaimed:
+                if real_passes and await self.reclaim_real(memcg, counter.usage - nr_pages,
+                                                           cause="limit"):  # fmt: skip
+                    real_passes -= 1
+                    continue
                 if drained:
                     raise ControllerError(errno.EBUSY, "cannot reclaim below the new limit")
                 drained = self._drain_stock(memcg) or True
@@ -528,6 +702,9 @@ class MemoryController:
         while retries and memcg.memory.usage:
             if not self.reclaim(memcg, SWAP_CLUSTER_MAX, cause="force_empty").reclaimed:
                 retries -= 1
+                # Real pages next.  A pass over them counts as a retry even when it frees
+                # some: a running member may fault them back in as fast.
+                await self.reclaim_real(memcg, memcg.memory.usage, cause="force_empty")
             await trio.lowlevel.checkpoint()
 
     # -- limits --------------------------------------------------------------------------------
@@ -691,6 +868,20 @@ class MemoryController:
             self._owner(tid).tasks.discard(tid)
             if not memcg.is_root():
                 memcg.tasks.add(tid)
+        if self.real is not None:
+            tgid = self.processes.tgid_of(pid)
+            if tgid is not None:
+                self.real.attached(memcg, tgid)
+
+    def adopt(self, memcg: MemCgroup, pid: int) -> None:
+        """A member's child was born in the member's group, as fork() leaves it (every thread of
+        it, as the child has only those it made since)."""
+        if memcg.removed or not self.processes.thread_alive(pid):
+            return
+        for tid in self.processes.thread_group(pid):
+            self._owner(tid).tasks.discard(tid)
+            if not memcg.is_root():
+                memcg.tasks.add(tid)
 
     def tasks(self, memcg: MemCgroup) -> list[int]:
         """Sorted thread IDs in the group; the root holds every host thread not elsewhere."""
@@ -728,9 +919,13 @@ class MemoryController:
         """memory.numa_stat's items in pages (one node), local then hierarchical."""
 
         def items(nodes: list[MemCgroup]) -> dict[str, int]:
-            file = sum(n.lruvec.resident(PageKind.FILE) for n in nodes)
-            anon = sum(n.lruvec.resident(PageKind.ANON) for n in nodes)
-            return {"total": file + anon, "file": file, "anon": anon, "unevictable": 0}
+            file = sum(n.lruvec.resident(PageKind.FILE) + n.real[RealKind.FILE] for n in nodes)
+            anon = sum(n.lruvec.resident(PageKind.ANON) + n.real[RealKind.ANON]
+                       + n.real[RealKind.SHMEM] + n.real[RealKind.SHMEM_UNMAPPED]
+                       for n in nodes)  # fmt: skip
+            unevictable = sum(n.real[kind] for n in nodes for kind in LOCKED_KINDS)
+            return {"total": file + anon + unevictable, "file": file, "anon": anon,
+                    "unevictable": unevictable}  # fmt: skip
 
         local = items([memcg])
         total = items(list(memcg.subtree()))

@@ -172,6 +172,11 @@ class ReclaimDaemon:
         backoff = BACKOFF_MIN
         while not self.memcg.memory.below_low_watermark():
             result = self.controller.reclaim(self.memcg, SWAP_CLUSTER_MAX, cause="background")
+            if not result.reclaimed:  # real members' pages, paged out by the kernel on request
+                real = await self.controller.reclaim_real(self.memcg, SWAP_CLUSTER_MAX,
+                                                          cause="background")  # fmt: skip
+                result.scanned += real
+                result.reclaimed += real
             stats = self.stats
             stats.passes += 1
             stats.pages_scanned += result.scanned

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from .constants import PAGE_COUNTER_MAX
 from .lru import Lruvec, PageKind
+from .real import NR_REAL_KINDS
 from .res_counter import ResCounter
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class MemCgroup:
         self.charging = 0  # charges in progress here: the simulated tasks rmdir must not orphan
         self.shown_ram = 0  # memory.shown_ram_in_bytes, a vendor file of the measured kernel
         self.daemon: ReclaimDaemon | None = None  # set by the controller at creation
+        self.real = [0] * NR_REAL_KINDS  # real processes' pages charged here, by RealKind
 
     # -- the tree ------------------------------------------------------------------------------
 
