@@ -316,3 +316,13 @@ def test_listings_leave_out_fakecgfs_extensions_only():
 
     assert is_extension("memory.high_wmark_in_bytes") and is_extension("fake.charge")
     assert not is_extension("memory.limit_in_bytes") and not is_extension("fakecgfs-x")
+
+
+def test_help_names_the_command_and_is_plain_text(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        c.main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: fakecgfs conformance ")
+    assert "python -m" not in out and "``" not in out and "::" not in out
+
