@@ -104,6 +104,7 @@ async def _serve(mountpoint: str, options: MountOptions) -> None:
             nursery.start_soon(run_sampler, controller, interval, name="trace-sampler")
         ops = CgroupFS(controller, strict=options.strict, mountpoint=mountpoint,
                        owner=(os.getuid(), os.getgid()))  # fmt: skip
+        controller.on_compact(ops.compact)
         session = FuseSession(ops, mountpoint, fuse_options(options), encoding=PATH_ENCODING)
         pidfile = mounting.runtime_path(mountpoint, ".pid")  # how `fakecgfs umount --lazy` finds us
         try:

@@ -115,6 +115,11 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     return lib
 
 
+_TIMESPEC_FIELDS = {"st_atime": "st_atimespec", "st_mtime": "st_mtimespec",
+                    "st_ctime": "st_ctimespec"}  # fmt: skip
+"""stat times (what getattr returns) and the c_stat fields holding them."""
+
+
 class _Callbacks(fuse.FUSE):
     """fusepy's table of callbacks (argument and result conversion, errno from exceptions) built
     without calling fuse_main(): the session owns mounting and the loop."""
@@ -139,6 +144,25 @@ class _Callbacks(fuse.FUSE):
                 else:
                     value = prototype(functools.partial(self._wrapper, getattr(self, name)))
             setattr(self.table, name, value)
+
+    def fgetattr(self, path: bytes | None, buf: Any, fip: Any) -> int:
+        """fusepy's fgetattr (getattr calls it), but filling the stat by constant field names.
+        fusepy's set_st_attrs() looks up ``key + "spec"``, a new string per time field and
+        request, which CPython's type attribute cache keeps alive until the next lookup: an
+        object allocated amid a burst of requests outlives it and pins the heap page it landed
+        on.  (The controller used to empty that cache with a private CPython call.)"""
+        ctypes.memset(buf, 0, ctypes.sizeof(fuse.c_stat))
+        st = buf.contents
+        fh = fip.contents.fh if fip else fip
+        attrs = self.operations("getattr", self._decode_optional_path(path), fh)
+        for key, value in attrs.items():
+            timespec_field = _TIMESPEC_FIELDS.get(key)
+            if timespec_field is not None:  # use_ns: times are integer nanoseconds
+                timespec = getattr(st, timespec_field)
+                timespec.tv_sec, timespec.tv_nsec = divmod(int(value), 10**9)
+            elif hasattr(st, key):
+                setattr(st, key, value)
+        return 0
 
     # Two requests every cat makes (open, release) skip fusepy's three layers of dispatch
     # (partial, _wrapper, operations.__call__): same conversions, one Python frame.

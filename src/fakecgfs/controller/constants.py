@@ -10,6 +10,10 @@ PAGE_SIZE = 4096
 PAGE_COUNTER_MAX = (2**63 - 1) // PAGE_SIZE
 """The "unlimited" page count of mm/page_counter.c on 64-bit; reads back as 9223372036854771712 bytes."""
 
+UNLIMITED = PAGE_COUNTER_MAX * PAGE_SIZE
+"""What an unlimited counter reads back as, in bytes (9223372036854771712): a limit at or above
+it is no limit."""
+
 SWAP_CLUSTER_MAX = 32
 """Pages one reclaim batch aims to free (include/linux/swap.h); also the background task's pass size."""
 

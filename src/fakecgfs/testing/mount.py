@@ -95,7 +95,7 @@ class FakecgfsMount:
         """Return once the group's background reclaim task sleeps with nothing to do (it has
         reclaimed down to the low watermark, or usage never went above the high one) or is
         stopped, as `fakecgfs wait --settled`; TimeoutError if not within ``timeout`` s."""
-        from ..cli import settled
+        from ..cliutil import settled
 
         path = self._dir(group)
         if not mounting.wait_until(lambda: settled(str(path)), timeout, 0.01):
