@@ -13,6 +13,7 @@ from . import mounting
 from .cliutil import errno_text as _errno_text
 from .cliutil import fail as _fail
 from .cliutil import parse_size, read_daemon, settled
+from .fuselib import missing_libfuse2
 
 MOUNT_TIMEOUT = 15.0  # seconds `fakecgfs mount` waits for the server to be usable
 POLL_INTERVAL = 0.05
@@ -46,6 +47,8 @@ def cmd_mount(args: argparse.Namespace) -> int:
         return _fail(f"{mountpoint}: already mounted")
     if os.listdir(mountpoint):
         return _fail(f"{mountpoint}: directory is not empty")
+    if missing := missing_libfuse2():
+        return _fail(missing)
     if args.foreground:
         from .cgroupfs.server import MountOptions, serve
 

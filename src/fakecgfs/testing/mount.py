@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes.util
 import json
 import os
 import signal
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .. import mounting
+from ..fuselib import missing_libfuse2
 
 READY_TIMEOUT = 15.0
 EXIT_TIMEOUT = 10.0
@@ -23,9 +23,7 @@ def fuse_unavailable_reason() -> str | None:
     """Why a FUSE mount cannot be made here, or None if it can."""
     if not os.path.exists("/dev/fuse"):
         return "no /dev/fuse (load the fuse module or pass --device /dev/fuse)"
-    if ctypes.util.find_library("fuse") is None:
-        return "libfuse2 is not installed (apt-get install libfuse2 fuse)"
-    return None
+    return missing_libfuse2()
 
 
 Size = int | str  # bytes, or text the kernel parses: "64M", "0x1000", "-1"
@@ -134,7 +132,8 @@ class FakecgfsMount:
             fd = os.open(path, os.O_WRONLY)
         except FileNotFoundError as e:
             if path.name.startswith("fake.") and path.parent.is_dir():
-                e.strerror += " (a strict mount hides the fake.* files)"
+                why = e.strerror or os.strerror(e.errno or 0)  # strerror may be None
+                e.strerror = f"{why} (a strict mount hides the fake.* files)"
             raise
         try:
             os.write(fd, text.encode())
