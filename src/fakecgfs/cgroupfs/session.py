@@ -83,14 +83,16 @@ class DataPath(Protocol):
 
 
 class _FuseBuf(ctypes.Structure):
-    """libfuse's struct fuse_buf."""
+    """libfuse's struct fuse_buf (fuse_common.h).  libfuse2 is built, and its headers insist on
+    being used, with _FILE_OFFSET_BITS=64: off_t is 64 bits on every architecture (a C long is
+    32 bits on 32-bit ones).  tests/test_fuse_abi.py compares this layout with the header's."""
 
     _fields_ = [
         ("size", ctypes.c_size_t),
-        ("flags", ctypes.c_int),
+        ("flags", ctypes.c_int),  # enum fuse_buf_flags
         ("mem", ctypes.c_void_p),
         ("fd", ctypes.c_int),
-        ("pos", ctypes.c_long),
+        ("pos", ctypes.c_int64),  # off_t
     ]
 
 
