@@ -14,7 +14,6 @@ import pytest
 
 from fakecgfs import conformance as c
 
-
 # -- answer capture ------------------------------------------------------------------------
 
 
@@ -26,7 +25,8 @@ def test_errno_name():
 
 def test_capture_records_errno_and_syscall(tmp_path):
     missing = str(tmp_path / "missing")
-    assert c.capture("open", os.open, missing, os.O_RDONLY) == {"errno": "ENOENT", "syscall": "open"}
+    enoent = {"errno": "ENOENT", "syscall": "open"}
+    assert c.capture("open", os.open, missing, os.O_RDONLY) == enoent
     assert c.is_err(c.capture("rmdir", os.rmdir, missing))
     assert c.capture("stat", lambda: 42) == 42
     assert not c.is_err(42)

@@ -24,7 +24,8 @@ PROGRAM = r"""
 #include <fuse_lowlevel.h>  /* fuse_common.h may not be included alone */
 #include <linux/fuse.h>
 
-#define FIELD(s, f) printf(#s "." #f " %zu %zu\n", offsetof(struct s, f), sizeof(((struct s *)0)->f))
+#define FIELD(s, f) \
+    printf(#s "." #f " %zu %zu\n", offsetof(struct s, f), sizeof(((struct s *)0)->f))
 #define SIZE(s) printf(#s " %zu\n", sizeof(struct s))
 
 int main(void)

@@ -13,7 +13,9 @@ from . import mounting
 from .cliutil import errno_text as _errno_text
 from .cliutil import fail as _fail
 from .cliutil import parse_size, read_daemon, settled
+from .cliutil import read_file as _read
 from .fuselib import missing_libfuse2
+from .kernel import UNLIMITED
 
 MOUNT_TIMEOUT = 15.0  # seconds `fakecgfs mount` waits for the server to be usable
 POLL_INTERVAL = 0.05
@@ -146,8 +148,6 @@ def cmd_uncharge(args: argparse.Namespace) -> int:
 
 
 def _human(value: int) -> str:
-    from .controller.constants import UNLIMITED  # imports trio: only for status
-
     if value >= UNLIMITED:
         return "max"
     for unit, shift in (("G", 30), ("M", 20), ("K", 10)):

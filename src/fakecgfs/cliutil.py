@@ -1,8 +1,8 @@
 """Helpers shared by the ``fakecgfs`` command (cli.py) and the test kit (testing/): messages,
 sizes as options take them, and the state of a group's reclaim task.
 
-Cheap to import: every ``fakecgfs`` call imports this module, so the kernel parsers and the
-controller's constants (which import trio) are loaded only when a helper needs them.
+Cheap to import: every ``fakecgfs`` call imports this module, so the kernel parsers are loaded
+only when a size is parsed, and nothing here imports the controller (or trio).
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import argparse
 import errno
 import os
 import sys
+
+from .kernel import UNLIMITED
 
 
 def fail(message: str, code: int = 1) -> int:
@@ -39,7 +41,8 @@ def parse_size(text: str) -> int:
     return value
 
 
-def _read(path: str) -> str:
+def read_file(path: str) -> str:
+    """The whole text of a small file (a control file)."""
     with open(path, encoding="utf-8", errors="replace") as f:
         return f.read()
 
@@ -47,7 +50,7 @@ def _read(path: str) -> str:
 def read_daemon(group: str) -> dict[str, str]:
     """fake.reclaim_daemon as a dict of its 'name value' lines."""
     result = {}
-    for line in _read(os.path.join(group, "fake.reclaim_daemon")).splitlines():
+    for line in read_file(os.path.join(group, "fake.reclaim_daemon")).splitlines():
         name, _, value = line.partition(" ")
         result[name] = value
     return result
@@ -59,8 +62,6 @@ def settled(group: str) -> bool:
     watermark and then reclaims to the low one, so a sleeping task above the high watermark has
     a wake-up pending, and one between the watermarks (a charge that never crossed the high one,
     a low watermark lowered later) will do nothing more."""
-    from .controller.constants import UNLIMITED
-
     daemon = read_daemon(group)
     if daemon["state"] not in ("sleeping", "stopped"):
         return False

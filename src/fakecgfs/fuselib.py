@@ -9,7 +9,7 @@ install instead.  Nothing here imports fusepy.
 from __future__ import annotations
 
 import ctypes.util
-from typing import Callable
+from collections.abc import Callable
 
 
 def os_release() -> dict[str, str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno as _errno
 import os as _os
 
-from ..controller.constants import PAGE_COUNTER_MAX, PAGE_SIZE
+from ..kernel import PAGE_COUNTER_MAX, PAGE_SIZE
 
 __all__ = [
     "PAGE_SIZE",
@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 #: cgroup files have ``atomic_write_len = PAGE_SIZE``: longer writes get E2BIG.
-MAX_WRITE = 4096
+MAX_WRITE = PAGE_SIZE
 
 _U64_MASK = 2**64 - 1
 _INT_MIN = -(2**31)

@@ -13,18 +13,46 @@ against the kernel's /sys/fs/cgroup/memory as against a fakecgfs mount.
 from __future__ import annotations
 
 from .answers import (
-    PID_MAX_LIMIT, Steps, capture, err, errno_name, escape_bytes, input_label, is_err, kind_of,
-    oct_mode, pid_input_is_safe, stat_dict, step_label, text, unescape_bytes,
+    PID_MAX_LIMIT,
+    Steps,
+    capture,
+    err,
+    errno_name,
+    escape_bytes,
+    input_label,
+    is_err,
+    kind_of,
+    oct_mode,
+    pid_input_is_safe,
+    stat_dict,
+    step_label,
+    text,
+    unescape_bytes,
 )  # fmt: skip
 from .catalogue import Family, Probe
 from .cli import main
 from .compare import (
-    MISSING, Difference, compared_count, diff, diff_compare_with, summary_line,
+    MISSING,
+    Difference,
+    compared_count,
+    diff,
+    diff_compare_with,
+    summary_line,
 )  # fmt: skip
 from .context import CLOSED_FD, GROUP_PREFIX, Ctx, GuardError, is_extension, remove_tree
 from .files import (
-    ALL_FILES, BYTE_FILES, BYTE_INPUTS, CHILD_FILES, NUMBER_FILES, NUMBER_INPUTS, PID_INPUTS,
-    READ_ONLY_FILES, RESET_FILES, RESET_INPUTS, ROOT_FILES, WMARK_FILES,
+    ALL_FILES,
+    BYTE_FILES,
+    BYTE_INPUTS,
+    CHILD_FILES,
+    NUMBER_FILES,
+    NUMBER_INPUTS,
+    PID_INPUTS,
+    READ_ONLY_FILES,
+    RESET_FILES,
+    RESET_INPUTS,
+    ROOT_FILES,
+    WMARK_FILES,
 )  # fmt: skip
 from .record import BASE_SETUP, TOOL_VERSION, UMASK, area_counts, build_catalogue, record
 

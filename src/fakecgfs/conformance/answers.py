@@ -7,7 +7,8 @@ import errno
 import os
 import re
 import stat
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 PID_MAX_LIMIT = 4194304  # the largest value /proc/sys/kernel/pid_max can take (64-bit)
 

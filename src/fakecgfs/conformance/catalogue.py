@@ -3,9 +3,11 @@ fixed, ordered list of probes that record() runs."""
 
 from __future__ import annotations
 
+import functools
 import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from .context import Ctx
 
@@ -49,14 +51,16 @@ class Family:
         for rows in itertools.product(*self.axes):
             labels = [row[0] for row in rows]
             values = tuple(value for row in rows for value in row[1:])
-
-            def fn(ctx: Ctx, run: Callable[..., Any] = self.run, case: Row = values + self.args) -> Any:
-                return run(ctx, *case)
-
-            yield Probe(self.id.format(*labels), fn,
+            run = functools.partial(_call, self.run, values + self.args)
+            compare_with = self.compare_with.format(*labels) if self.compare_with else None
+            yield Probe(self.id.format(*labels), run,
                         machine_dependent=_decide(self.machine_dependent, values),
                         fakecgfs_only=_decide(self.fakecgfs_only, values),
-                        compare_with=self.compare_with and self.compare_with.format(*labels))  # fmt: skip
+                        compare_with=compare_with)  # fmt: skip
+
+
+def _call(run: Callable[..., Any], case: Row, ctx: Ctx) -> Any:
+    return run(ctx, *case)
 
 
 def _decide(flag: Flag, values: Row) -> bool:

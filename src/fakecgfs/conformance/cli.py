@@ -42,9 +42,10 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fakecgfs conformance", description=DESCRIPTION,
-                                     epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="fakecgfs conformance", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
     sub = parser.add_subparsers(dest="cmd", required=True)
     rec = sub.add_parser("record", help="run the probes against a v1 memory hierarchy")
     rec.add_argument("root", help="mount root of the hierarchy, e.g. /sys/fs/cgroup/memory")

@@ -8,7 +8,8 @@ import errno
 import os
 import platform
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .answers import err, pid_input_is_safe, stat_dict, text
 from .files import WMARK_FILES

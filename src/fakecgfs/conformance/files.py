@@ -4,8 +4,8 @@ controller, swap accounting on) and the inputs written to them."""
 from __future__ import annotations
 
 import os
-from .answers import input_label, pid_input_is_safe
 
+from .answers import input_label, pid_input_is_safe
 
 ROOT_FILES = (
     "cgroup.clone_children", "cgroup.event_control", "cgroup.procs", "cgroup.sane_behavior",

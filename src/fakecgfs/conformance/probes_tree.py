@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .answers import Steps, kind_of, oct_mode, stat_dict, step_label, text
 from .context import Ctx, listing

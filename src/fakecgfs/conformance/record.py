@@ -8,7 +8,8 @@ import os
 import platform
 import secrets
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from .catalogue import Probe, expand
 from .context import GROUP_PREFIX, Ctx, GuardError, remove_tree
@@ -89,7 +90,7 @@ def record(root: str, only: str | None = None, log: Callable[[str], None] | None
             "kernel": os.uname().release,
             "machine": platform.machine(),
             "page_size": os.sysconf("SC_PAGE_SIZE"),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "root": root,
             "tool": "fakecgfs.conformance",
             "tool_version": TOOL_VERSION,

@@ -26,7 +26,7 @@ import ctypes
 import ctypes.util
 import gc
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 COMPACT_AFTER_REMOVALS = 1000
 """Removals that make a compaction worth its cost (a full gc pass, a walk of the tree)."""

@@ -3,7 +3,8 @@ beyond bookkeeping; the charge path and reclaim policy live in the controller)."
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from .constants import PAGE_COUNTER_MAX
 from .lru import Lruvec, PageKind
@@ -56,7 +57,7 @@ class MemCgroup:
         self.kmem_cost = 0  # kmem pages this group's structures cost its parent
         self.charging = 0  # charges in progress here: the simulated tasks rmdir must not orphan
         self.shown_ram = 0  # memory.shown_ram_in_bytes, a vendor file of the measured kernel
-        self.daemon: ReclaimDaemon | None = None  # set by the controller at creation
+        self.daemon: ReclaimDaemon  # the controller gives every group one as it creates it
 
     # -- the tree ------------------------------------------------------------------------------
 

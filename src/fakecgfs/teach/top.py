@@ -22,7 +22,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from ..controller.constants import UNLIMITED  # what a limit or a disarmed watermark reads as
+from ..kernel import UNLIMITED  # what a limit or a disarmed watermark reads as
 
 BAR_MIN, BAR_MAX = 10, 40  # width of the usage bar, in cells
 
