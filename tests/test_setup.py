@@ -14,7 +14,8 @@ import pytest
 
 SETUP = Path(__file__).resolve().parent.parent / "scripts" / "setup"
 
-pytestmark = pytest.mark.skipif(shutil.which("apt-get") is None, reason="not a Debian/Ubuntu system")
+pytestmark = pytest.mark.skipif(shutil.which("apt-get") is None,
+                                reason="not a Debian/Ubuntu system")  # fmt: skip
 
 
 def dry_run(assume_missing: str = "") -> subprocess.CompletedProcess:
@@ -42,10 +43,11 @@ def test_what_it_would_install_removes_nothing(missing):
     assert "fuse" not in packages  # Debian's old fuse conflicts with fuse3 and removes it
     assert not re.search(r"^Remv ", result.stdout, re.M), result.stdout
     # apt either would install without removing, or refuses (--no-remove) and says so
-    assert result.returncode == 0 or (result.returncode == 100
-                                      and "remove is disabled" in result.stderr), result  # fmt: skip
+    refused = result.returncode == 100 and "remove is disabled" in result.stderr
+    assert result.returncode == 0 or refused, result
 
 
 def test_the_library_package_follows_the_distribution():
     result = dry_run("libfuse2")
-    assert re.search(r"would install Debian packages: libfuse2(t64)?\b", result.stdout), result.stdout
+    wanted = re.search(r"would install Debian packages: libfuse2(t64)?\b", result.stdout)
+    assert wanted, result.stdout
