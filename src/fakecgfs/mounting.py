@@ -15,9 +15,9 @@ import time
 SERVER_ALLOCATOR = "malloc"
 """The server runs on glibc's malloc, not Python's pymalloc.  After a burst of rmdirs the
 controller hands free memory back (compact(): malloc_trim), which pymalloc defeats: any object
-that outlived the burst pins its whole 1 MiB arena.  Measured through the mount, RSS after
-removing 10,000 armed groups: +6% of the start with malloc, +41% with pymalloc; request latency
-does not change measurably."""
+that outlived the burst pins its whole arena.  RSS after removing many armed groups stays close
+to where it started with malloc, far above with pymalloc, and request latency does not change
+measurably (figures: docs/performance.md)."""
 
 
 def server_environment() -> dict[str, str]:

@@ -2,8 +2,9 @@
 
 libfuse2's loops give a request a thread and send the reply when the callback returns.  For a
 Python filesystem that is the wrong shape twice over: every libfuse worker thread makes and
-destroys a Python thread state per callback and fights the others for the GIL (measured: a
-multithreaded fusepy server costs 2.5x a single-threaded one per request), and a write that has
+destroys a Python thread state per callback and fights the others for the GIL (a multithreaded
+fusepy server costs several times a single-threaded one per request: docs/performance.md), and a
+write that has
 to wait (a charge asleep in OOM) either holds a thread or stalls everyone.  So the session is a
 trio task in the loop that owns the controller:
 
@@ -52,11 +53,10 @@ waits at most a few milliseconds."""
 
 POLL_AFTER_REQUEST_NS = 50_000
 """How long the session keeps reading /dev/fuse after a request when nothing is queued, before
-the loop may sleep.  A client reading a file sends its next request (read again, close) 10 to
-20 us after its reply; had the server slept, that request costs a cross-CPU wake-up (on this VM
-an IPI and a VM exit, 50 to 150 us), and so does its reply.  Measured unpinned, open+read+close
-of a 20-byte file: 250 us without polling, 62 us with (10 us of polling: 146 us; 100 us: no
-better than 50).  The idea of the kernel's busy_poll and of guest haltpoll.  It only follows a
+the loop may sleep.  A client reading a file sends its next request (read again, close) a few
+microseconds after its reply; had the server slept, that request costs a cross-CPU wake-up (on
+a VM, an IPI and a VM exit), and so does its reply.  The idea of the kernel's busy_poll and of
+guest haltpoll; the figures that chose this value are in docs/performance.md.  It only follows a
 request: an idle server does not poll at all."""
 
 POLLED_ENOUGH = 1  # a poll deadline long past: stop at the next empty read

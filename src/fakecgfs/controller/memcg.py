@@ -27,7 +27,7 @@ class MemCgroup:
         self.children: dict[str, MemCgroup] = {}
         self.memory = ResCounter()  # memory.usage/limit/max_usage/failcnt and the watermarks
         self.memsw = ResCounter()  # memory+swap: what memory.memsw.* shows
-        self.kmem = ResCounter()  # kernel memory: nothing is charged to it in the model
+        self.kmem = ResCounter()  # kernel memory: what a child group's structures cost (below)
         self.tcp = ResCounter()  # socket buffers: ditto; its limit is stored and read back
         self.soft_limit = PAGE_COUNTER_MAX  # stored and shown; acts only under global pressure
         self.lruvec = Lruvec()
