@@ -101,7 +101,7 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     p, c_int, c_size_t = ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t
     prototypes = {
         "fuse_setup": (p, [c_int, p, p, c_size_t, ctypes.POINTER(ctypes.c_char_p),
-                           ctypes.POINTER(c_int), p]),  # fmt: skip
+                           ctypes.POINTER(c_int), p]),
         "fuse_teardown": (None, [p, ctypes.c_char_p]),
         "fuse_get_session": (p, [p]),
         "fuse_session_next_chan": (p, [p, p]),
@@ -110,7 +110,7 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         "fuse_session_receive_buf": (c_int, [p, ctypes.POINTER(_FuseBuf), ctypes.POINTER(p)]),
         "fuse_session_process_buf": (None, [p, ctypes.POINTER(_FuseBuf), p]),
         "fuse_session_exited": (c_int, [p]),
-    }
+    }  # fmt: skip
     for name, (restype, argtypes) in prototypes.items():
         function = getattr(lib, name)
         function.restype, function.argtypes = restype, argtypes

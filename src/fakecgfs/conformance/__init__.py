@@ -65,4 +65,4 @@ __all__ = [
     "errno_name", "escape_bytes", "input_label", "is_err", "is_extension", "kind_of", "main",
     "oct_mode", "pid_input_is_safe", "record", "remove_tree", "stat_dict", "step_label",
     "summary_line", "text", "unescape_bytes",
-]
+]  # fmt: skip

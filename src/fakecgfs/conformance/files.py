@@ -18,7 +18,7 @@ ROOT_FILES = (
     "memory.move_charge_at_immigrate", "memory.numa_stat", "memory.oom_control",
     "memory.pressure_level", "memory.soft_limit_in_bytes", "memory.stat", "memory.swappiness",
     "memory.usage_in_bytes", "memory.use_hierarchy", "notify_on_release", "release_agent", "tasks",
-)
+)  # fmt: skip
 CHILD_FILES = (
     "cgroup.clone_children", "cgroup.event_control", "cgroup.procs", "memory.failcnt",
     "memory.force_empty", "memory.kmem.failcnt", "memory.kmem.limit_in_bytes",
@@ -31,7 +31,7 @@ CHILD_FILES = (
     "memory.pressure_level", "memory.shown_ram_in_bytes", "memory.soft_limit_in_bytes",
     "memory.stat", "memory.swappiness", "memory.usage_in_bytes", "memory.use_hierarchy",
     "notify_on_release", "tasks",
-)
+)  # fmt: skip
 #: every name probed for stat/read/open, in root and child alike (absence is an answer too)
 ALL_FILES = tuple(sorted(set(ROOT_FILES) | set(CHILD_FILES)))
 #: files of the 2008 watermark RFC: they do not exist on any kernel (fakecgfs-only)
@@ -45,27 +45,27 @@ ROOT_DETERMINISTIC_READS = frozenset({
     "memory.memsw.limit_in_bytes", "memory.move_charge_at_immigrate", "memory.pressure_level",
     "memory.shown_ram_in_bytes", "memory.soft_limit_in_bytes", "memory.use_hierarchy",
     "notify_on_release", "release_agent",
-})
+})  # fmt: skip
 
 READ_ONLY_FILES = (
     "memory.kmem.slabinfo", "memory.kmem.tcp.usage_in_bytes", "memory.kmem.usage_in_bytes",
     "memory.memsw.usage_in_bytes", "memory.numa_stat", "memory.pressure_level", "memory.stat",
     "memory.usage_in_bytes",
-)
+)  # fmt: skip
 
 BYTE_FILES = (
     "memory.limit_in_bytes", "memory.soft_limit_in_bytes", "memory.memsw.limit_in_bytes",
     "memory.kmem.limit_in_bytes", "memory.kmem.tcp.limit_in_bytes", "memory.shown_ram_in_bytes",
-)
+)  # fmt: skip
 NUMBER_FILES = (
     "memory.swappiness", "memory.use_hierarchy", "memory.move_charge_at_immigrate",
     "memory.oom_control", "notify_on_release", "cgroup.clone_children",
-)
+)  # fmt: skip
 RESET_FILES = (
     "memory.max_usage_in_bytes", "memory.failcnt", "memory.memsw.max_usage_in_bytes",
     "memory.memsw.failcnt", "memory.kmem.max_usage_in_bytes", "memory.kmem.failcnt",
     "memory.kmem.tcp.max_usage_in_bytes", "memory.kmem.tcp.failcnt",
-)
+)  # fmt: skip
 
 Input = tuple[str, bytes]
 """An input and its label in probe ids (escaped: see input_label)."""
@@ -93,17 +93,17 @@ BYTE_INPUTS = inputs(
     b"4096\n4096", b"1k\n", b" 1G ", b"\xff", b"4096\xff",
     ("pad4096", b" " * 4092 + b"8192"), ("pad4097", b" " * 4093 + b"8192"),
     ("trailnl4096", b"8192" + b"\n" * 4092),
-)
+)  # fmt: skip
 
 NUMBER_INPUTS = inputs(
     b"0", b"1", b"2", b"60", b"100", b"200", b"201", b"-1", b"abc", b"", b"\n", b" 1", b"1 ",
     b"1\n", b"1\n\n", b"0x10", b"010", b"08", b"+1", b"1K", b"4294967296",
     b"18446744073709551615", b"18446744073709551616", b"1\x00junk",
-)
+)  # fmt: skip
 
 RESET_INPUTS = inputs(
     b"0", b"0\n", b"1", b"4096", b"-1", b"abc", b"\n", b" ", b"", b"99999999999999999999999",
-)
+)  # fmt: skip
 
 #: only junk, negatives, > INT_MAX, or PIDs above PID_MAX_LIMIT (which no process can have)
 PID_INPUTS = inputs(
@@ -112,7 +112,7 @@ PID_INPUTS = inputs(
     b"2147483648", b"4294967295", b"4294967296", b"99999999999999999999", b"2147483647abc",
     b"abc2147483647", b"2147483647 2147483647", b"2147483647\n2147483647",
     b"2147483647\x00junk", b"-2147483647x",
-)
+)  # fmt: skip
 
 
 OPEN_FLAGS: tuple[tuple[str, int], ...] = (
@@ -124,7 +124,7 @@ OPEN_FLAGS: tuple[tuple[str, int], ...] = (
     ("creat", os.O_WRONLY | os.O_CREAT),
     ("creat-excl", os.O_WRONLY | os.O_CREAT | os.O_EXCL),
     ("directory", os.O_RDONLY | os.O_DIRECTORY),
-)
+)  # fmt: skip
 
 
 INHERIT_READS = (
@@ -132,7 +132,7 @@ INHERIT_READS = (
     "memory.limit_in_bytes", "memory.soft_limit_in_bytes", "memory.memsw.limit_in_bytes",
     "memory.kmem.limit_in_bytes", "memory.kmem.tcp.limit_in_bytes", "memory.use_hierarchy",
     "memory.move_charge_at_immigrate", "memory.shown_ram_in_bytes",
-)
+)  # fmt: skip
 
 
 assert all(pid_input_is_safe(data) for _, data in PID_INPUTS), "a PID input could name a process"

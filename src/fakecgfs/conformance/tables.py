@@ -160,7 +160,7 @@ LSEEK_CASES = (
     ("data-0", (("seek", 0, DATA), ("read", 100, 0))),
     ("hole-0", (("seek", 0, HOLE), ("read", 100, 0))),
     ("data-after-read", (("read", 4, 0), ("seek", 2, DATA))),
-)
+)  # fmt: skip
 
 POLL_CASES = (
     (LIM, LIM, RDONLY), ("memory.stat", "memory.stat", RDONLY), (OOM, OOM, RDONLY),
@@ -293,7 +293,7 @@ PRESSURE_ARGUMENTS = inputs(
     b"low,default", b"critical,hierarchy", b"LOW", b"Low", b"low,HIERARCHY", b"low,",
     b",hierarchy", b"hierarchy", b"foo", b"low,hierarchy,local", b"low hierarchy", b"low\n",
     b"low,local\n", b"", b" low",
-)
+)  # fmt: skip
 
 MKDIR_NAMES = (
     ("simple", b"a"), ("control-file-tasks", b"tasks"),
@@ -324,7 +324,7 @@ RMDIR_CASES = (
     ("under-control-file", (), "memory.stat/x"),
     ("trailing-slash", ("x",), "x/"),
     ("grandchild", ("x", "x/y"), "x/y"),
-)
+)  # fmt: skip
 
 NOREPLACE, EXCHANGE = 1, 2  # renameat2's RENAME_NOREPLACE, RENAME_EXCHANGE
 
@@ -351,7 +351,7 @@ RENAME_CASES = (
     ("exchange", ("a", "b"), "a", "b", EXCHANGE),
     ("exchange-missing-target", ("a",), "a", "z", EXCHANGE),
     ("flags-0", ("a",), "a", "z", 0),
-)
+)  # fmt: skip
 
 #: (label, what is done in a fresh group, the syscall named in an error, a subgroup "sub" first)
 CREATE_CASES = (
@@ -369,7 +369,7 @@ CREATE_CASES = (
     ("unlink-memory.stat", unlink_stat, "unlink", False),
     ("unlink-group", unlink_group, "unlink", True),
     ("unlink-missing", unlink_missing, "unlink", False),
-)
+)  # fmt: skip
 
 CHMOD_CASES = (
     ("memory.limit_in_bytes/0600", LIM, 0o600), ("memory.limit_in_bytes/0000", LIM, 0o000),
@@ -384,7 +384,7 @@ FSYNC_CASES = (
     ("memory.limit_in_bytes/wronly", LIM, W),
     ("memory.stat/rdonly", "memory.stat", RDONLY),
     ("./directory", ".", DIRECTORY),
-)
+)  # fmt: skip
 
 #: (label, file opened, open flags, bytes read before rmdir, mkdir the group again)
 HELD_FD_CASES = (
@@ -398,7 +398,7 @@ HELD_FD_CASES = (
     ("cgroup.event_control/wronly", "cgroup.event_control", W, 0, False),
     ("memory.limit_in_bytes/rdwr-recreated", LIM, RDWR, 3, True),
     ("directory", ".", DIRECTORY, 0, False),
-)
+)  # fmt: skip
 
 #: (label, file, written to the parent before mkdir, then after)
 INHERIT_CASES = (
@@ -412,7 +412,7 @@ INHERIT_CASES = (
     ("memory.kmem.limit_in_bytes", "memory.kmem.limit_in_bytes", b"256M", b"128M"),
     ("memory.shown_ram_in_bytes", "memory.shown_ram_in_bytes", b"1G", b"512M"),
     ("memory.move_charge_at_immigrate", "memory.move_charge_at_immigrate", b"0", b"0"),
-)
+)  # fmt: skip
 
 #: a limit under the usage a child's kernel memory gives its parent
 BELOW_USAGE_CASES = (
@@ -421,7 +421,7 @@ BELOW_USAGE_CASES = (
     ("memory.soft_limit_in_bytes/0", SOFT, b"0"),
     ("memory.kmem.tcp.limit_in_bytes/0", "memory.kmem.tcp.limit_in_bytes", b"0"),
     ("memory.kmem.limit_in_bytes/0", "memory.kmem.limit_in_bytes", b"0"),
-)
+)  # fmt: skip
 
 
 # -- the catalogue, in recording order ----------------------------------------------------------
