@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .compare import compared_count, diff, diff_compare_with, summary_line
+from .compare import Recording, compared_count, diff, diff_compare_with, summary_line
 from .record import build_catalogue, record
 
 DESCRIPTION = """\
@@ -65,9 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: str) -> dict:
+def _load(path: str) -> Recording:
     with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+        recording: Recording = json.load(fh)
+    return recording
 
 
 def main(argv: list[str] | None = None) -> int:

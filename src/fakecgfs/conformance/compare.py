@@ -7,6 +7,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+Recording = dict[str, Any]
+"""A recording as record() returns it and JSON holds it: meta and probes."""
+
 
 class _Missing:
     def __repr__(self) -> str:
@@ -30,8 +33,8 @@ class Difference:
         return f"DIFF {self.id}\n  golden: {show(self.golden)}\n  new:    {show(self.new)}"
 
 
-def _compared(golden: dict, new: dict, ignore_machine_dependent: bool,
-              ignore_fakecgfs_only: bool) -> tuple[list[str], dict, dict]:
+def _compared(golden: Recording, new: Recording, ignore_machine_dependent: bool,
+              ignore_fakecgfs_only: bool) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
     g = {p["id"]: p for p in golden.get("probes", [])}
     n = {p["id"]: p for p in new.get("probes", [])}
     ids = list(g) + [i for i in n if i not in g]
@@ -50,7 +53,7 @@ def _compared(golden: dict, new: dict, ignore_machine_dependent: bool,
     return [i for i in ids if not skipped(i)], g, n
 
 
-def diff(golden: dict, new: dict, ignore_machine_dependent: bool = True,
+def diff(golden: Recording, new: Recording, ignore_machine_dependent: bool = True,
          ignore_fakecgfs_only: bool = True) -> list[Difference]:
     """Differences between two recordings (a probe present in only one counts too).
 
@@ -68,12 +71,12 @@ def diff(golden: dict, new: dict, ignore_machine_dependent: bool = True,
     return out
 
 
-def compared_count(golden: dict, new: dict, ignore_machine_dependent: bool = True,
+def compared_count(golden: Recording, new: Recording, ignore_machine_dependent: bool = True,
                    ignore_fakecgfs_only: bool = True) -> int:
     return len(_compared(golden, new, ignore_machine_dependent, ignore_fakecgfs_only)[0])
 
 
-def diff_compare_with(golden: dict, new: dict) -> list[Difference]:
+def diff_compare_with(golden: Recording, new: Recording) -> list[Difference]:
     """For each fakecgfs-only probe of ``new``, compare its answer with the golden
     answer of the probe it is paired with (``compare_with``): e.g. fakecgfs's
     ``memory.high_wmark_in_bytes`` parser against the kernel's limit parser."""

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .catalogue import Probe, expand
+from .compare import Recording
 from .context import GROUP_PREFIX, Ctx, GuardError, remove_tree
 from .tables import CATALOGUE
 
@@ -49,7 +50,8 @@ def _run_probe(ctx: Ctx, probe: Probe) -> Any:
         ctx.finish_probe()
 
 
-def record(root: str, only: str | None = None, log: Callable[[str], None] | None = None) -> dict:
+def record(root: str, only: str | None = None,
+           log: Callable[[str], None] | None = None) -> Recording:  # fmt: skip
     """Run the probes against the v1 memory hierarchy mounted at ``root``; return the recording."""
     root = os.path.abspath(root)
     if not os.path.isdir(root):

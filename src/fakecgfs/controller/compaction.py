@@ -27,6 +27,7 @@ import ctypes.util
 import gc
 import sys
 from collections.abc import Callable
+from typing import Any
 
 COMPACT_AFTER_REMOVALS = 1000
 """Removals that make a compaction worth its cost (a full gc pass, a walk of the tree)."""
@@ -35,7 +36,7 @@ COMPACT_IDLE = 0.2
 """Seconds without a removal before compacting: a burst of rmdirs is compacted once, after it."""
 
 
-def shrink_dict(table: dict) -> bool:
+def shrink_dict(table: dict[Any, Any]) -> bool:
     """Rebuild ``table`` in place if its hash table is oversized (a dict never shrinks on
     deletion); keeps insertion order and identity.  True if it was rebuilt."""
     copy = dict(table)
