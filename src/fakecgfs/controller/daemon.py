@@ -47,12 +47,19 @@ class PassResult(Protocol):
     reclaimed: int
 
 
+class EpisodeListener(Protocol):
+    """Told when a reclaim episode starts or ends (notify.Notifier: vmpressure's view)."""
+
+    def reclaim_task_changed(self, memcg: Any) -> None: ...
+
+
 class ReclaimHost(Protocol):
     """What the task needs of the controller that runs it: a reclaim pass, the pace between
     passes, and where to report.  The daemon receives it rather than importing the controller,
     so the controller's modules import one way: controller -> memcg -> daemon."""
 
-    notifier: Any  # notify.Notifier: reclaim_task_changed(group)
+    @property
+    def notifier(self) -> EpisodeListener: ...
 
     def reclaim(self, memcg: Any, nr_to_reclaim: int, *, cause: str) -> PassResult: ...
 
