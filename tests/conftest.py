@@ -14,6 +14,16 @@ from fakecgfs.testing import fuse_unavailable_reason, mounted
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under CI (CI=true, which CI sets), a machine where FUSE cannot be used fails the run at
+    once: otherwise every test that mounts would skip, most of the suite, and the run would
+    still look green.  Elsewhere those tests skip, saying why."""
+    if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+        reason = fuse_unavailable_reason()
+        if reason:
+            pytest.exit(f"CI=true, but FUSE is unusable here: {reason}", returncode=1)
+
+
 @pytest.fixture
 def mount_factory(tmp_path):
     """Call with extra `fakecgfs mount` options to get a FakecgfsMount; at most one per test."""

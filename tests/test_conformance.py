@@ -32,7 +32,8 @@ def test_every_difference_from_the_kernel_is_known_and_explained(recording):
     found = {d.id: d.render() for d in conformance.diff(golden, recording)}
     unexpected = sorted(set(found) - set(known))
     fixed = sorted(set(known) - set(found))
-    assert not unexpected, "new differences from the kernel:\n" + "\n".join(found[i] for i in unexpected)
+    new = "\n".join(found[i] for i in unexpected)
+    assert not unexpected, "new differences from the kernel:\n" + new
     assert not fixed, f"no longer different, remove from known-differences.json: {fixed}"
     assert recording["meta"]["leftovers"] == []
 

@@ -14,7 +14,6 @@ import pytest
 
 from fakecgfs import conformance as c
 
-
 # -- answer capture ------------------------------------------------------------------------
 
 
@@ -26,7 +25,8 @@ def test_errno_name():
 
 def test_capture_records_errno_and_syscall(tmp_path):
     missing = str(tmp_path / "missing")
-    assert c.capture("open", os.open, missing, os.O_RDONLY) == {"errno": "ENOENT", "syscall": "open"}
+    enoent = {"errno": "ENOENT", "syscall": "open"}
+    assert c.capture("open", os.open, missing, os.O_RDONLY) == enoent
     assert c.is_err(c.capture("rmdir", os.rmdir, missing))
     assert c.capture("stat", lambda: 42) == 42
     assert not c.is_err(42)
@@ -316,3 +316,13 @@ def test_listings_leave_out_fakecgfs_extensions_only():
 
     assert is_extension("memory.high_wmark_in_bytes") and is_extension("fake.charge")
     assert not is_extension("memory.limit_in_bytes") and not is_extension("fakecgfs-x")
+
+
+def test_help_names_the_command_and_is_plain_text(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        c.main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: fakecgfs conformance ")
+    assert "python -m" not in out and "``" not in out and "::" not in out
+

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from fakecgfs import mounting
 from fakecgfs.cgroupfs.cftypes import BY_NAME
+from fakecgfs.cliutil import read_daemon
 from fakecgfs.controller import EventKind
 from fakecgfs.teach import plot as plotmod
 from fakecgfs.teach import top
@@ -37,17 +39,38 @@ def lines_of(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-def wait_idle(trace: Path, quiet: float = 0.6, timeout: float = 10.0) -> list[str]:
-    """The trace's lines once it has stopped growing for ``quiet`` seconds."""
+def _group_dir(mnt, group: str) -> Path:
+    return mnt.path if group == "/" else mnt.group(group.lstrip("/"))
+
+
+def _caught_up(mnt, trace: Path, groups: tuple[str, ...]) -> list[str] | None:
+    lines = lines_of(trace)
+    last = {}
+    for record in read_trace(str(trace)):
+        if record["kind"] == "sample":
+            last[record["group"]] = record
+    for group in groups:
+        directory = _group_dir(mnt, group)
+        now = {"usage": int((directory / "memory.usage_in_bytes").read_text()),
+               "failcnt": int((directory / "memory.failcnt").read_text()),
+               "state": read_daemon(str(directory))["state"]}  # fmt: skip
+        sample = last.get(group)
+        if sample is None or {key: sample[key] for key in now} != now:
+            return None
+    return lines
+
+
+def wait_caught_up(mnt, trace: Path, *groups: str, timeout: float = 20.0) -> list[str]:
+    """The trace's lines once its latest sample of each group shows the group as the mount
+    does now (usage, failcnt, the reclaim task's state): the sampler has seen all that was
+    done.  Each sampler pass writes every group that changed, so what a later pass writes is
+    exactly what changed after this."""
     deadline = time.monotonic() + timeout
-    count = len(lines_of(trace))
-    while time.monotonic() < deadline:
-        time.sleep(quiet)
-        now = len(lines_of(trace))
-        if now == count:
-            return lines_of(trace)
-        count = now
-    raise AssertionError("the trace kept growing on an idle mount")
+    while (lines := _caught_up(mnt, trace, groups)) is None:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the trace did not catch up with {groups} in {timeout}s")
+        time.sleep(0.02)
+    return lines
 
 
 def sawtooth(mnt, group: str = "g", bursts: int = 2) -> Path:
@@ -78,7 +101,7 @@ def test_trace_schema_samples_and_idle(mount_factory, tmp_path):
     with pytest.raises(OSError) as e:  # an OOM kill: anonymous memory, no swap, a small limit
         mnt.write("other/fake.charge", "8M")
     assert e.value.errno == errno.ENOMEM
-    lines = wait_idle(trace)
+    lines = wait_caught_up(mnt, trace, "/", "/g", "/other")
 
     kinds = {k.value for k in EventKind}
     seen = set()
@@ -106,15 +129,13 @@ def test_trace_schema_samples_and_idle(mount_factory, tmp_path):
     root = [s for s in samples if s["group"] == "/"]
     assert root[0]["limit"] is None and root[0]["hwmark"] is None  # unlimited, disarmed
 
-    # An idle mount writes nothing more; a change is sampled again.
-    time.sleep(0.3)
-    assert lines_of(trace) == lines
-    mnt.write("g/memory.failcnt", "0")  # no change (failcnt was 0): still nothing
+    # An idle mount writes nothing more, nor do writes that change no sampled value; a change
+    # is sampled again.  The pass that samples the uncharge would also write anything else
+    # changed (or re-sampled) since, so what it writes must be exactly the two groups it changed.
+    mnt.write("g/memory.failcnt", "0")  # no change (failcnt was 0)
     mnt.write("other/memory.swappiness", "10")  # not sampled
-    time.sleep(0.3)
-    assert lines_of(trace) == lines
     mnt.write("g/fake.uncharge", "1M file")
-    later = wait_idle(trace)
+    later = wait_caught_up(mnt, trace, "/", "/g", "/other")
     new = [json.loads(x) for x in later[len(lines):]]
     assert {(n["kind"], n["group"]) for n in new} == {("sample", "/g"), ("sample", "/")}
     assert len(new) == 2
@@ -137,7 +158,7 @@ def test_trace_appends_across_mounts(tmp_path):
         directory.mkdir()
         with mounted(directory, "--trace", str(trace)) as mnt:
             mnt.group(run).mkdir()
-            wait_idle(trace, quiet=0.3)
+            wait_caught_up(mnt, trace, "/", f"/{run}")
     records = list(read_trace(str(trace)))
     groups = [r["group"] for r in records if r["kind"] == "group"]
     assert groups == ["/a", "/b"]
@@ -175,10 +196,7 @@ def test_top_narrow_and_warnings(mount_factory):
     g.mkdir()
     mnt.write("anon/fake.charge", "8M")  # anonymous and no swap: the task cannot progress
     mnt.write("anon/memory.high_wmark_in_bytes", "4M")
-    for _ in range(100):
-        if top.read_group(str(g), "/anon").last_warning:
-            break
-        time.sleep(0.05)
+    assert mounting.wait_until(lambda: top.read_group(str(g), "/anon").last_warning, 20, 0.05)
     for width in (60, 40):
         out = fakecgfs("top", str(mnt.path), "--once", "--width", str(width)).stdout
         lines = out.splitlines()
@@ -199,8 +217,9 @@ def test_top_layout_fits(width):
                          3, True, "running", 123456, 99999, "a warning")]  # fmt: skip
     from rich.console import Console
 
-    console = Console(width=width, record=True, file=open(os.devnull, "w"))
-    console.print(top.render("/mnt", rows, width))
+    with open(os.devnull, "w") as sink:
+        console = Console(width=width, record=True, file=sink)
+        console.print(top.render("/mnt", rows, width))
     text = console.export_text()
     assert all(len(line) <= width for line in text.splitlines()), text
     assert "running" in text and "L" in text and "H" in text
@@ -239,7 +258,7 @@ def test_plot_png_and_svg(mount_factory, tmp_path):
     trace = tmp_path / "trace.jsonl"
     mnt = mount_factory("--trace", str(trace), "--reclaim-rate", "128M")
     sawtooth(mnt, bursts=3)
-    wait_idle(trace)
+    wait_caught_up(mnt, trace, "/", "/g")
 
     series = plotmod.collect(list(read_trace(str(trace))), "/g")
     assert max(u for _, u in series.usage) > 48  # MiB: above the high watermark...

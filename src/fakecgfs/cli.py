@@ -3,36 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
 import os
 import subprocess
 import sys
 
 from . import mounting
-from .cgroupfs.parse import memparse
+from .cliutil import errno_text as _errno_text
+from .cliutil import fail as _fail
+from .cliutil import parse_size, read_daemon, settled
+from .cliutil import read_file as _read
 from .eras import ERAS
+from .kernel import UNLIMITED
 
 MOUNT_TIMEOUT = 15.0  # seconds `fakecgfs mount` waits for the server to be usable
 POLL_INTERVAL = 0.05
-
-
-def parse_size(text: str) -> int:
-    """A size for an option, as the kernel parses limits: 4096, 4K, 64M, 0x1000."""
-    value, rest = memparse(text.strip().encode())
-    if rest or not text.strip():
-        raise argparse.ArgumentTypeError(f"not a size: {text!r}")
-    return value
-
-
-def _fail(message: str, code: int = 1) -> int:
-    print(f"fakecgfs: {message}", file=sys.stderr)
-    return code
-
-
-def _errno_text(e: OSError) -> str:
-    name = errno.errorcode.get(e.errno or 0, str(e.errno))
-    return f"{name} ({os.strerror(e.errno or 0)})"
 
 
 # -- mount and umount -----------------------------------------------------------------------
@@ -178,23 +163,6 @@ def cmd_uncharge(args: argparse.Namespace) -> int:
 # -- status and wait ------------------------------------------------------------------------
 
 
-def _read(path: str) -> str:
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return f.read()
-
-
-def read_daemon(group: str) -> dict[str, str]:
-    """fake.reclaim_daemon as a dict of its 'name value' lines."""
-    result = {}
-    for line in _read(os.path.join(group, "fake.reclaim_daemon")).splitlines():
-        name, _, value = line.partition(" ")
-        result[name] = value
-    return result
-
-
-UNLIMITED = 9223372036854771712
-
-
 def _human(value: int) -> str:
     if value >= UNLIMITED:
         return "max"
@@ -226,20 +194,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     return 0
-
-
-def settled(group: str) -> bool:
-    """The group's reclaim task is asleep or stopped with nothing to do: usage not above the
-    high watermark, whenever one is armed.  The task sleeps until usage goes above the high
-    watermark and then reclaims to the low one, so a sleeping task above the high watermark has
-    a wake-up pending, and one between the watermarks (a charge that never crossed the high one,
-    a low watermark lowered later) will do nothing more."""
-    daemon = read_daemon(group)
-    if daemon["state"] not in ("sleeping", "stopped"):
-        return False
-    if int(daemon["high_wmark"]) >= UNLIMITED:
-        return True
-    return int(daemon["usage"]) <= int(daemon["high_wmark"])
 
 
 def cmd_wait(args: argparse.Namespace) -> int:

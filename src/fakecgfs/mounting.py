@@ -15,9 +15,9 @@ import time
 SERVER_ALLOCATOR = "malloc"
 """The server runs on glibc's malloc, not Python's pymalloc.  After a burst of rmdirs the
 controller hands free memory back (compact(): malloc_trim), which pymalloc defeats: any object
-that outlived the burst pins its whole 1 MiB arena.  Measured through the mount, RSS after
-removing 10,000 armed groups: +6% of the start with malloc, +41% with pymalloc; request latency
-does not change measurably."""
+that outlived the burst pins its whole arena.  RSS after removing many armed groups stays close
+to where it started with malloc, far above with pymalloc, and request latency does not change
+measurably (figures: docs/performance.md)."""
 
 
 def server_environment() -> dict[str, str]:
@@ -129,12 +129,13 @@ def fuse_unavailable_reason() -> str | None:
     """Why a FUSE mount cannot be made here, or None if it can.  libfuse opens /dev/fuse itself
     before it would fall back to fusermount, so a /dev/fuse this process cannot open fails every
     mount, fusermount's set-user-ID root notwithstanding."""
-    import ctypes.util
+    from .fuselib import missing_libfuse2
 
     if not os.path.exists("/dev/fuse"):
         return "no /dev/fuse (load the fuse module or pass --device /dev/fuse)"
-    if ctypes.util.find_library("fuse") is None:
-        return "libfuse2 is not installed (apt-get install libfuse2 fuse)"
+    missing = missing_libfuse2()
+    if missing:
+        return missing
     try:
         os.close(os.open("/dev/fuse", os.O_RDWR | os.O_CLOEXEC))
     except OSError as e:

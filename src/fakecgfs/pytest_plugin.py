@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from .cgroupfs.parse import ParseError, memparse
+from .cliutil import parse_size
 from .testing.mount import FakecgfsMount, fuse_unavailable_reason, mounted
 
 MARKER_ARGS = ("strict", "swap", "reclaim_rate")
@@ -32,13 +32,7 @@ MARKER_ARGS = ("strict", "swap", "reclaim_rate")
 
 def _size(text: str) -> str:
     """Check a size as `fakecgfs mount` will parse it (4096, 64M, 0x1000)."""
-    try:
-        value, rest = memparse(str(text).strip().encode())
-    except ParseError:
-        rest = b"?"
-    if rest or not str(text).strip():
-        raise argparse.ArgumentTypeError(f"not a size: {text!r}")
-    return str(value)
+    return str(parse_size(text))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -128,3 +128,16 @@ async def test_the_controller_compacts_once_a_burst_of_removals_pauses():
         await c.remove_group(g)
         await trio.sleep(COMPACT_IDLE * 10)
         assert c.removals_since_compact == 1
+
+
+@trio_test
+async def test_compact_runs_the_hooks_other_layers_registered():
+    """A layer above (the filesystem) shrinks its own tables at each compact(), after the
+    controller's dicts and before the free lists are emptied."""
+    async with controller() as c:
+        calls = []
+        c.on_compact(lambda: calls.append("fs"))
+        c.on_compact(lambda: calls.append("other"))
+        c.compact()
+        c.compact()
+        assert calls == ["fs", "other", "fs", "other"]

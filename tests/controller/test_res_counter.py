@@ -1,4 +1,5 @@
-"""ResCounter: charging, resets, the RFC's watermark ordering rules and its exact state boundaries."""
+"""ResCounter: charging, resets, the RFC's watermark ordering rules and its exact state
+boundaries."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import errno
 import pytest
 
 from fakecgfs.controller import PAGE_COUNTER_MAX, ControllerError, ResCounter, ResState
-from fakecgfs.controller.constants import DEFAULT_WMARK_GAP_DIVISOR, DEFAULT_WMARK_GAP_MIN
 
 
 def counter(*, usage: int = 0, limit: int | None = None, high: int | None = None,
@@ -112,11 +112,22 @@ def test_check_limit_validates_without_storing():
     assert c.limit == 100
 
 
-@pytest.mark.parametrize("high", [1, 200, 12288, 100_000])
-def test_default_low_watermark_is_a_gap_below_high(high):
+# The RFC's default low watermark (as Alibaba Cloud Linux, its shipped descendant, sets it):
+# 0.5% of the high watermark below it, rounded down to whole pages, but at least one reclaim
+# batch (SWAP_CLUSTER_MAX, 32 pages) below it, and never below 0.  Worked out by hand:
+@pytest.mark.parametrize(("high", "low"), [
+    (1, 0),  # a gap of 32 pages from 1 page: 0
+    (32, 0),  # exactly one batch
+    (33, 1),
+    (200, 168),  # 200 // 200 = 1 page < 32: one batch
+    (6400, 6368),  # 6400 // 200 = 32 pages: both rules agree
+    (6600, 6567),  # 6600 // 200 = 33 pages > 32
+    (12288, 12227),  # 48 MiB: 12288 // 200 = 61 pages
+    (100_000, 99_500),  # 100000 // 200 = 500 pages
+])  # fmt: skip
+def test_default_low_watermark_is_a_gap_below_high(high, low):
     c = counter(high=high)
-    gap = max(high // DEFAULT_WMARK_GAP_DIVISOR, DEFAULT_WMARK_GAP_MIN)
-    assert c.lwmark == max(high - gap, 0)
+    assert c.lwmark == low
     assert c.lwmark_is_default()
 
 

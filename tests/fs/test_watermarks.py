@@ -6,8 +6,6 @@ import errno
 
 import pytest
 
-from fakecgfs.controller.constants import DEFAULT_WMARK_GAP_DIVISOR, DEFAULT_WMARK_GAP_MIN
-
 from .helpers import UNLIMITED, MiB, errno_of, kv_lines, read, wait_for_state, wait_until, write
 
 HIGH = "memory.high_wmark_in_bytes"
@@ -19,9 +17,10 @@ def _value(group, name) -> int:
     return int(read(group / name))
 
 
-def _default_low(high: int) -> int:
-    pages = high // 4096
-    return (pages - max(pages // DEFAULT_WMARK_GAP_DIVISOR, DEFAULT_WMARK_GAP_MIN)) * 4096
+# The default low watermark, worked out by hand from the RFC's rule (0.5% of the high watermark
+# below it, in whole pages, but at least one 32-page reclaim batch; never below 0):
+LOW_FOR_HIGH_48M = 50_081_792  # 48 MiB = 12,288 pages; 12,288 // 200 = 61; 12,227 pages
+LOW_FOR_HIGH_1M = 917_504  # 1 MiB = 256 pages; 256 // 200 = 1 < 32; 224 pages
 
 
 def _daemons(shared) -> list[str]:
@@ -40,15 +39,15 @@ def test_limit_then_high_then_low(group):
 def test_high_alone_gives_the_default_low(shared, group):
     write(group / HIGH, "48M")
     assert _value(group, HIGH) == 48 * MiB
-    assert _value(group, LOW) == _default_low(48 * MiB)
+    assert _value(group, LOW) == LOW_FOR_HIGH_48M
     assert kv_lines(group / "fake.reclaim_daemon")["low_wmark_default"] == "1"
     assert f"/{group.name}" in _daemons(shared)
 
 
 def test_small_high_keeps_a_one_batch_gap(group):
     write(group / HIGH, "1M")
-    assert _value(group, LOW) == 1 * MiB - DEFAULT_WMARK_GAP_MIN * 4096
-    write(group / HIGH, "64K")
+    assert _value(group, LOW) == LOW_FOR_HIGH_1M
+    write(group / HIGH, "64K")  # 16 pages: a batch below is below 0
     assert _value(group, LOW) == 0
 
 
@@ -107,7 +106,7 @@ def test_minus_one_returns_low_to_its_default(group):
     write(group / HIGH, "48M")
     write(group / LOW, "16M")
     write(group / LOW, "-1")
-    assert _value(group, LOW) == _default_low(48 * MiB)
+    assert _value(group, LOW) == LOW_FOR_HIGH_48M
     assert kv_lines(group / "fake.reclaim_daemon")["low_wmark_default"] == "1"
 
 

@@ -27,6 +27,7 @@ from weakref import WeakKeyDictionary
 import fuse
 
 from ..controller import MemCgroup, MemoryController
+from ..controller.compaction import shrink_dict
 from .cftypes import Caller, CfType
 from .table import MODERN, CfTable
 from .parse import MAX_WRITE, terminate
@@ -442,6 +443,14 @@ class CgroupFS:
         if pending is None:
             return len(data)
         return _finish(pending, len(data))
+
+    # -- after a burst: the controller's compact() calls this (registered by the server) -------
+
+    def compact(self) -> None:
+        """Shrink the tables of open descriptors to their size now: a dict keeps its peak size
+        after a flood of opens is closed.  Changes no handle, order or identity."""
+        shrink_dict(self._handles)
+        shrink_dict(self._dirs_open)
 
 
 async def _finish(pending: Awaitable[None], count: int) -> int:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import errno as _errno
 import os as _os
 
+from ..kernel import PAGE_COUNTER_MAX, PAGE_SIZE
+
 __all__ = [
     "PAGE_SIZE",
     "PAGE_COUNTER_MAX",
@@ -28,12 +30,8 @@ __all__ = [
     "parse_pid",
 ]
 
-PAGE_SIZE = 4096
-#: ``LONG_MAX / PAGE_SIZE`` (include/linux/page_counter.h); reads back as
-#: 9223372036854771712 bytes from ``memory.limit_in_bytes``.
-PAGE_COUNTER_MAX = (2**63 - 1) // PAGE_SIZE
 #: cgroup files have ``atomic_write_len = PAGE_SIZE``: longer writes get E2BIG.
-MAX_WRITE = 4096
+MAX_WRITE = PAGE_SIZE
 
 _U64_MASK = 2**64 - 1
 _INT_MIN = -(2**31)

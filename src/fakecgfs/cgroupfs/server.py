@@ -140,6 +140,7 @@ async def _serve(mountpoint: str, options: MountOptions) -> None:
         ops = CgroupFS(controller, strict=options.strict, mountpoint=mountpoint,
                        owner=(os.getuid(), os.getgid()), table=table,
                        superuser=None if os.getuid() == 0 else os.getuid())  # fmt: skip
+        controller.on_compact(ops.compact)
         session = FuseSession(ops, mountpoint, fuse_options(options), encoding=PATH_ENCODING)
         pidfile = mounting.runtime_path(mountpoint, ".pid")  # how `fakecgfs umount --lazy` finds us
         try:

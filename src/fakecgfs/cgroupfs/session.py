@@ -2,8 +2,9 @@
 
 libfuse2's loops give a request a thread and send the reply when the callback returns.  For a
 Python filesystem that is the wrong shape twice over: every libfuse worker thread makes and
-destroys a Python thread state per callback and fights the others for the GIL (measured: a
-multithreaded fusepy server costs 2.5x a single-threaded one per request), and a write that has
+destroys a Python thread state per callback and fights the others for the GIL (a multithreaded
+fusepy server costs several times a single-threaded one per request: docs/performance.md), and a
+write that has
 to wait (a charge asleep in OOM) either holds a thread or stalls everyone.  So the session is a
 trio task in the loop that owns the controller:
 
@@ -55,11 +56,10 @@ waits at most a few milliseconds."""
 
 POLL_AFTER_REQUEST_NS = 50_000
 """How long the session keeps reading /dev/fuse after a request when nothing is queued, before
-the loop may sleep.  A client reading a file sends its next request (read again, close) 10 to
-20 us after its reply; had the server slept, that request costs a cross-CPU wake-up (on this VM
-an IPI and a VM exit, 50 to 150 us), and so does its reply.  Measured unpinned, open+read+close
-of a 20-byte file: 250 us without polling, 62 us with (10 us of polling: 146 us; 100 us: no
-better than 50).  The idea of the kernel's busy_poll and of guest haltpoll.  It only follows a
+the loop may sleep.  A client reading a file sends its next request (read again, close) a few
+microseconds after its reply; had the server slept, that request costs a cross-CPU wake-up (on
+a VM, an IPI and a VM exit), and so does its reply.  The idea of the kernel's busy_poll and of
+guest haltpoll; the figures that chose this value are in docs/performance.md.  It only follows a
 request: an idle server does not poll at all."""
 
 POLLED_ENOUGH = 1  # a poll deadline long past: stop at the next empty read
@@ -86,14 +86,16 @@ class DataPath(Protocol):
 
 
 class _FuseBuf(ctypes.Structure):
-    """libfuse's struct fuse_buf."""
+    """libfuse's struct fuse_buf (fuse_common.h).  libfuse2 is built, and its headers insist on
+    being used, with _FILE_OFFSET_BITS=64: off_t is 64 bits on every architecture (a C long is
+    32 bits on 32-bit ones).  tests/test_fuse_abi.py compares this layout with the header's."""
 
     _fields_ = [
         ("size", ctypes.c_size_t),
-        ("flags", ctypes.c_int),
+        ("flags", ctypes.c_int),  # enum fuse_buf_flags
         ("mem", ctypes.c_void_p),
         ("fd", ctypes.c_int),
-        ("pos", ctypes.c_long),
+        ("pos", ctypes.c_int64),  # off_t
     ]
 
 
@@ -102,7 +104,7 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     p, c_int, c_size_t = ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t
     prototypes = {
         "fuse_setup": (p, [c_int, p, p, c_size_t, ctypes.POINTER(ctypes.c_char_p),
-                           ctypes.POINTER(c_int), p]),  # fmt: skip
+                           ctypes.POINTER(c_int), p]),
         "fuse_teardown": (None, [p, ctypes.c_char_p]),
         "fuse_get_session": (p, [p]),
         "fuse_session_next_chan": (p, [p, p]),
@@ -111,11 +113,16 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         "fuse_session_receive_buf": (c_int, [p, ctypes.POINTER(_FuseBuf), ctypes.POINTER(p)]),
         "fuse_session_process_buf": (None, [p, ctypes.POINTER(_FuseBuf), p]),
         "fuse_session_exited": (c_int, [p]),
-    }
+    }  # fmt: skip
     for name, (restype, argtypes) in prototypes.items():
         function = getattr(lib, name)
         function.restype, function.argtypes = restype, argtypes
     return lib
+
+
+_TIMESPEC_FIELDS = {"st_atime": "st_atimespec", "st_mtime": "st_mtimespec",
+                    "st_ctime": "st_ctimespec"}  # fmt: skip
+"""stat times (what getattr returns) and the c_stat fields holding them."""
 
 
 class _Callbacks(fuse.FUSE):
@@ -142,6 +149,25 @@ class _Callbacks(fuse.FUSE):
                 else:
                     value = prototype(functools.partial(self._wrapper, getattr(self, name)))
             setattr(self.table, name, value)
+
+    def fgetattr(self, path: bytes | None, buf: Any, fip: Any) -> int:
+        """fusepy's fgetattr (getattr calls it), but filling the stat by constant field names.
+        fusepy's set_st_attrs() looks up ``key + "spec"``, a new string per time field and
+        request, which CPython's type attribute cache keeps alive until the next lookup: an
+        object allocated amid a burst of requests outlives it and pins the heap page it landed
+        on.  (The controller used to empty that cache with a private CPython call.)"""
+        ctypes.memset(buf, 0, ctypes.sizeof(fuse.c_stat))
+        st = buf.contents
+        fh = fip.contents.fh if fip else fip
+        attrs = self.operations("getattr", self._decode_optional_path(path), fh)
+        for key, value in attrs.items():
+            timespec_field = _TIMESPEC_FIELDS.get(key)
+            if timespec_field is not None:  # use_ns: times are integer nanoseconds
+                timespec = getattr(st, timespec_field)
+                timespec.tv_sec, timespec.tv_nsec = divmod(int(value), 10**9)
+            elif hasattr(st, key):
+                setattr(st, key, value)
+        return 0
 
     # Two requests every cat makes (open, release) skip fusepy's three layers of dispatch
     # (partial, _wrapper, operations.__call__): same conversions, one Python frame.

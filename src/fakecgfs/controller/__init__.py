@@ -13,7 +13,8 @@ from .events import Event, EventKind
 from .lru import PageKind
 from .memcg import MemCgroup
 from .processes import ProcessTable, ProcFS
-from .real import RealKind, RealMemory
+from .real import RealKind
+from .real_memory import RealMemory
 from .res_counter import ResCounter, ResState
 
 __all__ = [

@@ -4,15 +4,18 @@ A removed group is freed at once by reference counting (nothing of it is in a re
 but freed memory stays in the process until the allocator gives it back:
 
 * dict tables keep their peak size after deletions: a parent's ``children`` is rebuilt;
-* the interpreter's free lists (up to 2000 tuples of each small size, floats, dicts...) keep
-  blocks scattered all over the heap: ``gc.collect()`` empties them (and frees any cycle other
-  layers left); so does the type attribute cache, with the 4096 names it holds;
+* the interpreter's free lists (small tuples, floats, dicts...) keep blocks scattered all over
+  the heap: ``gc.collect()`` empties them (and frees any cycle other layers left);
 * glibc keeps free pages in the middle of its heap until ``malloc_trim`` returns them.
 
 The last step only helps for memory glibc manages: run the server with PYTHONMALLOC=malloc.
-CPython's own small-object allocator (the default) returns a 1 MiB arena only when every object
-in it is gone, and any long-lived object allocated during a burst (an int of a parent's
-counters, a trio object) keeps the arena it landed in, freed groups and all.
+CPython's own small-object allocator (the default) returns an arena only when every object in
+it is gone, and any long-lived object allocated during a burst (an int of a parent's counters,
+a trio object) keeps the arena it landed in, freed groups and all.
+
+Other layers keep tables of their own (the filesystem's open handles, say): they register a
+hook with ``MemoryController.on_compact()``, run before the free lists are emptied.  Nothing
+here knows of them, or of any FUSE library.
 
 None of it changes a value, an order or an identity anyone holds (dicts are rebuilt in place).
 """
@@ -23,7 +26,8 @@ import ctypes
 import ctypes.util
 import gc
 import sys
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 COMPACT_AFTER_REMOVALS = 1000
 """Removals that make a compaction worth its cost (a full gc pass, a walk of the tree)."""
@@ -32,7 +36,7 @@ COMPACT_IDLE = 0.2
 """Seconds without a removal before compacting: a burst of rmdirs is compacted once, after it."""
 
 
-def shrink_dict(table: dict) -> bool:
+def shrink_dict(table: dict[Any, Any]) -> bool:
     """Rebuild ``table`` in place if its hash table is oversized (a dict never shrinks on
     deletion); keeps insertion order and identity.  True if it was rebuilt."""
     copy = dict(table)
@@ -59,15 +63,8 @@ _malloc_trim = _load_malloc_trim()
 
 
 def clear_free_lists() -> None:
-    """Empty the interpreter's free lists (a full collection does; it also frees any cycle),
-    and its type attribute cache: up to 4096 entries, each holding the name it was looked up
-    by.  CPython 3.11 caches non-interned names too, so every ``getattr(st, key + "spec")`` of
-    fusepy's getattr leaves a new "st_ctimespec" string in the cache, alive and scattered over
-    the heap (measured: ~1,300 of them pinning ~5 MB of pages after 10,000 rmdirs)."""
+    """Empty the interpreter's free lists: a full collection does (it also frees any cycle)."""
     gc.collect()
-    clear_type_cache = getattr(sys, "_clear_type_cache", None)
-    if clear_type_cache is not None:
-        clear_type_cache()
 
 
 def trim_malloc() -> None:

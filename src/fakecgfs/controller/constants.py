@@ -4,26 +4,29 @@ Kernel values carry the kernel's names so that a reader can look them up; the fa
 say where their default comes from.
 """
 
-PAGE_SIZE = 4096
-"""Bytes per page: x86_64's base page, what every byte value is rounded to."""
-
-PAGE_COUNTER_MAX = (2**63 - 1) // PAGE_SIZE
-"""The "unlimited" page count of mm/page_counter.c on 64-bit; reads back as 9223372036854771712 bytes."""
+# Shared with every layer (fakecgfs.kernel imports nothing); re-exported here, the controller's
+# home for its constants.
+from ..kernel import PAGE_COUNTER_MAX as PAGE_COUNTER_MAX
+from ..kernel import PAGE_SIZE as PAGE_SIZE
+from ..kernel import UNLIMITED as UNLIMITED
 
 SWAP_CLUSTER_MAX = 32
-"""Pages one reclaim batch aims to free (include/linux/swap.h); also the background task's pass size."""
+"""Pages one reclaim batch aims to free (include/linux/swap.h); also the background task's pass
+size."""
 
 DEF_PRIORITY = 12
 """Reclaim starts by scanning lru_size >> DEF_PRIORITY pages of each list, then halves the shift."""
 
 MEM_CGROUP_RECLAIM_RETRIES = 5
-"""Reclaim attempts without progress before a charge goes to OOM (2.6.26's value, as the RFC had)."""
+"""Reclaim attempts without progress before a charge goes to OOM (2.6.26's value, as the RFC
+had)."""
 
 MAX_RECLAIM_RETRIES = 16
 """Retries of limit shrinking and force_empty in modern kernels (mm/memcontrol.c)."""
 
 MEMCG_CHARGE_BATCH = 64
-"""Pages charged at a time once a request no longer fits under the limits, as a faulting task would."""
+"""Pages charged at a time once a request no longer fits under the limits, as a faulting task
+would."""
 
 KMEM_FIRST_CHILD_PAGES = 3
 """Kernel memory a parent is charged for its first child group's structures (measured, 6.18)."""
@@ -50,7 +53,8 @@ NO_PROGRESS_PASSES = 4
 """Consecutive passes that free nothing before the task backs off (the RFC spun forever)."""
 
 BACKOFF_MIN = 0.1
-"""First back-off sleep in seconds; the Dec 2007 version of the patch rested HZ/10 between passes."""
+"""First back-off sleep in seconds; the Dec 2007 version of the patch rested HZ/10 between
+passes."""
 
 BACKOFF_MAX = 10.0
 """Back-off doubles up to this many seconds, so a hopeless task costs at most a pass every 10 s."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import errno
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Iterator
+from typing import AsyncIterator, Callable, Iterator
 
 import trio
 
@@ -34,7 +34,8 @@ from .lru import PageKind
 from .memcg import MemCgroup
 from .notify import Notifier
 from .processes import ProcessTable, ProcFS
-from .real import LOCKED_KINDS, STAT_OF_KIND, RealKind, RealMemory, in_memory
+from .real import LOCKED_KINDS, STAT_OF_KIND, RealKind, in_memory
+from .real_memory import RealMemory
 from .res_counter import ResCounter
 from .vmscan import ReclaimResult, SwapSpace, try_to_free_pages
 
@@ -131,6 +132,7 @@ class MemoryController:
         self._compaction_wanted = trio.Event()  # set once COMPACT_AFTER_REMOVALS add up
         self.real: RealMemory | None = None  # real processes' memory (mount --real-processes)
         self._enforcing: set[MemCgroup] = set()  # groups over a limit because of real pages
+        self._compaction_hooks: list[Callable[[], None]] = []  # other layers' tables: on_compact()
 
     @classmethod
     @asynccontextmanager
@@ -321,13 +323,19 @@ class MemoryController:
             self._compaction_wanted = trio.Event()
             self.compact()
 
+    def on_compact(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` at each compact(), before the free lists are emptied: a layer above
+        shrinks its own tables there (the filesystem's handles)."""
+        self._compaction_hooks.append(hook)
+
     def compact(self) -> None:
         """Give the memory of removed groups back to the system (see compaction.py).  Changes
-        no value, order or identity; costs a full gc pass and a walk of the tree (24 ms with
-        10,000 armed groups left).  Runs by itself COMPACT_IDLE seconds after the last of
-        COMPACT_AFTER_REMOVALS removals."""
+        no value, order or identity; costs a full gc pass and a walk of the tree.  Runs by
+        itself COMPACT_IDLE seconds after the last of COMPACT_AFTER_REMOVALS removals."""
         for memcg in self.groups():
             shrink_dict(memcg.children)
+        for hook in self._compaction_hooks:
+            hook()
         clear_free_lists()
         trim_malloc()
         self.removals_since_compact = 0

@@ -22,16 +22,50 @@ from __future__ import annotations
 import enum
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import trio
 
 from .constants import BACKOFF_MAX, BACKOFF_MIN, NO_PROGRESS_PASSES, PAGE_SIZE, SWAP_CLUSTER_MAX
 from .events import EventKind
+from .res_counter import ResCounter
 
-if TYPE_CHECKING:
-    from .controller import MemoryController
-    from .memcg import MemCgroup
+
+class ReclaimTarget(Protocol):
+    """What the task needs of its group (a MemCgroup): its name and its memory counter."""
+
+    @property
+    def path(self) -> str: ...
+
+    memory: ResCounter
+
+
+class PassResult(Protocol):
+    """What one reclaim pass did (a vmscan.ReclaimResult)."""
+
+    scanned: int
+    reclaimed: int
+
+
+class EpisodeListener(Protocol):
+    """Told when a reclaim episode starts or ends (notify.Notifier: vmpressure's view)."""
+
+    def reclaim_task_changed(self, memcg: Any) -> None: ...
+
+
+class ReclaimHost(Protocol):
+    """What the task needs of the controller that runs it: a reclaim pass, the pace between
+    passes, and where to report.  The daemon receives it rather than importing the controller,
+    so the controller's modules import one way: controller -> memcg -> daemon."""
+
+    @property
+    def notifier(self) -> EpisodeListener: ...
+
+    def reclaim(self, memcg: Any, nr_to_reclaim: int, *, cause: str) -> PassResult: ...
+
+    async def pace_background_reclaim(self, reclaimed: int) -> None: ...
+
+    def emit(self, memcg: Any, kind: EventKind, **values: Any) -> None: ...
 
 
 class DaemonState(enum.Enum):
@@ -55,7 +89,7 @@ class DaemonStats:
 class ReclaimDaemon:
     """One group's background reclaim task and its statistics (kept across stop and start)."""
 
-    def __init__(self, controller: MemoryController, memcg: MemCgroup) -> None:
+    def __init__(self, controller: ReclaimHost, memcg: ReclaimTarget) -> None:
         self.controller = controller  # reclaim, pacing and events go through it
         # The group whose usage this task brings down (and its subtree), held weakly: the group
         # owns its daemon (memcg.daemon), and a strong back-reference would make every group a
@@ -71,7 +105,7 @@ class ReclaimDaemon:
         self._exited.set()
 
     @property
-    def memcg(self) -> MemCgroup:
+    def memcg(self) -> ReclaimTarget:
         memcg = self._memcg()
         assert memcg is not None, "the daemon of a freed group"
         return memcg
@@ -133,7 +167,7 @@ class ReclaimDaemon:
 
     # -- the task ------------------------------------------------------------------------------
 
-    async def _run(self, memcg: MemCgroup, cancel_scope: trio.CancelScope, exited: trio.Event,
+    async def _run(self, memcg: ReclaimTarget, cancel_scope: trio.CancelScope, exited: trio.Event,
                    task_status: trio.TaskStatus = trio.TASK_STATUS_IGNORED) -> None:  # fmt: skip
         """The task; ``memcg`` keeps its group alive while it runs (the daemon holds it weakly)."""
         with cancel_scope:

@@ -15,4 +15,4 @@ class ControllerError(OSError):
 
     @property
     def errno_name(self) -> str:
-        return errno.errorcode.get(self.errno, str(self.errno))
+        return errno.errorcode.get(self.errno or 0, str(self.errno))

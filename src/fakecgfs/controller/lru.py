@@ -50,7 +50,8 @@ class LruList:
         return nr, referenced, dirty
 
     def free(self, nr: int) -> int:
-        """Drop up to ``nr`` pages (an uncharge), preferring clean unreferenced ones; return count."""
+        """Drop up to ``nr`` pages (an uncharge), preferring clean unreferenced ones; return the
+        count."""
         nr = min(nr, self.nr)
         self.nr -= nr
         self.referenced = min(self.referenced, self.nr)

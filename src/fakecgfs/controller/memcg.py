@@ -3,7 +3,8 @@ beyond bookkeeping; the charge path and reclaim policy live in the controller)."
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from .constants import PAGE_COUNTER_MAX
 from .lru import Lruvec, PageKind
@@ -27,7 +28,7 @@ class MemCgroup:
         self.children: dict[str, MemCgroup] = {}
         self.memory = ResCounter()  # memory.usage/limit/max_usage/failcnt and the watermarks
         self.memsw = ResCounter()  # memory+swap: what memory.memsw.* shows
-        self.kmem = ResCounter()  # kernel memory: nothing is charged to it in the model
+        self.kmem = ResCounter()  # kernel memory: what a child group's structures cost (below)
         self.tcp = ResCounter()  # socket buffers: ditto; its limit is stored and read back
         self.soft_limit = PAGE_COUNTER_MAX  # stored and shown; acts only under global pressure
         self.lruvec = Lruvec()
@@ -57,7 +58,7 @@ class MemCgroup:
         self.kmem_cost = 0  # kmem pages this group's structures cost its parent
         self.charging = 0  # charges in progress here: the simulated tasks rmdir must not orphan
         self.shown_ram = 0  # memory.shown_ram_in_bytes, a vendor file of the measured kernel
-        self.daemon: ReclaimDaemon | None = None  # set by the controller at creation
+        self.daemon: ReclaimDaemon  # the controller gives every group one as it creates it
         self.real = [0] * NR_REAL_KINDS  # real processes' pages charged here, by RealKind
 
     # -- the tree ------------------------------------------------------------------------------

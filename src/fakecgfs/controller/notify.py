@@ -24,8 +24,9 @@ filesystem layer's eventfd write) and a ``release`` callable.  The semantics are
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from .constants import SWAP_CLUSTER_MAX
 
@@ -155,7 +156,9 @@ class Notifier:
         for depth, node in enumerate(memcg.lineage()):
             signalled_here = False
             for registration in self._by_group.get(node, ()):
-                if registration.watch is not Watch.PRESSURE or not level.at_least(registration.level):
+                if registration.watch is not Watch.PRESSURE:
+                    continue
+                if not level.at_least(registration.level):
                     continue
                 if depth and registration.mode is PressureMode.LOCAL:
                     continue

@@ -15,8 +15,9 @@ The shape is the kernel's (mm/vmscan.c), on page counts instead of pages:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from .constants import DEF_PRIORITY
 from .lru import LruList, Lruvec, PageKind

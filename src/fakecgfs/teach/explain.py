@@ -13,8 +13,9 @@ from .reference import entry, lookup, ordered, plain, suggestions
 def run(args: argparse.Namespace) -> int:
     if args.file is None:
         width = max(len(c.name) for c in CFTYPES)
-        for cft in ordered():
-            print(f"{cft.name:<{width}}  {cft.mode:04o}  {cft.origin.value:<13}  {cft.doc}")
+        for listed in ordered():
+            print(f"{listed.name:<{width}}  {listed.mode:04o}  {listed.origin.value:<13}  "
+                  f"{listed.doc}")  # fmt: skip
         return 0
     cft = lookup(args.file)
     if cft is None:

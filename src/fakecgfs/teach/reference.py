@@ -129,8 +129,9 @@ def plain(cft: CfType, width: int = 80) -> str:
         if text.lstrip().startswith("* "):
             lead = " " * indent + "* "
             body = text.lstrip()[2:]
+            hanging = " " * len(lead)
             out.append(textwrap.fill(body, width, initial_indent=lead, break_on_hyphens=False,
-                                     subsequent_indent=" " * len(lead)) if body else lead)  # fmt: skip
+                                     subsequent_indent=hanging) if body else lead)  # fmt: skip
         elif text:
             out.append(textwrap.fill(text, width, break_on_hyphens=False))
         else:

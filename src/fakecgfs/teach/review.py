@@ -71,7 +71,7 @@ class Lesson:
 
     def settle(self, group: str) -> None:
         """Wait (on a condition) until both mounts' tasks of ``group`` have nothing to do."""
-        from ..cli import settled
+        from ..cliutil import settled
 
         for root in self.roots:
             path = str(root / group)

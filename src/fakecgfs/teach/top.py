@@ -22,8 +22,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-UNLIMITED = 9223372036854771712
-"""What a limit or a disarmed watermark reads as (PAGE_COUNTER_MAX pages, in bytes)."""
+from ..kernel import UNLIMITED  # what a limit or a disarmed watermark reads as
 
 BAR_MIN, BAR_MAX = 10, 40  # width of the usage bar, in cells
 

@@ -9,8 +9,9 @@ import os
 import time
 from importlib import resources
 
-from ..cgroupfs.parse import ParseError, memparse
-from ..cli import _errno_text, _fail
+from ..cliutil import errno_text as _errno_text
+from ..cliutil import fail as _fail
+from ..cliutil import parse_size
 
 POLL_INTERVAL = 0.05
 
@@ -89,10 +90,9 @@ def _number(text: str) -> int | None:
     except ValueError:
         pass
     try:
-        value, rest = memparse(text.encode())
-    except ParseError:
+        return parse_size(text)
+    except argparse.ArgumentTypeError:
         return None
-    return None if rest else value
 
 
 def _actual(args: argparse.Namespace) -> str:
@@ -214,8 +214,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add the test-kit subcommands to the ``fakecgfs`` parser."""
-    from ..cli import parse_size
-
     p = sub.add_parser("mkgroup", help="create a group and set its limit and watermarks",
                        description="mkdir -p GROUPDIR, then write its limit, high and low "
                        "watermarks (in that order) and any --set FILE=VALUE, one write() "

@@ -86,7 +86,7 @@ class FakecgfsMount:
         """Return once the group's background reclaim task sleeps with nothing to do (it has
         reclaimed down to the low watermark, or usage never went above the high one) or is
         stopped, as `fakecgfs wait --settled`; TimeoutError if not within ``timeout`` s."""
-        from ..cli import settled
+        from ..cliutil import settled
 
         path = self._dir(group)
         if not mounting.wait_until(lambda: settled(str(path)), timeout, 0.01):
@@ -125,7 +125,8 @@ class FakecgfsMount:
             fd = os.open(path, os.O_WRONLY)
         except FileNotFoundError as e:
             if path.name.startswith("fake.") and path.parent.is_dir():
-                e.strerror += " (a strict mount hides the fake.* files)"
+                why = e.strerror or os.strerror(e.errno or 0)  # strerror may be None
+                e.strerror = f"{why} (a strict mount hides the fake.* files)"
             raise
         try:
             os.write(fd, text.encode())

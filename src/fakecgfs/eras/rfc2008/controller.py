@@ -124,6 +124,10 @@ class Rfc2008Controller:
                 controller._nursery = None
                 nursery.cancel_scope.cancel()
 
+    def on_compact(self, hook: Any) -> None:
+        """The server's compaction hook.  This era never compacts (it is a teaching mount, not
+        built for bursts of thousands of groups), so the hook is never called."""
+
     # -- events ---------------------------------------------------------------------------------
 
     def subscribe(self, listener: Listener) -> None:

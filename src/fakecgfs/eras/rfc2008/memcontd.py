@@ -30,15 +30,28 @@ from __future__ import annotations
 import enum
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import trio
 
 from ...controller.events import EventKind
-from .res_counter import ResState
+from .res_counter import ResCounter, ResState
 
-if TYPE_CHECKING:
-    from .controller import Group, Rfc2008Controller
+
+class ThreadGroup(Protocol):
+    """What the thread reads of its group (the era's ``Group``)."""
+
+    res: ResCounter
+
+
+class ThreadHost(Protocol):
+    """What the thread asks of its controller (the era's ``Rfc2008Controller``), received
+    rather than imported, so that the controller may import this module."""
+
+    def background_pass(self, memcg: Any) -> None: ...
+
+    def emit(self, memcg: Any, kind: EventKind, **values: Any) -> None: ...
+
 
 THREAD_NAME = "memcontd"
 """kthread_run(mem_cgroup_reclaim_daemon, mem, "memcontd"): every group's task has this name."""
@@ -71,7 +84,7 @@ class ThreadStats:
 class Memcontd:
     """One group's ``mem->daemon``: the thread (``scope``, NULL when None) and its wait queue."""
 
-    def __init__(self, controller: Rfc2008Controller, memcg: Group) -> None:
+    def __init__(self, controller: ThreadHost, memcg: ThreadGroup) -> None:
         self.controller = controller
         self._memcg = weakref.ref(memcg)  # the group owns its daemon; see controller.daemon.py
         self.thread: trio.CancelScope | None = None  # mem->daemon.thread
@@ -82,7 +95,7 @@ class Memcontd:
         self._state_since = 0.0
 
     @property
-    def memcg(self) -> Group:
+    def memcg(self) -> ThreadGroup:
         memcg = self._memcg()
         assert memcg is not None, "the daemon of a freed group"
         return memcg
@@ -117,7 +130,7 @@ class Memcontd:
 
     # -- mem_cgroup_reclaim_daemon ------------------------------------------------------------
 
-    async def _run(self, memcg: Group, scope: trio.CancelScope,
+    async def _run(self, memcg: ThreadGroup, scope: trio.CancelScope,
                    task_status: trio.TaskStatus = trio.TASK_STATUS_IGNORED) -> None:  # fmt: skip
         with scope:
             try:

@@ -1,0 +1,70 @@
+"""Helpers shared by the ``fakecgfs`` command (cli.py) and the test kit (testing/): messages,
+sizes as options take them, and the state of a group's reclaim task.
+
+Cheap to import: every ``fakecgfs`` call imports this module, so the kernel parsers are loaded
+only when a size is parsed, and nothing here imports the controller (or trio).
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import sys
+
+from .kernel import UNLIMITED
+
+
+def fail(message: str, code: int = 1) -> int:
+    """Print ``fakecgfs: message`` on stderr; return ``code`` (the exit status)."""
+    print(f"fakecgfs: {message}", file=sys.stderr)
+    return code
+
+
+def errno_text(e: OSError) -> str:
+    """``EINVAL (Invalid argument)``."""
+    name = errno.errorcode.get(e.errno or 0, str(e.errno))
+    return f"{name} ({os.strerror(e.errno or 0)})"
+
+
+def parse_size(text: str) -> int:
+    """A size for an option, as the kernel parses limits (memparse): 4096, 4K, 64M, 0x1000.
+    argparse.ArgumentTypeError if it is not one."""
+    from .cgroupfs.parse import ParseError, memparse
+
+    try:
+        value, rest = memparse(str(text).strip().encode())
+    except ParseError:
+        rest = b"?"
+    if rest or not str(text).strip():
+        raise argparse.ArgumentTypeError(f"not a size: {text!r}")
+    return value
+
+
+def read_file(path: str) -> str:
+    """The whole text of a small file (a control file)."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.read()
+
+
+def read_daemon(group: str) -> dict[str, str]:
+    """fake.reclaim_daemon as a dict of its 'name value' lines."""
+    result = {}
+    for line in read_file(os.path.join(group, "fake.reclaim_daemon")).splitlines():
+        name, _, value = line.partition(" ")
+        result[name] = value
+    return result
+
+
+def settled(group: str) -> bool:
+    """The group's reclaim task is asleep or stopped with nothing to do: usage not above the
+    high watermark, whenever one is armed.  The task sleeps until usage goes above the high
+    watermark and then reclaims to the low one, so a sleeping task above the high watermark has
+    a wake-up pending, and one between the watermarks (a charge that never crossed the high one,
+    a low watermark lowered later) will do nothing more."""
+    daemon = read_daemon(group)
+    if daemon["state"] not in ("sleeping", "stopped"):
+        return False
+    if int(daemon["high_wmark"]) >= UNLIMITED:
+        return True
+    return int(daemon["usage"]) <= int(daemon["high_wmark"])

@@ -1,0 +1,94 @@
+"""The binary layouts the session shares with C, checked against the C headers: libfuse2's
+struct fuse_buf (fuse_common.h, from libfuse-dev) and the kernel's FUSE requests and replies
+(linux/fuse.h), as the host's C compiler lays them out.  Skipped, saying why, without a C
+compiler or the headers (scripts/setup installs libfuse-dev when it is missing)."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from fakecgfs.cgroupfs import session
+
+FUSE_COMMON_H = "/usr/include/fuse/fuse_common.h"
+LINUX_FUSE_H = "/usr/include/linux/fuse.h"
+
+PROGRAM = r"""
+#define FUSE_USE_VERSION 26
+#include <stddef.h>
+#include <stdio.h>
+#include <fuse_lowlevel.h>  /* fuse_common.h may not be included alone */
+#include <linux/fuse.h>
+
+#define FIELD(s, f) \
+    printf(#s "." #f " %zu %zu\n", offsetof(struct s, f), sizeof(((struct s *)0)->f))
+#define SIZE(s) printf(#s " %zu\n", sizeof(struct s))
+
+int main(void)
+{
+    SIZE(fuse_buf);
+    FIELD(fuse_buf, size);
+    FIELD(fuse_buf, flags);
+    FIELD(fuse_buf, mem);
+    FIELD(fuse_buf, fd);
+    FIELD(fuse_buf, pos);
+    printf("FUSE_BUF_IS_FD %d\n", (int)FUSE_BUF_IS_FD);
+    SIZE(fuse_in_header);
+    SIZE(fuse_read_in);
+    SIZE(fuse_write_in);
+    SIZE(fuse_interrupt_in);
+    SIZE(fuse_out_header);
+    SIZE(fuse_write_out);
+    printf("FUSE_READ %d\nFUSE_WRITE %d\nFUSE_INTERRUPT %d\n", FUSE_READ, FUSE_WRITE,
+           FUSE_INTERRUPT);
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def c_layout(tmp_path_factory) -> dict[str, tuple[int, ...]]:
+    cc = shutil.which(os.environ.get("CC", "cc"))
+    if cc is None:
+        pytest.skip("no C compiler (cc) to read the headers' layouts with")
+    for header, package in ((FUSE_COMMON_H, "libfuse-dev"), (LINUX_FUSE_H, "linux-libc-dev")):
+        if not os.path.exists(header):
+            pytest.skip(f"{header} is missing (install {package}; scripts/setup does)")
+    work = tmp_path_factory.mktemp("abi")
+    (work / "abi.c").write_text(PROGRAM)
+    # The flags libfuse2's pkg-config gives (and fuse_common.h requires).
+    subprocess.run([cc, "-D_FILE_OFFSET_BITS=64", "-I/usr/include/fuse", "-o", str(work / "abi"),
+                    str(work / "abi.c")], check=True, timeout=60)  # fmt: skip
+    out = subprocess.run([str(work / "abi")], check=True, capture_output=True, text=True).stdout
+    return {name: tuple(int(n) for n in numbers)
+            for name, *numbers in (line.split() for line in out.splitlines())}  # fmt: skip
+
+
+def test_fuse_buf_matches_fuse_common_h(c_layout):
+    buf = session._FuseBuf
+    assert c_layout["fuse_buf"] == (ctypes.sizeof(buf),)
+    for name, _ in buf._fields_:
+        field = getattr(buf, name)
+        assert c_layout[f"fuse_buf.{name}"] == (field.offset, field.size), name
+    assert c_layout["FUSE_BUF_IS_FD"] == (session.FUSE_BUF_IS_FD,)
+
+
+def test_request_and_reply_layouts_match_linux_fuse_h(c_layout):
+    assert c_layout["fuse_in_header"] == (session.IN_HEADER.size,)
+    assert c_layout["fuse_read_in"] == (session.READ_IN.size,)
+    assert c_layout["fuse_write_in"] == (session.WRITE_IN.size,)
+    assert c_layout["fuse_interrupt_in"] == (session.INTERRUPT_IN.size,)
+    assert c_layout["fuse_out_header"] == (session.OUT_HEADER.size,)
+    assert c_layout["fuse_write_out"] == (session.WRITE_OUT.size,)
+    opcodes = (session.FUSE_READ, session.FUSE_WRITE, session.FUSE_INTERRUPT)
+    assert (c_layout["FUSE_READ"], c_layout["FUSE_WRITE"], c_layout["FUSE_INTERRUPT"]) == tuple(
+        (opcode,) for opcode in opcodes)
+
+
+def test_the_offset_is_64_bits_wide_as_with_FILE_OFFSET_BITS_64():
+    """Also without a compiler: a C long would be 32 bits on 32-bit architectures."""
+    assert session._FuseBuf.pos.size == 8
