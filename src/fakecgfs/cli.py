@@ -56,6 +56,8 @@ def cmd_mount(args: argparse.Namespace) -> int:
         _exec_with_server_allocator()
     if mounting.clear_stale(mountpoint):
         print(f"fakecgfs: cleared a dead mount at {mountpoint}", file=sys.stderr)
+    if not os.path.exists(mountpoint):
+        return _fail(f"{mountpoint}: no such directory (create it first: mkdir -p {mountpoint})")
     if not os.path.isdir(mountpoint):
         return _fail(f"{mountpoint}: not a directory")
     if mounting.is_fakecgfs_mount(mountpoint):
@@ -65,7 +67,9 @@ def cmd_mount(args: argparse.Namespace) -> int:
     if args.foreground:
         from .cgroupfs.server import MountOptions, serve
 
-        logging.basicConfig(level=logging.INFO, format="fakecgfs: %(message)s")
+        from .logs import configure
+
+        configure(debug=args.debug)
         options = MountOptions(
             strict=args.strict, swap_bytes=args.swap, reclaim_rate=args.reclaim_rate,
             allow_other=True if args.allow_other else None, trace=args.trace,
@@ -90,6 +94,8 @@ def _spawn_server(args: argparse.Namespace) -> int:
         command += ["--trace-interval", str(args.trace_interval)]
     if args.allow_other:
         command.append("--allow-other")
+    if args.debug:
+        command.append("--debug")
     with open(log_path, "ab") as log_file:
         server = subprocess.Popen(command, env=mounting.server_environment(),
                                   stdin=subprocess.DEVNULL, stdout=log_file,
@@ -120,7 +126,9 @@ def cmd_umount(args: argparse.Namespace) -> int:
         mounting.unmount(mountpoint)
     except OSError as e:
         if not args.lazy:
-            return _fail(f"{e}; files are open in it (--lazy stops the server anyway)")
+            from .mounts import busy_message
+
+            return _fail(busy_message(mountpoint, e))
         # Busy: stop the server; libfuse detaches the mount, open descriptors get ENOTCONN.
         if not mounting.stop_server(mountpoint):
             mounting.unmount(mountpoint, lazy=True)
@@ -164,15 +172,30 @@ def _read(path: str) -> str:
 
 
 def read_daemon(group: str) -> dict[str, str]:
-    """fake.reclaim_daemon as a dict of its 'name value' lines."""
+    """fake.reclaim_daemon as a dict of its 'name value' lines.  On a --strict mount, where it
+    is hidden, what the kernel's files tell: the watermarks and usage, with the task's state
+    and counters as "-" (unavailable)."""
+    try:
+        text = _read(os.path.join(group, "fake.reclaim_daemon"))
+    except FileNotFoundError:
+        if not os.path.exists(os.path.join(group, "memory.usage_in_bytes")):
+            raise
+        return {"state": UNAVAILABLE, "passes": UNAVAILABLE,
+                "high_wmark": _read(os.path.join(group, "memory.high_wmark_in_bytes")).strip(),
+                "low_wmark": _read(os.path.join(group, "memory.low_wmark_in_bytes")).strip(),
+                "usage": _read(os.path.join(group, "memory.usage_in_bytes")).strip()}  # fmt: skip
     result = {}
-    for line in _read(os.path.join(group, "fake.reclaim_daemon")).splitlines():
+    for line in text.splitlines():
         name, _, value = line.partition(" ")
         result[name] = value
     return result
 
 
 UNLIMITED = 9223372036854771712
+UNAVAILABLE = "-"
+"""What a value of fake.reclaim_daemon reads as on a --strict mount (the file is hidden)."""
+STRICT_NOTE = ("--strict mount: the reclaim task's state and counters are unavailable "
+               "(fake.reclaim_daemon is hidden)")  # fmt: skip
 
 
 def _human(value: int) -> str:
@@ -186,9 +209,10 @@ def _human(value: int) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     root = args.mountpoint
-    if not os.path.exists(os.path.join(root, "fake.daemons")):
-        return _fail(f"{root}: not a fakecgfs mount (or mounted with --strict)")
+    if not os.path.exists(os.path.join(root, "memory.usage_in_bytes")):
+        return _fail(f"{root}: not a memory cgroup hierarchy")
     rows = [("GROUP", "USAGE", "LIMIT", "HIGH", "LOW", "FAILCNT", "TASK", "PASSES")]
+    strict = False
     for dirpath, dirnames, _ in os.walk(root):
         dirnames.sort()
         try:
@@ -198,6 +222,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             failcnt = _read(os.path.join(dirpath, "memory.failcnt")).strip()
         except (OSError, ValueError):
             continue  # removed while we walked
+        strict = strict or daemon["state"] == UNAVAILABLE
         group = "/" + os.path.relpath(dirpath, root) if dirpath != root else "/"
         rows.append((group.replace("/.", "/"), _human(usage), _human(limit),
                      _human(int(daemon["high_wmark"])), _human(int(daemon["low_wmark"])),
@@ -205,6 +230,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    if strict:
+        print(f"({STRICT_NOTE})")
     return 0
 
 
@@ -213,8 +240,14 @@ def settled(group: str) -> bool:
     high watermark, whenever one is armed.  The task sleeps until usage goes above the high
     watermark and then reclaims to the low one, so a sleeping task above the high watermark has
     a wake-up pending, and one between the watermarks (a charge that never crossed the high one,
-    a low watermark lowered later) will do nothing more."""
+    a low watermark lowered later) will do nothing more.
+
+    On a --strict mount the state is hidden: settled there means no high watermark armed, or
+    usage at or under the low one (the only usage a running task certainly stops at)."""
     daemon = read_daemon(group)
+    if daemon["state"] == UNAVAILABLE:
+        return (int(daemon["high_wmark"]) >= UNLIMITED
+                or int(daemon["usage"]) <= int(daemon["low_wmark"]))  # fmt: skip
     if daemon["state"] not in ("sleeping", "stopped"):
         return False
     if int(daemon["high_wmark"]) >= UNLIMITED:
@@ -222,15 +255,28 @@ def settled(group: str) -> bool:
     return int(daemon["usage"]) <= int(daemon["high_wmark"])
 
 
+def _wait_state(group: str) -> str:
+    daemon = read_daemon(group)
+    return (f"task {daemon['state']}, usage {daemon['usage']}, "
+            f"low watermark {daemon['low_wmark']}")  # fmt: skip
+
+
 def cmd_wait(args: argparse.Namespace) -> int:
+    from .tty import Progress
+
     try:
-        ok = mounting.wait_until(lambda: settled(args.group), args.timeout, POLL_INTERVAL)
+        if read_daemon(args.group)["state"] == UNAVAILABLE:
+            print(f"fakecgfs: {args.group}: {STRICT_NOTE}; waiting for usage at or under the "
+                  "low watermark instead", file=sys.stderr)  # fmt: skip
+        with Progress(sys.stderr, f"waiting for {args.group} to settle") as progress:
+            ok = mounting.wait_until(
+                lambda: settled(args.group) or progress.show(lambda: _wait_state(args.group)),
+                args.timeout, POLL_INTERVAL,
+            )
     except OSError as e:
         return _fail(f"{args.group}: {_errno_text(e)}", 2)
     if not ok:
-        daemon = read_daemon(args.group)
-        return _fail(f"{args.group}: not settled after {args.timeout}s (task {daemon['state']}, "
-                     f"usage {daemon['usage']}, low watermark {daemon['low_wmark']})")  # fmt: skip
+        return _fail(f"{args.group}: not settled after {args.timeout}s ({_wait_state(args.group)})")
     return 0
 
 
@@ -243,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="A FUSE imitation of the Linux cgroup v1 memory controller, with the 2008 "
         "high/low watermark background reclaim RFC.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("mount", help="mount a fake memory hierarchy",
@@ -264,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-other", action="store_true",
                    help="let other users see the mount (default when mounted by root)")
     p.add_argument("--log", metavar="FILE", help="server log (default: a file in the temp dir)")
+    p.add_argument("--debug", action="store_true",
+                   help="log every controller event and failed request, not only what "
+                   "happened to the mount (mounted, options, warnings, OOM kills, unmounted)")
     p.set_defaults(func=cmd_mount)
 
     p = sub.add_parser("umount", help="unmount (also clears a dead mount)",
@@ -297,11 +347,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=lambda args: 2)  # dispatched by main() before parsing
 
     p = sub.add_parser("wait", help="wait until background reclaim has settled",
-                       description="Exit 0 once GROUPDIR's reclaim task is asleep (usage at or "
-                       "under the low watermark) or stopped; 1 on timeout.")  # fmt: skip
+                       description="Exit 0 once GROUPDIR's reclaim task is asleep with nothing "
+                       "to do (usage at or under the low watermark, or never above the high "
+                       "one) or stopped; 1 on timeout. On a terminal, waits longer than a "
+                       "second show progress. On a --strict mount the task's state is hidden: "
+                       "it waits for usage at or under the low watermark.")  # fmt: skip
     p.add_argument("group", metavar="GROUPDIR")
-    p.add_argument("--settled", action="store_true", required=True,
-                   help="the condition to wait for (the only one so far)")
+    p.add_argument("--settled", action="store_true",
+                   help="the condition to wait for (the default, and the only one so far)")
     p.add_argument("--timeout", type=float, default=30.0, metavar="S")
     p.set_defaults(func=cmd_wait)
 
@@ -312,14 +365,38 @@ def build_parser() -> argparse.ArgumentParser:
     from .teach.commands import add_commands as add_teaching_commands  # top, plot, explain
 
     add_teaching_commands(sub)
+
+    from .tooling import add_commands as add_tool_commands  # list, man, completion, ...
+
+    add_tool_commands(sub)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("fakecgfs")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def conformance_help(doc: str) -> str:
+    """The conformance tool's module docstring as `fakecgfs conformance --help` prints it:
+    plain text (its reST ``literals`` and ``::`` blocks unmarked), under this command's name."""
+    text = doc.replace("python -m fakecgfs.conformance", "fakecgfs conformance")
+    text = text.replace("``", "").replace("::\n", ":\n")
+    return "usage: fakecgfs conformance {record,diff,list} ...\n\n" + text.strip() + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["conformance"]:  # its own parser owns every option, --help included
+    if argv[:1] == ["conformance"]:  # its own parser owns every option (see below for --help)
         from . import conformance
 
+        if argv[1:] in ([], ["-h"], ["--help"]):
+            print(conformance_help(conformance.__doc__ or ""), end="")
+            return 0 if argv[1:] else 2
         return conformance.main(argv[1:])
     args = build_parser().parse_args(argv)
     return args.func(args)

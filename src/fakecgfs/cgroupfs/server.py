@@ -102,6 +102,9 @@ async def _serve(mountpoint: str, options: MountOptions) -> None:
             controller.subscribe(trace)
             interval = options.trace_interval or SAMPLE_INTERVAL
             nursery.start_soon(run_sampler, controller, interval, name="trace-sampler")
+        from ..logs import log_event
+
+        controller.subscribe(log_event)  # warnings and OOM kills in the log
         ops = CgroupFS(controller, strict=options.strict, mountpoint=mountpoint,
                        owner=(os.getuid(), os.getgid()))  # fmt: skip
         session = FuseSession(ops, mountpoint, fuse_options(options), encoding=PATH_ENCODING)
@@ -111,11 +114,13 @@ async def _serve(mountpoint: str, options: MountOptions) -> None:
                 session.mount()
                 with open(pidfile, "w", encoding="ascii") as f:
                     f.write(f"{os.getpid()}\n")
+                log.info("mounted at %s (%s)", mountpoint, _describe(options))
                 nursery.start_soon(_end_on_signal, signals, nursery.cancel_scope)
                 await session.serve()
         finally:
             nursery.cancel_scope.cancel()  # the sampler, and the signal watcher
             session.unmount()
+            log.info("unmounted %s", mountpoint)
             with contextlib.suppress(OSError):
                 os.unlink(pidfile)
             if trace is not None:
@@ -123,6 +128,13 @@ async def _serve(mountpoint: str, options: MountOptions) -> None:
                 # closes: stop listening before the file goes.
                 controller.unsubscribe(trace)
                 trace.close()
+
+
+def _describe(options: MountOptions) -> str:
+    """The options as the log says them: only those that differ from the defaults."""
+    chosen = [f"{name}={value}" for name, value in vars(options).items()
+              if value != MountOptions.__dataclass_fields__[name].default]  # fmt: skip
+    return ", ".join(chosen) or "defaults"
 
 
 async def _end_on_signal(signals: AsyncIterator[int], scope: trio.CancelScope) -> None:

@@ -293,7 +293,16 @@ def plot(trace: str, output: str, *, group: str | None = None, fmt: str | None =
     return group
 
 
+MISSING_MATPLOTLIB = """fakecgfs plot needs matplotlib, an optional extra: pip install 'fakecgfs[plot]'
+(in a checkout: pip install -e '.[plot]', or ./scripts/setup)"""
+
+
 def run(args: argparse.Namespace) -> int:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print(f"fakecgfs: {MISSING_MATPLOTLIB}", file=sys.stderr)
+        return 1
     output = args.output or f"fakecgfs-plot.{args.format or 'png'}"
     try:
         group = plot(args.trace, output, group=args.group, fmt=args.format, title=args.title)
