@@ -210,7 +210,7 @@ def _human(value: int) -> str:
 def cmd_status(args: argparse.Namespace) -> int:
     root = args.mountpoint
     if not os.path.exists(os.path.join(root, "memory.usage_in_bytes")):
-        return _fail(f"{root}: not a memory cgroup hierarchy")
+        return _fail(f"{root}: not a fakecgfs mount (no memory.usage_in_bytes)")
     rows = [("GROUP", "USAGE", "LIMIT", "HIGH", "LOW", "FAILCNT", "TASK", "PASSES")]
     strict = False
     for dirpath, dirnames, _ in os.walk(root):

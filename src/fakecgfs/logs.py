@@ -22,6 +22,8 @@ def configure(*, debug: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
                         format="%(asctime)s fakecgfs[%(process)d] %(levelname)s: %(message)s",
                         datefmt="%Y-%m-%dT%H:%M:%S")  # fmt: skip
+    # fusepy logs every errno answered (each ENOENT of a lookup) at DEBUG: noise, not events.
+    logging.getLogger("fuse").setLevel(logging.INFO)
 
 
 def log_event(event: Event) -> None:

@@ -12,6 +12,8 @@ places links to this program there.  SOURCE is free text (``fakecgfs`` by conven
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import sys
@@ -116,7 +118,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from .cli import main as fakecgfs
 
-    return MOUNT_FAILURE if fakecgfs(["mount", mountpoint, *flags]) else 0
+    # Silent on success, as mount helpers are; -v keeps `fakecgfs mount`'s line.
+    verbose = any(a.startswith("-") and not a.startswith("-o") and "v" in a for a in argv)
+    with contextlib.redirect_stdout(sys.stdout if verbose else io.StringIO()):
+        failed = fakecgfs(["mount", mountpoint, *flags])
+    return MOUNT_FAILURE if failed else 0
 
 
 def helper_program() -> str:
