@@ -80,3 +80,16 @@ def test_normalize():
         "bash: echo: write error: Invalid argument",
         "fakecgfs: mounted at /tmp/m (server pid <pid>, log <log>)",
         "-rw-r--r-- 1 root root 0 <date> f"]  # fmt: skip
+
+
+def test_runner_reports_wrong_outputs_and_failed_commands(tmp_path):
+    doc = tmp_path / "doc.md"
+    doc.write_text("```console\n# cd /tmp/here && pwd\n/tmp/here\n# echo hi\nbye\n"
+                   "# echo 1MB > /nonexistent/file\nbash: /nonexistent/file: No such file or "
+                   "directory\n```\n```sh\ntrue\nfalse   # fails\n```\n")  # fmt: skip
+    (tmp_path / "here").mkdir()
+    failures = run_document(doc, tmp_path, tmp_path, dict(os.environ))
+    assert [(f.step.line, f.step.command) for f in failures] == [
+        (4, "echo hi"), (10, "false   # fails")]
+    assert "expected:\n  bye\ngot:\n  hi" in failures[0].message
+    assert failures[1].message.startswith("exit status 1")
