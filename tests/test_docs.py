@@ -90,6 +90,6 @@ def test_runner_reports_wrong_outputs_and_failed_commands(tmp_path):
     (tmp_path / "here").mkdir()
     failures = run_document(doc, tmp_path, tmp_path, dict(os.environ))
     assert [(f.step.line, f.step.command) for f in failures] == [
-        (4, "echo hi"), (10, "false   # fails")]
+        (4, "echo hi"), (11, "false   # fails")]
     assert "expected:\n  bye\ngot:\n  hi" in failures[0].message
     assert failures[1].message.startswith("exit status 1")
