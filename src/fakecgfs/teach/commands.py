@@ -47,8 +47,9 @@ def add_commands(sub) -> None:
     p = sub.add_parser("plot", help="draw a group's usage over time from a trace (PNG or SVG)",
                        description="Draw one group's memory usage over time from a trace "
                        "written by `mount --trace`: the limit and both watermarks as lines, "
-                       "the reclaim task's running spans shaded, reclaim passes, refused "
-                       "charges and OOM kills marked.")  # fmt: skip
+                       "the reclaim task's running spans shaded, reclaim passes, charges that "
+                       "hit a limit (failcnt) and OOM kills marked, with labels that say what "
+                       "happened (the task waking, sleeping, backing off).")  # fmt: skip
     p.add_argument("trace", metavar="TRACE")
     p.add_argument("--group", "-g", metavar="G",
                    help="the group to draw, e.g. /demo (default: the one with the most "
