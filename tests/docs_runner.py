@@ -44,7 +44,7 @@ NORMALIZE = [
     # A non-interactive bash names the script line in its messages; a reader's shell does not.
     (re.compile(r"^bash: line \d+: "), "bash: "),
     (re.compile(r"server pid \d+"), "server pid <pid>"),
-    (re.compile(r"log /tmp/fakecgfs-[^ )]+"), "log <log>"),
+    (re.compile(r"\blog /[^ )]+"), "log <log>"),  # where runtime files go is not the doc's
     # ls -l's modification time
     (re.compile(r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d \d\d:\d\d\b"),
      "<date>"),
