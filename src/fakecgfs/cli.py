@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import logging
 import os
 import subprocess
 import sys
@@ -395,7 +394,8 @@ def main(argv: list[str] | None = None) -> int:
         from . import conformance
 
         if argv[1:] in ([], ["-h"], ["--help"]):
-            print(conformance_help(conformance.__doc__ or ""), end="")
+            print(conformance_help(conformance.__doc__ or ""), end="",
+                  file=sys.stdout if argv[1:] else sys.stderr)  # fmt: skip
             return 0 if argv[1:] else 2
         return conformance.main(argv[1:])
     args = build_parser().parse_args(argv)
