@@ -4,6 +4,7 @@ mount busy (as ``fuser -m`` finds them: working directories and open files under
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 
 from . import mounting
@@ -11,16 +12,24 @@ from . import mounting
 FSTYPE = "fuse.fakecgfs"
 
 
+PROBE_TIMEOUT = 2.0
+"""Seconds to wait for a mount without a known server to answer statfs: a stopped or stuck
+server never answers, and listing must not hang with it."""
+
+
 @dataclass(frozen=True)
 class Mount:
     mountpoint: str
     server: int | None  # the serving process, if one is found
     stale: bool  # its server is gone: every request fails with ENOTCONN
+    answering: bool = True  # False: no server found and statfs got no answer in time
 
     @property
     def state(self) -> str:
         if self.stale:
             return "stale (server gone; fakecgfs list --clean detaches it)"
+        if not self.answering:
+            return f"not answering (no server found, statfs waited {PROBE_TIMEOUT:g}s)"
         return "live" if self.server is not None else "live (server not found)"
 
 
@@ -75,23 +84,50 @@ def _server_by_cmdline(mountpoint: str) -> int | None:
     return None
 
 
-def list_mounts() -> list[Mount]:
+def _probe(mountpoint: str) -> bool | None:
+    """Is the mount stale (statfs fails with ENOTCONN)?  None if it did not answer within
+    PROBE_TIMEOUT: asked from a daemon thread, which a server that never answers leaves
+    blocked (a fatal signal or the exit of this process ends the request)."""
+    answer: list[bool] = []
+    thread = threading.Thread(target=lambda: answer.append(mounting.is_stale(mountpoint)),
+                              name=f"statfs {mountpoint}", daemon=True)  # fmt: skip
+    thread.start()
+    thread.join(PROBE_TIMEOUT)
+    return answer[0] if answer else None
+
+
+def _fakecgfs_process(pid: int | None) -> int | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return pid if pid is not None and b"fakecgfs" in f.read() else None
+    except OSError:
+        return None
+
+
+def list_mounts(only: list[str] | None = None) -> list[Mount]:
+    """The fakecgfs mounts (or only those at the paths ``only``).  A mount whose server is
+    found is live without asking it anything; the others are asked a statfs, bounded."""
+    wanted = None if only is None else {os.path.realpath(p) for p in only}
     result = []
     for mountpoint in mountpoints():
-        stale = mounting.is_stale(mountpoint)
-        server = None if stale else (mounting.server_pid(mountpoint)
-                                     or _server_by_cmdline(mountpoint))  # fmt: skip
-        result.append(Mount(mountpoint, server, stale))
+        if wanted is not None and mountpoint not in wanted:
+            continue
+        server = _server_by_cmdline(mountpoint) or _fakecgfs_process(
+            mounting.server_pid(mountpoint))  # a pid file's pid may have been reused
+        if server is not None:
+            result.append(Mount(mountpoint, server, stale=False))
+            continue
+        stale = _probe(mountpoint)
+        result.append(Mount(mountpoint, None, stale=bool(stale), answering=stale is not None))
     return result
 
 
 def clean_stale(only: list[str] | None = None) -> list[str]:
     """Detach every stale fakecgfs mount (or only those at the paths ``only``); the cleared
     mount points."""
-    wanted = None if only is None else {os.path.realpath(p) for p in only}
     cleared = []
-    for mount in list_mounts():
-        if mount.stale and (wanted is None or mount.mountpoint in wanted):
+    for mount in list_mounts(only):
+        if mount.stale:
             mounting.unmount(mount.mountpoint, lazy=True)
             cleared.append(mount.mountpoint)
     return cleared

@@ -19,12 +19,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         for mountpoint in cleared:
             print(f"fakecgfs: cleared the stale mount at {mountpoint}")
         return 0
-    mounts = list_mounts()
-    if args.mountpoints:
-        import os
-
-        wanted = {os.path.realpath(p) for p in args.mountpoints}
-        mounts = [m for m in mounts if m.mountpoint in wanted]
+    mounts = list_mounts(args.mountpoints or None)
     rows = [("MOUNTPOINT", "SERVER", "STATE")]
     rows += [(m.mountpoint, str(m.server) if m.server else "-", m.state) for m in mounts]
     width = [max(len(r[i]) for r in rows) for i in range(2)]

@@ -186,11 +186,7 @@ def test_list_and_clean_after_kill_9(mount_factory):
     assert listed.returncode == 0
     assert re.fullmatch(rf"MOUNTPOINT\s+SERVER\s+STATE\n{mnt}\s+{mount.process.pid}\s+live\n",
                         listed.stdout), listed.stdout  # fmt: skip
-    pidfd = linux.pidfd_open(mount.process.pid)
-    try:
-        linux.pidfd_send_signal(pidfd, signal.SIGKILL)
-    finally:
-        os.close(pidfd)
+    _signal(mount.process, signal.SIGKILL)
     mount.process.wait(30)
     assert mounting.wait_until(lambda: mounting.is_stale(mnt), 10)
     listed = fakecgfs("list", mnt)
@@ -200,6 +196,27 @@ def test_list_and_clean_after_kill_9(mount_factory):
     assert cleaned.stdout == f"fakecgfs: cleared the stale mount at {mnt}\n"
     assert not mounting.is_fakecgfs_mount(mnt) and not mounting.is_stale(mnt)
     assert fakecgfs("list", mnt).stdout.splitlines()[1:] == []
+
+
+def _signal(process: subprocess.Popen, signum: int) -> None:
+    pidfd = linux.pidfd_open(process.pid)
+    try:
+        linux.pidfd_send_signal(pidfd, signum)
+    finally:
+        os.close(pidfd)
+
+
+def test_list_does_not_hang_on_a_stopped_server(mount_factory):
+    """A server that cannot answer (stopped here; stuck elsewhere) must not hang the list of
+    every mount: a mount whose server is known is not asked anything, others only briefly."""
+    mount = mount_factory()
+    _signal(mount.process, signal.SIGSTOP)
+    try:
+        listed = fakecgfs("list", timeout=60)  # every mount of the namespace, others' too
+    finally:
+        _signal(mount.process, signal.SIGCONT)
+    assert listed.returncode == 0, listed.stderr
+    assert re.search(rf"^{mount.path}\s+{mount.process.pid}\s+live$", listed.stdout, re.M)
 
 
 # -- umount names who keeps it busy; a missing mount point -----------------------------------
