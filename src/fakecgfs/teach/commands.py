@@ -35,7 +35,9 @@ def add_commands(sub) -> None:
                        description="A live view of the groups under MOUNTPOINT, read through "
                        "its files: a usage bar marked with the low (L) and high (H) watermarks "
                        "and the limit (|), the reclaim task's state and counters, failcnt, OOM "
-                       "kills and the last warnings. Ctrl-C quits.")  # fmt: skip
+                       "kills and the last warnings. Ctrl-C quits. Colour only on a terminal, "
+                       "never with NO_COLOR or TERM=dumb; where the screen cannot be redrawn "
+                       "(TERM=dumb, a pipe), one frame after another.")  # fmt: skip
     p.add_argument("mountpoint")
     p.add_argument("--once", action="store_true", help="print one frame and exit (for scripts)")
     p.add_argument("--width", type=int, default=None, metavar="COLUMNS",
