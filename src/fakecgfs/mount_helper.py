@@ -17,6 +17,7 @@ import io
 import os
 import shutil
 import sys
+from dataclasses import dataclass
 
 MOUNT_OPTIONS: dict[str, tuple[str, bool]] = {
     # -o option: (fakecgfs mount flag, takes a value)
@@ -72,11 +73,19 @@ def options_to_flags(options: str, *, sloppy: bool = False) -> list[str]:
     return flags
 
 
-def parse_argv(argv: list[str]) -> tuple[str, list[str], bool]:
-    """mount(8)'s helper convention: SOURCE DIR [-sfnv] [-o OPTIONS] [-t TYPE]; returns the
-    mount point, the `fakecgfs mount` flags and whether -f (fake: do everything but mount)."""
+@dataclass(frozen=True)
+class Invocation:
+    mountpoint: str
+    flags: list[str]  # for `fakecgfs mount`
+    fake: bool = False  # -f: do everything but mount
+    verbose: bool = False  # -v
+
+
+def parse_argv(argv: list[str]) -> Invocation:
+    """mount(8)'s helper convention: SOURCE DIR [-sfnv] [-o OPTIONS] [-t TYPE] (-n, no mtab
+    to write, means nothing here)."""
     positional: list[str] = []
-    options, sloppy, fake = [], False, False
+    options, sloppy, fake, verbose = [], False, False, False
     args = iter(argv)
     for arg in args:
         if arg in ("-o", "-t"):
@@ -95,18 +104,19 @@ def parse_argv(argv: list[str]) -> tuple[str, list[str], bool]:
                     raise UsageError("")
                 sloppy |= letter == "s"
                 fake |= letter == "f"
+                verbose |= letter == "v"
         else:
             positional.append(arg)
     if len(positional) != 2:
         raise UsageError("give SOURCE and DIR")
     flags = [f for o in options for f in options_to_flags(o, sloppy=sloppy)]
-    return positional[1], flags, fake
+    return Invocation(positional[1], flags, fake, verbose)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        mountpoint, flags, fake = parse_argv(argv)
+        invocation = parse_argv(argv)
     except UsageError as e:
         if str(e):
             print(f"mount.fakecgfs: {e}", file=sys.stderr)
@@ -114,14 +124,13 @@ def main(argv: list[str] | None = None) -> int:
               f"options: {', '.join(o + ('=VALUE' if v else '') for o, (_, v) in MOUNT_OPTIONS.items())}",
               file=sys.stderr)  # fmt: skip
         return USAGE
-    if fake:
+    if invocation.fake:
         return 0
     from .cli import main as fakecgfs
 
     # Silent on success, as mount helpers are; -v keeps `fakecgfs mount`'s line.
-    verbose = any(a.startswith("-") and not a.startswith("-o") and "v" in a for a in argv)
-    with contextlib.redirect_stdout(sys.stdout if verbose else io.StringIO()):
-        failed = fakecgfs(["mount", mountpoint, *flags])
+    with contextlib.redirect_stdout(sys.stdout if invocation.verbose else io.StringIO()):
+        failed = fakecgfs(["mount", invocation.mountpoint, *invocation.flags])
     return MOUNT_FAILURE if failed else 0
 
 

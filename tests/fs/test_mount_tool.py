@@ -18,7 +18,7 @@ import pytest
 from fakecgfs import linux, mounting
 from fakecgfs.cli import build_parser
 from fakecgfs.manpage import subcommands
-from fakecgfs.mount_helper import UsageError, options_to_flags, parse_argv
+from fakecgfs.mount_helper import Invocation, UsageError, options_to_flags, parse_argv
 
 from .helpers import MiB
 
@@ -59,8 +59,9 @@ def test_mount_options_map_to_flags():
             options_to_flags(bad)
     assert options_to_flags("bogus,strict", sloppy=True) == ["--strict"]
     assert parse_argv(["fakecgfs", "/m", "-n", "-o", "rw,strict", "-t", "fuse.fakecgfs"]) == (
-        "/m", ["--strict"], False)
-    assert parse_argv(["fakecgfs", "/m", "-fv", "-oswap=1G"]) == ("/m", ["--swap", "1G"], True)
+        Invocation("/m", ["--strict"]))
+    assert parse_argv(["fakecgfs", "/m", "-fv", "-oswap=1G"]) == (
+        Invocation("/m", ["--swap", "1G"], fake=True, verbose=True))
     with pytest.raises(UsageError):
         parse_argv(["/m"])
 
