@@ -30,6 +30,15 @@ def fakecgfs(*args: str, timeout: float = 30, **kwargs) -> subprocess.CompletedP
                           timeout=timeout, **kwargs)  # fmt: skip
 
 
+def _signal(process: subprocess.Popen, signum: int) -> None:
+    """Signal a server this test started, through a pidfd."""
+    pidfd = linux.pidfd_open(process.pid)
+    try:
+        linux.pidfd_send_signal(pidfd, signum)
+    finally:
+        os.close(pidfd)
+
+
 def test_version():
     from importlib.metadata import version
 
@@ -197,14 +206,6 @@ def test_list_and_clean_after_kill_9(mount_factory):
     assert cleaned.stdout == f"fakecgfs: cleared the stale mount at {mnt}\n"
     assert not mounting.is_fakecgfs_mount(mnt) and not mounting.is_stale(mnt)
     assert fakecgfs("list", mnt).stdout.splitlines()[1:] == []
-
-
-def _signal(process: subprocess.Popen, signum: int) -> None:
-    pidfd = linux.pidfd_open(process.pid)
-    try:
-        linux.pidfd_send_signal(pidfd, signum)
-    finally:
-        os.close(pidfd)
 
 
 def test_list_does_not_hang_on_a_stopped_server(mount_factory):
