@@ -62,10 +62,9 @@ def _option_heading(action: argparse.Action) -> str:
 
 
 def _usage(prog: str, parser: argparse.ArgumentParser) -> str:
-    formatter = parser._get_formatter()
-    usage = formatter._format_usage(parser.usage, parser._actions,
-                                    parser._mutually_exclusive_groups, "")  # fmt: skip
-    return " ".join(usage.split()).removeprefix(prog).strip()
+    """The arguments of ``prog``'s usage line, on one line."""
+    usage = " ".join(parser.format_usage().split())
+    return usage.removeprefix("usage:").strip().removeprefix(prog).strip()
 
 
 def man_page(parser: argparse.ArgumentParser, version: str) -> str:
