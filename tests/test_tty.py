@@ -153,6 +153,17 @@ def test_wait_shows_progress_on_a_terminal_only(mount_factory):
 
 
 @needs_fuse
+def test_expect_with_a_timeout_shows_progress_on_a_terminal(mount_factory):
+    mount = mount_factory("--reclaim-rate", "8M")
+    g = mount.mkgroup("g", limit="64M", high="48M", low="32M")
+    mount.charge("g", "60M", "file")
+    out = run_on_pty([str(BIN / "fakecgfs"), "expect", str(g / "memory.usage_in_bytes"),
+                      "--at-most", "32M", "--timeout", "60"], _env(TERM="xterm"))  # fmt: skip
+    assert f"waiting for {g}/memory.usage_in_bytes: got ".encode() in out
+    assert b", want at most 33554432" in out and out.endswith(b"\r\x1b[K")
+
+
+@needs_fuse
 @pytest.mark.timeout(240)
 def test_demo_into_a_pipe_has_no_colour(tmp_path):
     help_text = subprocess.run([str(ROOT / "scripts" / "demo"), "--help"], capture_output=True,
