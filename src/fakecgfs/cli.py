@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import sys
 from . import mounting
 from .cliutil import errno_text as _errno_text
 from .cliutil import fail as _fail
-from .cliutil import parse_size, read_daemon, settled
+from .cliutil import STRICT_NOTE, UNAVAILABLE, parse_size, read_daemon, settled, version
 from .cliutil import read_file as _read
 from .eras import ERAS
 from .kernel import UNLIMITED
@@ -51,6 +52,8 @@ def cmd_mount(args: argparse.Namespace) -> int:
         _exec_with_server_allocator()
     if mounting.clear_stale(mountpoint):
         print(f"fakecgfs: cleared a dead mount at {mountpoint}", file=sys.stderr)
+    if not os.path.exists(mountpoint):
+        return _fail(f"{mountpoint}: no such directory (create it first: mkdir -p {mountpoint})")
     if not os.path.isdir(mountpoint):
         return _fail(f"{mountpoint}: not a directory")
     if mounting.is_fakecgfs_mount(mountpoint):
@@ -60,7 +63,9 @@ def cmd_mount(args: argparse.Namespace) -> int:
     if args.foreground:
         from .cgroupfs.server import MountOptions, serve
 
-        logging.basicConfig(level=logging.INFO, format="fakecgfs: %(message)s")
+        from .logs import configure
+
+        configure(debug=args.debug)
         options = MountOptions(
             strict=args.strict, swap_bytes=args.swap, reclaim_rate=args.reclaim_rate,
             allow_other=True if args.allow_other else None, trace=args.trace,
@@ -95,6 +100,8 @@ def _spawn_server(args: argparse.Namespace) -> int:
         command += ["--era", args.era]
     if args.real_processes:
         command.append("--real-processes")
+    if args.debug:
+        command.append("--debug")
     with open(log_path, "ab") as log_file:
         server = subprocess.Popen(command, env=mounting.server_environment(),
                                   stdin=subprocess.DEVNULL, stdout=log_file,
@@ -125,7 +132,9 @@ def cmd_umount(args: argparse.Namespace) -> int:
         mounting.unmount(mountpoint)
     except OSError as e:
         if not args.lazy:
-            return _fail(f"{e}; files are open in it (--lazy stops the server anyway)")
+            from .mounts import busy_message
+
+            return _fail(busy_message(mountpoint, e))
         # Busy: stop the server; libfuse detaches the mount, open descriptors get ENOTCONN.
         if not mounting.stop_server(mountpoint):
             mounting.unmount(mountpoint, lazy=True)
@@ -174,9 +183,10 @@ def _human(value: int) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     root = args.mountpoint
-    if not os.path.exists(os.path.join(root, "fake.daemons")):
-        return _fail(f"{root}: not a fakecgfs mount (or mounted with --strict)")
+    if not os.path.exists(os.path.join(root, "memory.usage_in_bytes")):
+        return _fail(f"{root}: not a fakecgfs mount (no memory.usage_in_bytes)")
     rows = [("GROUP", "USAGE", "LIMIT", "HIGH", "LOW", "FAILCNT", "TASK", "PASSES")]
+    strict = False
     for dirpath, dirnames, _ in os.walk(root):
         dirnames.sort()
         try:
@@ -186,6 +196,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             failcnt = _read(os.path.join(dirpath, "memory.failcnt")).strip()
         except (OSError, ValueError):
             continue  # removed while we walked
+        strict = strict or daemon["state"] == UNAVAILABLE
         group = "/" + os.path.relpath(dirpath, root) if dirpath != root else "/"
         rows.append((group.replace("/.", "/"), _human(usage), _human(limit),
                      _human(int(daemon["high_wmark"])), _human(int(daemon["low_wmark"])),
@@ -193,18 +204,33 @@ def cmd_status(args: argparse.Namespace) -> int:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    if strict:
+        print(f"({STRICT_NOTE})")
     return 0
 
 
+def _wait_state(group: str) -> str:
+    daemon = read_daemon(group)
+    return (f"task {daemon['state']}, usage {daemon['usage']}, "
+            f"low watermark {daemon['low_wmark']}")  # fmt: skip
+
+
 def cmd_wait(args: argparse.Namespace) -> int:
+    from .tty import Progress
+
     try:
-        ok = mounting.wait_until(lambda: settled(args.group), args.timeout, POLL_INTERVAL)
+        if read_daemon(args.group)["state"] == UNAVAILABLE:
+            print(f"fakecgfs: {args.group}: {STRICT_NOTE}; waiting for usage at or under the "
+                  "low watermark instead", file=sys.stderr)  # fmt: skip
+        with Progress(sys.stderr, f"waiting for {args.group} to settle") as progress:
+            ok = mounting.wait_until(
+                lambda: settled(args.group) or progress.show(lambda: _wait_state(args.group)),
+                args.timeout, POLL_INTERVAL,
+            )
     except OSError as e:
         return _fail(f"{args.group}: {_errno_text(e)}", 2)
     if not ok:
-        daemon = read_daemon(args.group)
-        return _fail(f"{args.group}: not settled after {args.timeout}s (task {daemon['state']}, "
-                     f"usage {daemon['usage']}, low watermark {daemon['low_wmark']})")  # fmt: skip
+        return _fail(f"{args.group}: not settled after {args.timeout}s ({_wait_state(args.group)})")
     return 0
 
 
@@ -217,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="A FUSE imitation of the Linux cgroup v1 memory controller, with the 2008 "
         "high/low watermark background reclaim RFC.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("mount", help="mount a fake memory hierarchy",
@@ -244,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--real-processes", action="store_true",
                    help="charge the real memory of processes moved into groups to them; limits "
                    "then reclaim, stop or kill them (docs/real-processes.md)")
+    p.add_argument("--debug", action="store_true",
+                   help="log every controller event and failed request, not only what "
+                   "happened to the mount (mounted, options, warnings, OOM kills, unmounted)")
     p.set_defaults(func=cmd_mount)
 
     p = sub.add_parser("umount", help="unmount (also clears a dead mount)",
@@ -277,11 +307,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=lambda args: 2)  # dispatched by main() before parsing
 
     p = sub.add_parser("wait", help="wait until background reclaim has settled",
-                       description="Exit 0 once GROUPDIR's reclaim task is asleep (usage at or "
-                       "under the low watermark) or stopped; 1 on timeout.")  # fmt: skip
+                       description="Exit 0 once GROUPDIR's reclaim task is asleep with nothing "
+                       "to do (usage at or under the low watermark, or never above the high "
+                       "one) or stopped; 1 on timeout. On a terminal, waits longer than a "
+                       "second show progress. On a --strict mount the task's state is hidden: "
+                       "it waits for usage at or under the low watermark.")  # fmt: skip
     p.add_argument("group", metavar="GROUPDIR")
-    p.add_argument("--settled", action="store_true", required=True,
-                   help="the condition to wait for (the only one so far)")
+    p.add_argument("--settled", action="store_true",
+                   help="the condition to wait for (the default, and the only one so far)")
     p.add_argument("--timeout", type=float, default=30.0, metavar="S")
     p.set_defaults(func=cmd_wait)
 
@@ -292,6 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
     from .teach.commands import add_commands as add_teaching_commands  # top, plot, explain
 
     add_teaching_commands(sub)
+
+    from .tooling import add_commands as add_tool_commands  # list, man, completion, ...
+
+    add_tool_commands(sub)
+    parser.set_defaults(parser=parser)  # for man and completion, generated from it
     return parser
 
 
@@ -303,6 +341,29 @@ def main(argv: list[str] | None = None) -> int:
         return conformance.main(argv[1:])
     args = build_parser().parse_args(argv)
     return args.func(args)
+
+
+def mount_helper_main(argv: list[str] | None = None) -> int:
+    """``mount.fakecgfs SOURCE DIR [-sfnv] [-o OPTIONS]``, as mount(8) runs it for
+    ``-t fuse.fakecgfs`` and fstab lines: the options become ``fakecgfs mount`` flags."""
+    from .mount_helper import MOUNT_FAILURE, MOUNT_OPTIONS, USAGE, UsageError, parse_argv
+
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        invocation = parse_argv(argv)
+    except UsageError as e:
+        if str(e):
+            print(f"mount.fakecgfs: {e}", file=sys.stderr)
+        print("usage: mount.fakecgfs SOURCE DIR [-sfnv] [-o OPTION[,OPTION...]]\n"
+              f"options: {', '.join(o + ('=VALUE' if v else '') for o, (_, v) in MOUNT_OPTIONS.items())}",
+              file=sys.stderr)  # fmt: skip
+        return USAGE
+    if invocation.fake:
+        return 0
+    # Silent on success, as mount helpers are; -v keeps `fakecgfs mount`'s line.
+    with contextlib.redirect_stdout(sys.stdout if invocation.verbose else io.StringIO()):
+        failed = main(["mount", invocation.mountpoint, *invocation.flags])
+    return MOUNT_FAILURE if failed else 0
 
 
 if __name__ == "__main__":

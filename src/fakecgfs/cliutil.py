@@ -41,16 +41,45 @@ def parse_size(text: str) -> int:
     return value
 
 
+def version() -> str:
+    """The installed version of fakecgfs."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed_version
+
+    try:
+        return installed_version("fakecgfs")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def read_file(path: str) -> str:
     """The whole text of a small file (a control file)."""
     with open(path, encoding="utf-8", errors="replace") as f:
         return f.read()
 
 
+UNAVAILABLE = "-"
+"""What a value of fake.reclaim_daemon reads as on a --strict mount (the file is hidden)."""
+
+STRICT_NOTE = ("--strict mount: the reclaim task's state and counters are unavailable "
+               "(fake.reclaim_daemon is hidden)")  # fmt: skip
+
+
 def read_daemon(group: str) -> dict[str, str]:
-    """fake.reclaim_daemon as a dict of its 'name value' lines."""
+    """fake.reclaim_daemon as a dict of its 'name value' lines.  On a --strict mount, where it
+    is hidden, what the kernel's files tell: the watermarks and usage, with the task's state
+    and counters as UNAVAILABLE."""
+    try:
+        text = read_file(os.path.join(group, "fake.reclaim_daemon"))
+    except FileNotFoundError:
+        if not os.path.exists(os.path.join(group, "memory.usage_in_bytes")):
+            raise
+        return {"state": UNAVAILABLE, "passes": UNAVAILABLE,
+                "high_wmark": read_file(os.path.join(group, "memory.high_wmark_in_bytes")).strip(),
+                "low_wmark": read_file(os.path.join(group, "memory.low_wmark_in_bytes")).strip(),
+                "usage": read_file(os.path.join(group, "memory.usage_in_bytes")).strip()}  # fmt: skip
     result = {}
-    for line in read_file(os.path.join(group, "fake.reclaim_daemon")).splitlines():
+    for line in text.splitlines():
         name, _, value = line.partition(" ")
         result[name] = value
     return result
@@ -61,8 +90,14 @@ def settled(group: str) -> bool:
     high watermark, whenever one is armed.  The task sleeps until usage goes above the high
     watermark and then reclaims to the low one, so a sleeping task above the high watermark has
     a wake-up pending, and one between the watermarks (a charge that never crossed the high one,
-    a low watermark lowered later) will do nothing more."""
+    a low watermark lowered later) will do nothing more.
+
+    On a --strict mount the state is hidden: settled there means no high watermark armed, or
+    usage at or under the low one (the only usage a running task certainly stops at)."""
     daemon = read_daemon(group)
+    if daemon["state"] == UNAVAILABLE:
+        return (int(daemon["high_wmark"]) >= UNLIMITED
+                or int(daemon["usage"]) <= int(daemon["low_wmark"]))  # fmt: skip
     if daemon["state"] not in ("sleeping", "stopped"):
         return False
     if int(daemon["high_wmark"]) >= UNLIMITED:

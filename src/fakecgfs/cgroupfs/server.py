@@ -137,6 +137,9 @@ async def _serve(mountpoint: str, options: MountOptions) -> None:
 
             real = controller.real = RealProcesses(controller)
             nursery.start_soon(real.run, name="members-sampler")
+        from ..logs import log_event
+
+        controller.subscribe(log_event)  # warnings and OOM kills in the log
         ops = CgroupFS(controller, strict=options.strict, mountpoint=mountpoint,
                        owner=(os.getuid(), os.getgid()), table=table,
                        superuser=None if os.getuid() == 0 else os.getuid())  # fmt: skip
@@ -148,6 +151,7 @@ async def _serve(mountpoint: str, options: MountOptions) -> None:
                 session.mount()
                 with open(pidfile, "w", encoding="ascii") as f:
                     f.write(f"{os.getpid()}\n")
+                log.info("mounted at %s (%s)", mountpoint, _describe(options))
                 nursery.start_soon(_end_on_signal, signals, nursery.cancel_scope)
                 await session.serve()
         finally:
@@ -155,6 +159,7 @@ async def _serve(mountpoint: str, options: MountOptions) -> None:
             if real is not None:
                 real.close()  # members an OOM stopped are continued
             session.unmount()
+            log.info("unmounted %s", mountpoint)
             with contextlib.suppress(OSError):
                 os.unlink(pidfile)
             if trace is not None:
@@ -162,6 +167,13 @@ async def _serve(mountpoint: str, options: MountOptions) -> None:
                 # closes: stop listening before the file goes.
                 controller.unsubscribe(trace)
                 trace.close()
+
+
+def _describe(options: MountOptions) -> str:
+    """The options as the log says them: only those that differ from the defaults."""
+    chosen = [f"{name}={value}" for name, value in vars(options).items()
+              if value != MountOptions.__dataclass_fields__[name].default]  # fmt: skip
+    return ", ".join(chosen) or "defaults"
 
 
 async def _end_on_signal(signals: AsyncIterator[int], scope: trio.CancelScope) -> None:

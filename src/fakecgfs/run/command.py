@@ -129,35 +129,48 @@ def _run_command(command: list[str], env: dict[str, str], fake: Fake, *,
     it runs, Ctrl-C and Ctrl-\\ reach it from the terminal and are ignored here; SIGTERM and
     SIGHUP sent to fakecgfs run are passed on."""
     seccomp_filter = seccomp.filter_for_this_machine() if present else None
-    parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    try:
-        try:
-            setup = _child_setup(drop, seccomp_filter, child_end)
-            child = subprocess.Popen(command, env=env, preexec_fn=setup)
-        except (FileNotFoundError, PermissionError) as e:
-            _close_listener(parent_end)
-            if isinstance(e, FileNotFoundError):
-                print(f"fakecgfs run: {command[0]}: command not found", file=sys.stderr)
-                return EXIT_NOT_FOUND
-            print(f"fakecgfs run: {command[0]}: {e.strerror}", file=sys.stderr)
-            return EXIT_CANNOT_EXECUTE
-        except subprocess.SubprocessError:
-            _take_listener(parent_end)  # raises with the child's reason
-            raise RunError("preparing the command failed")
-        listener = _take_listener(parent_end)
-    finally:
-        child_end.close()
-        parent_end.close()
-    supervisor = None
-    if listener is not None:
-        supervisor = Supervisor(listener, fake, linux.path_calls())
-        supervisor.start()
-    forward = lambda signum, frame: child.send_signal(signum)  # noqa: E731
+    # The handlers go in before the child starts: it may print and be signalled (a test's
+    # SIGTERM after its first line) before this process would otherwise get to them.
+    started: list[subprocess.Popen[bytes]] = []
+    pending: list[int] = []
+
+    def forward(signum: int, frame: object) -> None:
+        if started:
+            started[0].send_signal(signum)
+        else:
+            pending.append(signum)
+
     ignore = lambda signum, frame: None  # noqa: E731  (a handler, not SIG_IGN: exec resets it)
     previous = {sig: signal.signal(sig, handler) for sig, handler in (
         (signal.SIGINT, ignore), (signal.SIGQUIT, ignore),
         (signal.SIGTERM, forward), (signal.SIGHUP, forward))}  # fmt: skip
+    supervisor = None
     try:
+        parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            try:
+                setup = _child_setup(drop, seccomp_filter, child_end)
+                child = subprocess.Popen(command, env=env, preexec_fn=setup)
+            except (FileNotFoundError, PermissionError) as e:
+                _close_listener(parent_end)
+                if isinstance(e, FileNotFoundError):
+                    print(f"fakecgfs run: {command[0]}: command not found", file=sys.stderr)
+                    return EXIT_NOT_FOUND
+                print(f"fakecgfs run: {command[0]}: {e.strerror}", file=sys.stderr)
+                return EXIT_CANNOT_EXECUTE
+            except subprocess.SubprocessError:
+                _take_listener(parent_end)  # raises with the child's reason
+                raise RunError("preparing the command failed") from None
+            started.append(child)
+            for signum in pending:
+                child.send_signal(signum)
+            listener = _take_listener(parent_end)
+        finally:
+            child_end.close()
+            parent_end.close()
+        if listener is not None:
+            supervisor = Supervisor(listener, fake, linux.path_calls())
+            supervisor.start()
         status = child.wait()
     finally:
         for sig, handler in previous.items():

@@ -41,7 +41,9 @@ def add_commands(sub) -> None:
                        description="A live view of the groups under MOUNTPOINT, read through "
                        "its files: a usage bar marked with the low (L) and high (H) watermarks "
                        "and the limit (|), the reclaim task's state and counters, failcnt, OOM "
-                       "kills and the last warnings. Ctrl-C quits.")  # fmt: skip
+                       "kills and the last warnings. Ctrl-C quits. Colour only on a terminal, "
+                       "never with NO_COLOR or TERM=dumb; where the screen cannot be redrawn "
+                       "(TERM=dumb, a pipe), one frame after another.")  # fmt: skip
     p.add_argument("mountpoint")
     p.add_argument("--once", action="store_true", help="print one frame and exit (for scripts)")
     p.add_argument("--width", type=int, default=None, metavar="COLUMNS",
@@ -53,8 +55,9 @@ def add_commands(sub) -> None:
     p = sub.add_parser("plot", help="draw a group's usage over time from a trace (PNG or SVG)",
                        description="Draw one group's memory usage over time from a trace "
                        "written by `mount --trace`: the limit and both watermarks as lines, "
-                       "the reclaim task's running spans shaded, reclaim passes, refused "
-                       "charges and OOM kills marked.")  # fmt: skip
+                       "the reclaim task's running spans shaded, reclaim passes, charges that "
+                       "hit a limit (failcnt) and OOM kills marked, with labels that say what "
+                       "happened (the task waking, sleeping, backing off).")  # fmt: skip
     p.add_argument("trace", metavar="TRACE")
     p.add_argument("--group", "-g", metavar="G",
                    help="the group to draw, e.g. /demo (default: the one with the most "

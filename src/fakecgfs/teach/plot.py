@@ -3,7 +3,9 @@
 The picture a teacher puts on a slide: the group's memory usage as a line, its limit and both
 watermarks as labelled step lines, the spans where the background reclaim task was running
 shaded, and under it a strip with one tick per event: background reclaim passes, direct
-reclaim, refused charges (failcnt) and OOM kills.  PNG or SVG, chosen by the output's
+reclaim, charges that hit a limit (failcnt: most succeed after direct reclaim) and OOM (the
+charges that failed, or wait).  Labels say what the trace shows (the task waking, sleeping or
+backing off; limit hits and failed charges) and are moved until no text overlaps another.  PNG or SVG, chosen by the output's
 extension or ``--format``.  Uses matplotlib's Agg renderer: no display needed.
 """
 
@@ -117,6 +119,15 @@ def _value_at(points: list[tuple[float, float]], t: float) -> float:
     return value
 
 
+def _state_at(states: list[tuple[float, str]], t: float) -> str | None:
+    state = None
+    for st, value in states:
+        if st > t:
+            break
+        state = value
+    return state
+
+
 def _spans(states: list[tuple[float, str]], wanted: str, end: float) -> list[tuple[float, float]]:
     spans = []
     start = None
@@ -131,17 +142,13 @@ def _spans(states: list[tuple[float, str]], wanted: str, end: float) -> list[tup
     return spans
 
 
-def _margin_labels(ax, labels: list[tuple[float, str, str]], top: float) -> None:
-    """Each line's name and last value in the right margin, at its height, nudged apart."""
-    gap = top * 0.045
-    placed: list[float] = []
-    for y, text, color in sorted(labels, key=lambda item: item[0]):
-        if placed and y - placed[-1] < gap:
-            y = placed[-1] + gap
-        placed.append(y)
-        ax.annotate(text, (1.0, y), xycoords=ax.get_yaxis_transform(), xytext=(6, 0),
-                    textcoords="offset points", va="center", ha="left", color=color,
-                    fontsize=11, fontweight="bold", annotation_clip=False)  # fmt: skip
+def _margin_labels(ax, labels: list[tuple[float, str, str]]) -> list:
+    """Each line's name and last value in the right margin, at its height (separate() moves
+    them apart once the figure is laid out)."""
+    return [ax.annotate(text, (1.0, y), xycoords=ax.get_yaxis_transform(), xytext=(6, 0),
+                        textcoords="offset points", va="center", ha="left", color=color,
+                        fontsize=11, fontweight="bold", annotation_clip=False)
+            for y, text, color in sorted(labels, key=lambda item: item[0])]  # fmt: skip
 
 
 def _line_end(xs: list[float], ys: list[float]) -> tuple[float, float]:
@@ -186,13 +193,13 @@ def draw(series: Series, *, title: str | None = None, source: str = ""):
         ax.plot(series.oom, [_value_at(series.usage, t) for t in series.oom], "X",
                 color=COLORS["oom"], ms=12, mec="white", zorder=6, label="OOM kill")  # fmt: skip
 
-    _annotate_first_episode(ax, series)
+    annotations = _annotate(ax, series)
 
     top = max([y for y in ys if not math.isnan(y)] + [1.0])
     for s in settings:
         top = max([top] + [v for v in s[1:] if not math.isnan(v)])
     ax.set_ylim(0, top * 1.12)
-    _margin_labels(ax, labels, top * 1.12)
+    margin = _margin_labels(ax, labels)
     ax.set_xlim(-pad, end + pad)
     ax.set_ylabel("memory (MiB)", fontsize=12)
     ax.grid(True, alpha=0.25)
@@ -216,8 +223,8 @@ def draw(series: Series, *, title: str | None = None, source: str = ""):
         ("background pass", series.background, COLORS["hwmark"]),
         ("pass, nothing freed", series.idle_passes, COLORS["backoff"]),
         ("direct reclaim", series.direct, COLORS["usage"]),
-        ("charge refused", series.refused, COLORS["limit"]),
-        ("OOM", series.oom + series.oom_waits, "black"),
+        ("limit hit (failcnt)", series.refused, COLORS["limit"]),
+        ("OOM (charge failed or waits)", series.oom + series.oom_waits, "black"),
     ]
     rows = [r for r in rows if r[1]] or rows[:1]
     strip.eventplot([r[1] for r in rows], colors=[r[2] for r in rows], lineoffsets=range(len(rows)),
@@ -231,6 +238,7 @@ def draw(series: Series, *, title: str | None = None, source: str = ""):
         strip.spines[side].set_visible(False)
     if source:
         fig.text(0.995, 0.004, source, ha="right", va="bottom", fontsize=7, color="0.5")
+    separate(fig, ax, margin + annotations)
     return fig
 
 
@@ -238,33 +246,128 @@ def _size(mib: float) -> str:
     return f"{mib:.0f} MiB" if abs(mib - round(mib)) < 0.05 else f"{mib:.1f} MiB"
 
 
-def _annotate_first_episode(ax, series: Series) -> None:
-    """Point at the first wake-up above the high watermark and the sleep at the low one."""
-    running = _spans(series.states, "running", series.end)
-    if not running:
-        return
-    start, stop = running[0]
-    hw = _value_at([(s[0], s[2]) for s in series.settings], start + 1e-9)
-    lw = _value_at([(s[0], s[3]) for s in series.settings], stop + 1e-9)
-    at_start = _value_at(series.usage, start)
-    at_stop = _value_at(series.usage, stop)
+def _annotate(ax, series: Series) -> list:
+    """Say what the trace shows, each label pointing at where it happens: the task's first
+    wake-up above the high watermark, how that episode ended (asleep at the low watermark, or
+    backing off because its passes free nothing), and the charges that hit a limit, telling
+    those direct reclaim made room for (failcnt) from those that failed (OOM kills)."""
     span = max(series.end, 1e-3)
-    if not math.isnan(at_start) and not math.isnan(hw):
-        ax.annotate("usage above the high watermark:\nthe task wakes", (start, at_start),
-                    xytext=(start + span * 0.03, at_start * 1.06 + 1), fontsize=10,
-                    arrowprops=dict(arrowstyle="->", color="0.25"), color="0.15")  # fmt: skip
-    if not math.isnan(at_stop) and not math.isnan(lw):
-        ax.annotate("at the low watermark:\nthe task sleeps", (stop, at_stop),
-                    xytext=(stop + span * 0.03, at_stop * 0.55), fontsize=10,
-                    arrowprops=dict(arrowstyle="->", color="0.25"), color="0.15")  # fmt: skip
+    labels = []
+
+    def label(text: str, t: float, at: float, dy: float) -> None:
+        if math.isnan(at):
+            return
+        right_half = t > span * 0.55  # keep the text inside the plot, clear of the margin
+        x = t - span * 0.03 if right_half else t + span * 0.03
+        labels.append(ax.annotate(text, (t, at), xytext=(x, max(at + dy, 0.5)), fontsize=10,
+                                  ha="right" if right_half else "left", color="0.15",
+                                  bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none",
+                                            alpha=0.85),
+                                  arrowprops=dict(arrowstyle="->", color="0.25")))  # fmt: skip
+
+    top = max([u for _, u in series.usage if not math.isnan(u)] + [1.0])
+    running = _spans(series.states, "running", series.end)
+    if running:
+        start, stop = running[0]
+        if not math.isnan(_value_at([(s[0], s[2]) for s in series.settings], start + 1e-9)):
+            label("usage above the high watermark:\nthe task wakes", start,
+                  _value_at(series.usage, start), top * 0.08)  # fmt: skip
+        after = _state_at(series.states, stop + 1e-9)
+        ending = {"sleeping": "at the low watermark:\nthe task sleeps",
+                  "backoff": "its passes free nothing:\nthe task backs off",
+                  "stopped": "the task is stopped"}  # fmt: skip
+        if stop < series.end and after in ending:
+            label(ending[after], stop, _value_at(series.usage, stop), -top * 0.4)
+    else:
+        backoff = _spans(series.states, "backoff", series.end)
+        if backoff:
+            t = backoff[0][0]
+            label("its passes free nothing:\nthe task backs off", t, _value_at(series.usage, t),
+                  -top * 0.4)  # fmt: skip
     if series.refused:
         t = series.refused[0]
-        at = _value_at(series.usage, t)
-        if not math.isnan(at):
-            ax.annotate(f"limit hit: direct reclaim in the\ncharging write, failcnt +"
-                        f"{len(series.refused)}", (t, at), xytext=(t, at * 0.3), fontsize=10,
-                        ha="right", arrowprops=dict(arrowstyle="->", color="0.25"),
-                        color="0.15")  # fmt: skip
+        failed = len(series.oom)
+        text = (f"limit hit {len(series.refused)}x (failcnt): direct reclaim\n"
+                + ("in the charging write made room" if not failed else
+                   f"made room, but {failed} charge{'s' if failed > 1 else ''} failed "
+                   "(OOM kill)"))  # fmt: skip
+        label(text, t, _value_at(series.usage, t), -top * 0.55)
+    return labels
+
+
+def _shift(annotation, ax, home: tuple[float, float], pixels: float) -> None:
+    """Put an annotation's text ``pixels`` above ``home`` (its coordinates as first given)."""
+    if annotation.anncoords == "offset points":
+        annotation.xyann = (home[0], home[1] + pixels * 72 / ax.figure.dpi)
+        return
+    x, y = ax.transData.transform(home)
+    annotation.xyann = tuple(ax.transData.inverted().transform((x, y + pixels)))
+
+
+def _overlaps(a, b, pad: float) -> bool:
+    return not (a.x1 + pad <= b.x0 or b.x1 + pad <= a.x0 or a.y1 + pad <= b.y0
+                or b.y1 + pad <= a.y0)  # fmt: skip
+
+
+def _text_box(text, renderer):
+    """The box of a text's letters (an annotation's own extent would include its arrow)."""
+    from matplotlib.text import Text
+
+    return Text.get_window_extent(text, renderer)
+
+
+def drawn_texts(fig) -> tuple[list, object]:
+    """The texts a render of ``fig`` really draws (tick labels outside the view are made but
+    not drawn), recorded as they are drawn, and the renderer."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()  # lays the figure out: every text gets its place
+    renderer = canvas.get_renderer()
+    drawn: list = []
+    draw = Text.draw
+
+    def record(text, renderer):
+        if text.get_visible() and text.get_text().strip() and text not in drawn:
+            drawn.append(text)
+        return draw(text, renderer)
+
+    Text.draw = record  # the one way to see what is drawn; Annotation.draw ends in Text.draw
+    try:
+        fig.draw(renderer)
+    finally:
+        Text.draw = draw
+    return drawn, renderer
+
+
+def separate(fig, ax, movable: list, *, pad: float = 4.0) -> None:
+    """Move the annotations ``movable`` up or down, in order, until none overlaps another
+    text of the figure (the line labels in the margin, the legend, the title, the ticks,
+    each other), staying inside the plot."""
+    for annotation in movable:
+        if annotation.anncoords != "offset points":  # not the margin's: they need the room
+            annotation.set_in_layout(False)  # moving it must not move the axes
+    drawn, renderer = drawn_texts(fig)
+    fixed = [_text_box(t, renderer) for t in drawn if t not in movable]
+    inside = ax.get_window_extent(renderer)
+    placed: list = []
+    for annotation in movable:
+        home = annotation.xyann
+        for step in range(0, 80):
+            # 0, +1, -1, +2, -2 ... steps of a quarter line (pixels) from where it was put
+            shift = (step + 1) // 2 * (1 if step % 2 else -1) * 6.0
+            _shift(annotation, ax, home, shift)
+            box = _text_box(annotation, renderer)
+            if box.y0 < inside.y0 or box.y1 > inside.y1:
+                continue
+            if not any(_overlaps(box, other, pad) for other in fixed + placed):
+                break
+        placed.append(_text_box(annotation, renderer))
+
+
+RC_PARAMS = {"svg.fonttype": "none", "font.family": "DejaVu Sans"}
+"""SVG text kept as text (editable on a slide); one font everywhere, so sizes are known."""
 
 
 def plot(trace: str, output: str, *, group: str | None = None, fmt: str | None = None,
@@ -287,13 +390,22 @@ def plot(trace: str, output: str, *, group: str | None = None, fmt: str | None =
         raise ValueError(f"no group {group} in {trace}; groups: {', '.join(groups_in(events))}")
     series = collect(events, group)
     fmt = fmt or os.path.splitext(output)[1].lstrip(".").lower() or "png"
-    with matplotlib.rc_context({"svg.fonttype": "none", "font.family": "DejaVu Sans"}):
+    with matplotlib.rc_context(RC_PARAMS):
         fig = draw(series, title=title, source=f"fakecgfs trace {os.path.basename(trace)}")
         fig.savefig(output, format=fmt, dpi=DPI)
     return group
 
 
+MISSING_MATPLOTLIB = """fakecgfs plot needs matplotlib, an optional extra: pip install 'fakecgfs[plot]'
+(in a checkout: pip install -e '.[plot]', or ./scripts/setup)"""
+
+
 def run(args: argparse.Namespace) -> int:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print(f"fakecgfs: {MISSING_MATPLOTLIB}", file=sys.stderr)
+        return 1
     output = args.output or f"fakecgfs-plot.{args.format or 'png'}"
     try:
         group = plot(args.trace, output, group=args.group, fmt=args.format, title=args.title)

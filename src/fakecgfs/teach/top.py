@@ -7,7 +7,9 @@ controller: what ``top`` shows is what ``cat`` would show, so it works the same 
 served by another process (or, without the ``fake.*`` files, on a ``--strict`` mount).
 
 Narrow terminals drop columns, least useful first, down to group, bar, usage and task state.
-Without a UTF-8 terminal the bar is drawn in ASCII.
+Without a UTF-8 terminal the bar is drawn in ASCII.  Colour only on a terminal, never with
+NO_COLOR or TERM=dumb (fakecgfs.tty); where the screen cannot be redrawn (TERM=dumb, a pipe),
+the live view prints plain frames one after another.
 """
 
 from __future__ import annotations
@@ -277,7 +279,11 @@ def render(mountpoint: str, rows: list[GroupRow], width: int, *, ascii_only: boo
 
 
 def _console(width: int | None) -> Console:
-    return Console(width=width, highlight=False, soft_wrap=False)
+    from ..tty import wants_colour
+
+    colour = wants_colour(sys.stdout)
+    return Console(width=width, highlight=False, soft_wrap=False, no_color=not colour,
+                   color_system="auto" if colour else None)  # fmt: skip
 
 
 def _ascii_only(console: Console) -> bool:
@@ -301,6 +307,10 @@ def run(args: argparse.Namespace) -> int:
     if args.once:
         console.print(_frame(args, console, live=False))
         return 0
+    from ..tty import can_redraw
+
+    if not can_redraw(sys.stdout):
+        return _plain_frames(args, console)
     from rich.live import Live
 
     try:
@@ -310,5 +320,18 @@ def run(args: argparse.Namespace) -> int:
                 time.sleep(args.interval)
                 view.update(_frame(args, console, True), refresh=True)
     except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _plain_frames(args: argparse.Namespace, console: Console) -> int:
+    """The live view where nothing can be redrawn: a frame, a blank line, the next frame."""
+    try:
+        while True:
+            console.print(_frame(args, console, live=True))
+            console.print()
+            console.file.flush()
+            time.sleep(args.interval)
+    except (KeyboardInterrupt, BrokenPipeError):
         pass
     return 0

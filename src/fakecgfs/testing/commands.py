@@ -6,12 +6,14 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import sys
 import time
 from importlib import resources
 
 from ..cliutil import errno_text as _errno_text
 from ..cliutil import fail as _fail
 from ..cliutil import parse_size
+from ..tty import Progress
 
 POLL_INTERVAL = 0.05
 
@@ -140,19 +142,21 @@ def cmd_expect(args: argparse.Namespace) -> int:
         return _fail("expect: give VALUE, --at-least or --at-most", 2)
     where = args.file + (f" {args.key}" if args.key else "")
     deadline = time.monotonic() + args.timeout
-    while True:
-        try:
-            problem = _mismatch(args, _actual(args))
-        except OSError as e:
-            return _fail(f"{where}: cannot read: {_errno_text(e)}", 2)
-        except LookupError as e:
-            problem = str(e)
-        if problem is None:
-            return 0
-        if time.monotonic() >= deadline:
-            after = f" after {args.timeout:g}s" if args.timeout else ""
-            return _fail(f"{where}: {problem}{after}")
-        time.sleep(POLL_INTERVAL)
+    with Progress(sys.stderr, f"waiting for {where}") as progress:
+        while True:
+            try:
+                problem = _mismatch(args, _actual(args))
+            except OSError as e:
+                return _fail(f"{where}: cannot read: {_errno_text(e)}", 2)
+            except LookupError as e:
+                problem = str(e)
+            if problem is None:
+                return 0
+            if time.monotonic() >= deadline:
+                after = f" after {args.timeout:g}s" if args.timeout else ""
+                return _fail(f"{where}: {problem}{after}")
+            progress.show(lambda: problem)
+            time.sleep(POLL_INTERVAL)
 
 
 # -- mkgroup --------------------------------------------------------------------------------

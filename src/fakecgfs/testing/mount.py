@@ -78,9 +78,10 @@ class FakecgfsMount:
         """memory.stat of the group as a dict."""
         return _pairs((self._dir(group) / "memory.stat").read_text(), int)
 
-    def daemon(self, group: str | os.PathLike = "/") -> dict[str, str]:
-        """fake.reclaim_daemon of the group as a dict ("state" -> "sleeping", ...)."""
-        return _pairs((self._dir(group) / "fake.reclaim_daemon").read_text(), str)
+    def daemon(self, group: str | os.PathLike = "/") -> dict[str, int | str]:
+        """fake.reclaim_daemon of the group as a dict, numbers as ints as in ``stat()``
+        ("passes" -> 3) and words as strings ("state" -> "sleeping", "last_warning")."""
+        return _pairs((self._dir(group) / "fake.reclaim_daemon").read_text(), _int_or_str)
 
     def wait_settled(self, group: str | os.PathLike = "/", timeout: float = 30.0) -> None:
         """Return once the group's background reclaim task sleeps with nothing to do (it has
@@ -147,6 +148,13 @@ class FakecgfsMount:
             return os.write(fd, data)
         finally:
             os.close(fd)
+
+
+def _int_or_str(value: str) -> int | str:
+    try:
+        return int(value)
+    except ValueError:
+        return value
 
 
 def _pairs(text: str, convert) -> dict:
