@@ -95,7 +95,9 @@ class _FuseBuf(ctypes.Structure):
 
 
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
-    """Prototypes of the libfuse2 session calls the loop uses (fusepy declares none of them)."""
+    """Prototypes of the libfuse2 session calls the loop uses (fusepy declares none of them).
+    Pointers are passed as addresses (c_void_p), since checking a byref() against a POINTER
+    type costs ctypes an isinstance() through the metaclass, every call."""
     p, c_int, c_size_t = ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t
     prototypes = {
         "fuse_setup": (p, [c_int, p, p, c_size_t, ctypes.POINTER(ctypes.c_char_p),
@@ -105,8 +107,8 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         "fuse_session_next_chan": (p, [p, p]),
         "fuse_chan_bufsize": (c_size_t, [p]),
         "fuse_chan_fd": (c_int, [p]),
-        "fuse_session_receive_buf": (c_int, [p, ctypes.POINTER(_FuseBuf), ctypes.POINTER(p)]),
-        "fuse_session_process_buf": (None, [p, ctypes.POINTER(_FuseBuf), p]),
+        "fuse_session_receive_buf": (c_int, [p, p, p]),  # session, fuse_buf *, fuse_chan **
+        "fuse_session_process_buf": (None, [p, p, p]),  # session, fuse_buf *, fuse_chan *
         "fuse_session_exited": (c_int, [p]),
     }
     for name, (restype, argtypes) in prototypes.items():
@@ -228,7 +230,7 @@ class FuseSession:
         lib, session = self._lib, self._session
         receive, process = lib.fuse_session_receive_buf, lib.fuse_session_process_buf
         buf, bufsize, channel = self._buf, self._buf.size, self._channel_ref
-        buf_ref, channel_ref = ctypes.byref(buf), ctypes.byref(channel)
+        buf_ref, channel_ref = ctypes.addressof(buf), ctypes.addressof(self._channel_ref)
         view = self._view
         opcode_at = struct.Struct("=I").unpack_from
         clock = time.perf_counter_ns
