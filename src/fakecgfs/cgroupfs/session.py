@@ -94,10 +94,13 @@ class _FuseBuf(ctypes.Structure):
     ]
 
 
-def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
-    """Prototypes of the libfuse2 session calls the loop uses (fusepy declares none of them).
-    Pointers are passed as addresses (c_void_p), since checking a byref() against a POINTER
-    type costs ctypes an isinstance() through the metaclass, every call."""
+def _declare(lib: ctypes.CDLL) -> ctypes.PyDLL:
+    """Prototypes of the libfuse2 session calls the loop uses (fusepy declares none of them),
+    on a PyDLL of the same library: a call keeps the GIL (there is one thread, and the
+    callbacks libfuse makes would only take it back).  Pointers are passed as addresses
+    (c_void_p), since checking a byref() against a POINTER type costs ctypes an isinstance()
+    through the metaclass, every call."""
+    lib = ctypes.PyDLL(lib._name, handle=lib._handle)
     p, c_int, c_size_t = ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t
     prototypes = {
         "fuse_setup": (p, [c_int, p, p, c_size_t, ctypes.POINTER(ctypes.c_char_p),
