@@ -27,6 +27,7 @@ fuse_main() is replaced, by fuse_setup() + this loop + fuse_teardown().
 
 from __future__ import annotations
 
+import codecs
 import ctypes
 import errno
 import functools
@@ -128,6 +129,7 @@ class _Callbacks(fuse.FUSE):
         self.operations = operations
         self.raw_fi = False
         self.encoding = encoding
+        self._decode = codecs.getdecoder(encoding)
         self.use_ns = True
         self._FUSE__critical_exception = None  # fusepy's _wrapper records fatal errors here
         self.table = fuse.fuse_operations()
@@ -148,16 +150,20 @@ class _Callbacks(fuse.FUSE):
     # Two requests every cat makes (open, release) skip fusepy's three layers of dispatch
     # (partial, _wrapper, operations.__call__): same conversions, one Python frame.
 
+    # Their paths are decoded by the codec looked up once: bytes.decode(name) looks a codec
+    # registered by name up again (and normalizes the name) on every call.
+
     def _direct_open(self, path: bytes, fip: Any) -> int:
         try:
-            fip.contents.fh = self.operations.open(path.decode(self.encoding), fip.contents.flags)
+            info = fip.contents
+            info.fh = self.operations.open(self._decode(path)[0], info.flags)
             return 0
         except Exception as e:
             return -_errno_of("open", e)
 
     def _direct_release(self, path: bytes | None, fip: Any) -> int:
         try:
-            self.operations.release(None if path is None else path.decode(self.encoding),
+            self.operations.release(None if path is None else self._decode(path)[0],
                                     fip.contents.fh)  # fmt: skip
             return 0
         except Exception as e:
