@@ -70,6 +70,9 @@ IN_HEADER = struct.Struct("=IIQQIIII")  # len, opcode, unique, nodeid, uid, gid,
 READ_IN = struct.Struct("=QQIIQII")  # fh, offset, size, read_flags, lock_owner, flags, padding
 WRITE_IN = struct.Struct("=QQIIQII")  # fh, offset, size, write_flags, lock_owner, flags, padding
 INTERRUPT_IN = struct.Struct("=Q")  # unique of the interrupted request
+# A READ's fuse_in_header and fuse_read_in in one unpack, only the fields the session uses:
+# len, unique; fh, offset, size (pad bytes "x" skip the others).
+READ_REQUEST = struct.Struct("=I4xQ24x" "QQI20x")
 OUT_HEADER = struct.Struct("=IiQ")  # len, error (-errno), unique
 WRITE_OUT = struct.Struct("=II")  # size, padding
 FUSE_BUF_IS_FD = 1 << 1  # libfuse's fuse_buf_flags: data spliced into a pipe, not in memory
@@ -280,10 +283,8 @@ class FuseSession:
     # -- reads and writes, answered here -------------------------------------------------------
 
     def _read(self, received: int) -> None:
-        view = self._view
-        length, _, unique, *_ = IN_HEADER.unpack_from(view, 0)
-        fh, offset, size, *_ = READ_IN.unpack_from(view, IN_HEADER.size)
-        if length != received or received != IN_HEADER.size + READ_IN.size:
+        length, unique, fh, offset, size = READ_REQUEST.unpack_from(self._view)
+        if length != received or received != READ_REQUEST.size:
             log.error("malformed READ request (%d bytes, %d announced)", received, length)
             self._reply(unique, errno.EIO)
             return
