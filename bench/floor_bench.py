@@ -57,7 +57,8 @@ def build_c_floor(build_dir: Path) -> tuple[Path | None, str]:
     flags = subprocess.run(["pkg-config", "--cflags", "--libs", "fuse"], capture_output=True,
                            text=True)  # fmt: skip
     if flags.returncode != 0:
-        return None, "no libfuse2 headers (pkg-config fuse); ./scripts/setup --bench installs libfuse-dev"
+        return None, ("no libfuse2 headers (pkg-config fuse); ./scripts/setup --bench installs "
+                      "libfuse-dev")
     binary = build_dir / "c_floor"
     built = subprocess.run([cc, "-O2", "-Wall", "-o", str(binary), str(C_SOURCE),
                             *flags.stdout.split()], capture_output=True, text=True)  # fmt: skip
@@ -160,8 +161,9 @@ def server_cpu(mounts: list[Mount], count: int) -> dict:
                 for _ in range(count):
                     op()
                 used = common.cpu_seconds(m.pid) - before
-                results[(op_name, m.name)] = {"value": used / count * 1e6, "unit": "us",
-                                              "resolution_us": 1e6 / common.CLK_TCK / count}  # fmt: skip
+                results[(op_name, m.name)] = {
+                    "value": used / count * 1e6, "unit": "us",
+                    "resolution_us": 1e6 / common.CLK_TCK / count}  # fmt: skip
     return results
 
 
@@ -195,8 +197,8 @@ def run(quick: bool) -> dict:
         if binary is None:
             results["C floor"] = {"skipped": why}
         else:
-            mounts += [stack.enter_context(c_floor_mount(binary, single_threaded=True)),
-                       stack.enter_context(c_floor_mount(binary, single_threaded=False))]  # fmt: skip
+            mounts += [stack.enter_context(c_floor_mount(binary, single_threaded=single))
+                       for single in (True, False)]
         mounts += [stack.enter_context(common.baseline_mount(nothreads=True)),
                    stack.enter_context(common.baseline_mount(nothreads=False)),
                    stack.enter_context(common.fakecgfs_mount())]  # fmt: skip

@@ -9,21 +9,21 @@ For each operation of issue 19 (open+read+close, pread, open+write+close), on th
   libfuse's debug output (-d) of the C floor; the mount options being the same, every server
   gets these (fakecgfs answers READ and WRITE in its session, the rest through libfuse).
 * **system calls**: read() and write() calls of the server per operation, from /proc/PID/io
-  (syscr, syscw: every thread, at no cost to the server), pinned to one CPU and unpinned, and
-  its CPU time per operation (schedstat: this one depends on the load).  A
-  server reads /dev/fuse once per request; fakecgfs's extra reads are its busy-poll's empty
-  ones (EAGAIN).  fakecgfs is run twice: as it is, and with POLL_AFTER_REQUEST_NS = 0.
+  (syscr, syscw: every thread, at no cost to the server), pinned to one CPU and unpinned; its
+  sleeps (voluntary context switches) and CPU time (schedstat) per operation.  A server reads
+  /dev/fuse once per request; fakecgfs's extra reads are its busy-poll's empty ones (EAGAIN).
+  fakecgfs is run twice: as it is, and with POLL_AFTER_REQUEST_NS = 0.
 * **instructions** (unless --no-callgrind): user-space instructions of the server per
   operation, counted by valgrind's callgrind between two dumps (callgrind_control), and for
   fakecgfs the layers that take them (LAYERS); then one pread after the server went idle,
-  which adds going to sleep and waking up (and, polling on, the poll window).  "sleeps" are
-  the server's voluntary context switches per operation (from /proc): a fakecgfs sleep is a
-  turn of the trio loop, and its instructions count in the figure.  Under valgrind a server runs 50 to 100 times slower,
-  so a time-based poll polls far less: fakecgfs is measured with polling off there, and the cost
-  of one empty poll comes from the difference with polling on.
+  which adds going to sleep and waking up (and, polling on, the poll window).  Under valgrind
+  a server runs 50 to 100 times slower, so a time-based poll polls less than natively: compare
+  fakecgfs with its poll off, and take the cost of one empty poll from the difference.
 
-The counts of system calls with polling on depend on timing (how long the client takes to send
-its next request); everything else is exact and repeats from run to run.
+Exact and repeatable: the requests, the C floor's instructions, and fakecgfs's per-layer
+instructions.  fakecgfs's total moves by a few percent from run to run: when it finds no request
+queued it takes a turn of the trio loop, whose instructions count too ("sleeps" says how often).
+The system calls with polling on, the sleeps and the CPU times depend on timing and load.
 """
 
 from __future__ import annotations
@@ -165,7 +165,8 @@ def requests_per_operation(c_floor: Path, count: int) -> dict[str, dict[str, flo
             for _ in range(count):
                 op()
             after = settled(before)
-            result[name] = {k: (after[k] - before[k]) / count for k in after if after[k] > before[k]}
+            result[name] = {k: (after[k] - before[k]) / count
+                            for k in after if after[k] > before[k]}  # fmt: skip
     return result
 
 
@@ -299,7 +300,7 @@ def _sleeps(pid: int) -> int:
 
 
 LAYERS = {
-    "_ctypes_callproc": "ctypes calls into libfuse (receive, process), with what libfuse calls back",
+    "_ctypes_callproc": "ctypes calls into libfuse (receive, process), with its callbacks",
     "closure_fcn": "ctypes callbacks from libfuse into Python (open, release, the namespace)",
     "PyCPointerType_from_param": "ctypes checking byref() arguments against POINTER types",
     "take_gil": "taking the GIL back",
@@ -313,8 +314,8 @@ LAYERS = {
 def _layers(dump: Path, count: int) -> dict[str, float]:
     """Inclusive instructions per operation of the C functions in LAYERS (callgrind_annotate;
     the largest entry of each name, recursion levels ('2) left out)."""
-    text = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100",
-                           "--auto=no", str(dump)], capture_output=True, text=True).stdout  # fmt: skip
+    command = ["callgrind_annotate", "--inclusive=yes", "--threshold=100", "--auto=no", str(dump)]
+    text = subprocess.run(command, capture_output=True, text=True).stdout
     found: dict[str, float] = {}
     for line in text.splitlines():
         m = re.match(r"\s*([\d,]+)\s+\([^)]*\)\s+\S*:(\w+)(\s|$)", line)
@@ -352,7 +353,8 @@ def report(results: dict) -> str:
         if layered:
             lines += ["", "## fakecgfs: instructions per operation in each layer (inclusive: "
                       "layers nest)", "",
-                      "| function | what | " + " | ".join(k.replace(" | ", ": ") for k in layered) + " |",
+                      "| function | what | "
+                      + " | ".join(k.replace(" | ", ": ") for k in layered) + " |",
                       "|---|---|" + "---|" * len(layered)]  # fmt: skip
             for name, what in LAYERS.items():
                 cells = " | ".join(f"{v.get(name, 0):,.0f}" for v in layered.values())

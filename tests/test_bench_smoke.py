@@ -9,6 +9,7 @@ from pathlib import Path
 from fakecgfs.testing import fuse_unavailable_reason
 
 ROOT = Path(__file__).parent.parent
+OPS = 20  # operations per figure in the profile's smoke run
 
 
 def test_bench_quick_runs(tmp_path):
@@ -73,3 +74,32 @@ def test_c_floor_says_why_it_cannot_be_built(tmp_path, monkeypatch):
         assert why.startswith("/bin/false failed")
     else:
         assert "./scripts/setup --bench" in why
+
+
+def test_request_profile_counts_requests_and_system_calls(tmp_path):
+    """bench/request_profile.py without callgrind: the kernel's requests per operation (open,
+    two reads for cat's read to EOF, release; one READ per pread), and every server reads each
+    request once and answers it with one write."""
+    if fuse_unavailable_reason() is not None:
+        return
+    out = tmp_path / "profile.json"
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "request_profile.py"),
+                             "--no-callgrind", "--ops", str(OPS), "--json", str(out)],
+                            capture_output=True, text=True, timeout=240)  # fmt: skip
+    assert result.returncode == 0, result.stderr + result.stdout
+    data = json.loads(out.read_text())
+    expected = {"open+read+close": {"OPEN": 1, "READ": 2, "RELEASE": 1},
+                "pread": {"READ": 1},
+                "open+write+close": {"OPEN": 1, "WRITE": 1, "RELEASE": 1}}  # fmt: skip
+    if _c_toolchain():
+        assert data["requests"] == expected
+    servers = {key.split(" | ")[0] for key in data["syscalls"]}
+    assert {"fusepy-nothreads", "fusepy-mt", "fakecgfs", "fakecgfs, no poll"} <= servers
+    for key, figures in data["syscalls"].items():
+        operation = key.split(" | ")[2]
+        requests = sum(expected[operation].values()) * OPS
+        # The kernel counts a write() when it returns, after it woke the client: a reply's count
+        # can land in the next interval (the same goes for the read() that took the request).
+        assert abs(round(figures["writes"] * OPS) - requests) <= 1, key
+        assert round(figures["reads"] * OPS) >= requests - 1, key
+    assert "## FUSE requests per operation" in result.stdout
