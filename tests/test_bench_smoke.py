@@ -6,12 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from fakecgfs.testing import fuse_unavailable_reason
 
 ROOT = Path(__file__).parent.parent
 OPS = 20  # operations per figure in the profile's smoke run
 
 
+@pytest.mark.timeout(300)  # every section, quick: about 30 s alone, more on a busy machine
 def test_bench_quick_runs(tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench"), "--quick",
@@ -76,6 +79,7 @@ def test_c_floor_says_why_it_cannot_be_built(tmp_path, monkeypatch):
         assert "./scripts/setup --bench" in why
 
 
+@pytest.mark.timeout(240)
 def test_request_profile_counts_requests_and_system_calls(tmp_path):
     """bench/request_profile.py without callgrind: the kernel's requests per operation (open,
     two reads for cat's read to EOF, release; one READ per pread), and every server reads each
