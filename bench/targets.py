@@ -1,4 +1,4 @@
-"""The performance targets of issue 6, checked against one run's results.
+"""The performance targets of issues 6 and 19, checked against one run's results.
 
 Information only: a MISS is printed, never raised; nothing in the test suite asserts a figure.
 In a --quick run the sizes are not the targets' sizes (200 groups, 64 MiB), so its verdicts mean
@@ -107,6 +107,32 @@ CHECKS: list[Callable[[dict], tuple | None]] = [
     _value("mount to first read (fakecgfs mount CLI)", "fs",
            ("mount time: fakecgfs mount (CLI): to_first_read",), "median", "s", 1, below=True,
            scale=1e-3),
+]  # fmt: skip
+
+
+
+
+def _to_floor(label: str, key: str, floor: str, limit: float,
+              at_least: bool = False) -> Callable[[dict], tuple | None]:  # fmt: skip
+    """Issue 19: a fakecgfs figure of section floor as a ratio to a floor's."""
+
+    def check(results: dict):
+        value = results.get("floor", {}).get(f"{key} / fakecgfs to {floor}")
+        if not isinstance(value, dict):
+            return None
+        ratio = value["ratio"]
+        ok = ratio >= limit if at_least else ratio <= limit
+        return label, f"{_fmt(ratio)}x", f"{'>=' if at_least else '<='} {limit}x {floor}", ok
+
+    return check
+
+
+CHECKS += [
+    *(_to_floor(f"{op} pinned, to C", f"pinned {op}", "C -s", 1.5)
+      for op in ("open+read+close", "pread", "open+write+close")),
+    _to_floor("8 readers unpinned, to C MT", "unpinned 8 readers", "C MT", 0.8, at_least=True),
+    *(_to_floor(f"server CPU per {op}, to C", f"server CPU per op, {op}", "C -s", 1.5)
+      for op in ("open+read+close", "pread", "open+write+close")),
 ]  # fmt: skip
 
 

@@ -251,3 +251,39 @@ def test_open_and_release_bound_directly(caplog):
     # they are what the table holds; read and write are the session's own, never libfuse's
     assert callbacks.table.open and callbacks.table.release
     assert not callbacks.table.read and not callbacks.table.write and not callbacks.table.getattr
+
+
+def test_open_decodes_paths_with_the_sessions_codec():
+    """The callbacks look the codec up once: a name that is not UTF-8 still opens (cgroupfs
+    accepts such names), decoded as the rest of fusepy decodes it."""
+    import ctypes
+
+    import fuse
+
+    from fakecgfs.cgroupfs.server import PATH_ENCODING
+
+    opened: list[str] = []
+
+    class Recorder:
+        def open(self, path, flags):
+            opened.append(path)
+            return 5
+
+    callbacks = session_module._Callbacks(Recorder(), PATH_ENCODING)
+    info = fuse.fuse_file_info(flags=os.O_RDONLY)
+    raw = b"/g\xff\xfe/memory.limit_in_bytes"
+    assert callbacks._direct_open(raw, ctypes.pointer(info)) == 0
+    assert opened == [raw.decode(PATH_ENCODING)] == ["/g\udcff\udcfe/memory.limit_in_bytes"]
+    assert info.fh == 5
+
+
+def test_the_read_request_layout_is_the_kernels():
+    """READ_REQUEST, the one unpack the session makes of a READ, reads the fields of
+    fuse_in_header and fuse_read_in where the kernel's ABI puts them."""
+    from fakecgfs.cgroupfs.session import READ_REQUEST
+
+    raw = bytearray(IN_HEADER.size + READ_IN.size)
+    IN_HEADER.pack_into(raw, 0, len(raw), FUSE_READ, 0x1122334455, 9, 1000, 100, 4242, 0)
+    READ_IN.pack_into(raw, IN_HEADER.size, 0xABCDEF, 1 << 40, 131072, 0, 77, os.O_RDONLY, 0)
+    assert READ_REQUEST.size == len(raw) == 80
+    assert READ_REQUEST.unpack_from(raw) == (80, 0x1122334455, 0xABCDEF, 1 << 40, 131072)

@@ -28,6 +28,7 @@ fuse_main() is replaced, by fuse_setup() + this loop + fuse_teardown().
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import ctypes
 import errno
@@ -72,6 +73,9 @@ IN_HEADER = struct.Struct("=IIQQIIII")  # len, opcode, unique, nodeid, uid, gid,
 READ_IN = struct.Struct("=QQIIQII")  # fh, offset, size, read_flags, lock_owner, flags, padding
 WRITE_IN = struct.Struct("=QQIIQII")  # fh, offset, size, write_flags, lock_owner, flags, padding
 INTERRUPT_IN = struct.Struct("=Q")  # unique of the interrupted request
+# A READ's fuse_in_header and fuse_read_in in one unpack, only the fields the session uses:
+# len, unique; fh, offset, size (pad bytes "x" skip the others).
+READ_REQUEST = struct.Struct("=I4xQ24x" "QQI20x")
 OUT_HEADER = struct.Struct("=IiQ")  # len, error (-errno), unique
 WRITE_OUT = struct.Struct("=II")  # size, padding
 FUSE_BUF_IS_FD = 1 << 1  # libfuse's fuse_buf_flags: data spliced into a pipe, not in memory
@@ -99,8 +103,13 @@ class _FuseBuf(ctypes.Structure):
     ]
 
 
-def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
-    """Prototypes of the libfuse2 session calls the loop uses (fusepy declares none of them)."""
+def _declare(lib: ctypes.CDLL) -> ctypes.PyDLL:
+    """Prototypes of the libfuse2 session calls the loop uses (fusepy declares none of them),
+    on a PyDLL of the same library: a call keeps the GIL (there is one thread, and the
+    callbacks libfuse makes would only take it back).  Pointers are passed as addresses
+    (c_void_p), since checking a byref() against a POINTER type costs ctypes an isinstance()
+    through the metaclass, every call."""
+    lib = ctypes.PyDLL(lib._name, handle=lib._handle)
     p, c_int, c_size_t = ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t
     prototypes = {
         "fuse_setup": (p, [c_int, p, p, c_size_t, ctypes.POINTER(ctypes.c_char_p),
@@ -110,8 +119,8 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         "fuse_session_next_chan": (p, [p, p]),
         "fuse_chan_bufsize": (c_size_t, [p]),
         "fuse_chan_fd": (c_int, [p]),
-        "fuse_session_receive_buf": (c_int, [p, ctypes.POINTER(_FuseBuf), ctypes.POINTER(p)]),
-        "fuse_session_process_buf": (None, [p, ctypes.POINTER(_FuseBuf), p]),
+        "fuse_session_receive_buf": (c_int, [p, p, p]),  # session, fuse_buf *, fuse_chan **
+        "fuse_session_process_buf": (None, [p, p, p]),  # session, fuse_buf *, fuse_chan *
         "fuse_session_exited": (c_int, [p]),
     }  # fmt: skip
     for name, (restype, argtypes) in prototypes.items():
@@ -133,6 +142,7 @@ class _Callbacks(fuse.FUSE):
         self.operations = operations
         self.raw_fi = False
         self.encoding = encoding
+        self._decode = codecs.getdecoder(encoding)
         self.use_ns = True
         self._FUSE__critical_exception = None  # fusepy's _wrapper records fatal errors here
         self.table = fuse.fuse_operations()
@@ -172,16 +182,20 @@ class _Callbacks(fuse.FUSE):
     # Two requests every cat makes (open, release) skip fusepy's three layers of dispatch
     # (partial, _wrapper, operations.__call__): same conversions, one Python frame.
 
+    # Their paths are decoded by the codec looked up once: bytes.decode(name) looks a codec
+    # registered by name up again (and normalizes the name) on every call.
+
     def _direct_open(self, path: bytes, fip: Any) -> int:
         try:
-            fip.contents.fh = self.operations.open(path.decode(self.encoding), fip.contents.flags)
+            info = fip.contents
+            info.fh = self.operations.open(self._decode(path)[0], info.flags)
             return 0
         except Exception as e:
             return -_errno_of("open", e)
 
     def _direct_release(self, path: bytes | None, fip: Any) -> int:
         try:
-            self.operations.release(None if path is None else path.decode(self.encoding),
+            self.operations.release(None if path is None else self._decode(path)[0],
                                     fip.contents.fh)  # fmt: skip
             return 0
         except Exception as e:
@@ -283,7 +297,7 @@ class FuseSession:
         lib, session = self._lib, self._session
         receive, process = lib.fuse_session_receive_buf, lib.fuse_session_process_buf
         buf, bufsize, channel = self._buf, self._buf.size, self._channel_ref
-        buf_ref, channel_ref = ctypes.byref(buf), ctypes.byref(channel)
+        buf_ref, channel_ref = ctypes.addressof(buf), ctypes.addressof(self._channel_ref)
         view = self._view
         opcode_at = struct.Struct("=I").unpack_from
         clock = time.perf_counter_ns
@@ -324,10 +338,8 @@ class FuseSession:
     # -- reads and writes, answered here -------------------------------------------------------
 
     def _read(self, received: int) -> None:
-        view = self._view
-        length, _, unique, *_ = IN_HEADER.unpack_from(view, 0)
-        fh, offset, size, *_ = READ_IN.unpack_from(view, IN_HEADER.size)
-        if length != received or received != IN_HEADER.size + READ_IN.size:
+        length, unique, fh, offset, size = READ_REQUEST.unpack_from(self._view)
+        if length != received or received != READ_REQUEST.size:
             log.error("malformed READ request (%d bytes, %d announced)", received, length)
             self._reply(unique, errno.EIO)
             return
