@@ -44,8 +44,9 @@ def test_mount_says_what_to_install_instead_of_failing_in_fusepy(tmp_path, monke
 
     monkeypatch.setattr(fuselib.ctypes.util, "find_library", only("fuse3"))
     monkeypatch.setattr(fuselib, "os_release", lambda: DEBIAN_13)
-    assert cli.main(["mount", str(tmp_path)]) == 1
+    # 77: "skipped", the status a mount that cannot use FUSE here exits with
+    assert cli.main(["mount", str(tmp_path)]) == cli.EXIT_FUSE_UNAVAILABLE == 77
     assert capsys.readouterr().err == (
-        "fakecgfs: libfuse2 is not installed (only libfuse3 is, which fusepy cannot use): "
+        "fakecgfs: FUSE is unavailable here: libfuse2 is not installed (only libfuse3 is, which fusepy cannot use): "
         "install libfuse2t64\n")  # fmt: skip
     assert list(tmp_path.iterdir()) == []

@@ -115,7 +115,7 @@ def test_a_rejected_high_wmark_write_starts_memcontd(rfc, group):
     daemons = read(rfc.path / "fake.daemons").splitlines()
     assert f"/{group.name}" in daemons[1:]
     daemon = rfc.daemon(group)
-    assert (daemon["name"], daemon["nice"], daemon["high_wmark"]) == ("memcontd", "0", str(LLONG_MAX))
+    assert (daemon["name"], daemon["nice"], daemon["high_wmark"]) == ("memcontd", 0, LLONG_MAX)
     os.rmdir(group)  # pre_destroy stops it
     assert f"/{group.name}" not in read(rfc.path / "fake.daemons").splitlines()[1:]
 
