@@ -406,6 +406,9 @@ class MemoryController:
             # Swapping out cannot lower memory+swap, so a memsw refusal reclaims without it.
             result = self.reclaim(over, max(nr, SWAP_CLUSTER_MAX), cause="direct", may_swap=not memsw)
             if counter.margin() >= nr or result.reclaimed:
+                # Progress: retry, but let others run first, as the kernel's reclaim
+                # cond_resched()s; a pass that "frees" forever cannot stall the loop.
+                await trio.lowlevel.checkpoint()
                 continue
             if not drained:
                 drained = self._drain_stock(over) or True
