@@ -6,10 +6,11 @@ import argparse
 import errno
 import logging
 import os
+import signal
 import subprocess
 import sys
 
-from . import mounting
+from . import mounting, runtime
 from .cgroupfs.parse import memparse
 
 MOUNT_TIMEOUT = 15.0  # seconds `fakecgfs mount` waits for the server to be usable
@@ -37,10 +38,6 @@ def _errno_text(e: OSError) -> str:
 # -- mount and umount -----------------------------------------------------------------------
 
 
-def default_log_path(mountpoint: str) -> str:
-    return mounting.runtime_path(mountpoint, ".log")
-
-
 def _exec_with_server_allocator() -> None:
     """Restart this process (same pid, same arguments) on the server's allocator (see
     mounting.SERVER_ALLOCATOR): the interpreter reads PYTHONMALLOC only as it starts.  Servers
@@ -50,16 +47,33 @@ def _exec_with_server_allocator() -> None:
     os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], mounting.server_environment())
 
 
+def _check_outputs(args: argparse.Namespace) -> str | None:
+    """Open --trace (and --log) now, as the server will, so that a bad path is a one-line
+    error before anything is mounted."""
+    for option, path in (("--trace", args.trace), ("--log", args.log)):
+        if path:
+            try:
+                os.close(runtime.open_output(path))
+            except OSError as e:
+                return f"{option} {path}: {_errno_text(e)}"
+    return None
+
+
 def cmd_mount(args: argparse.Namespace) -> int:
     mountpoint = args.mountpoint
     if args.foreground:
         _exec_with_server_allocator()
+    problem = _check_outputs(args)
+    if problem:
+        return _fail(problem)
+    # Only mountinfo and a probe with a timeout look at what is mounted there: a stat of a
+    # stopped server's mount would hang.
     if mounting.clear_stale(mountpoint):
         print(f"fakecgfs: cleared a dead mount at {mountpoint}", file=sys.stderr)
-    if not os.path.isdir(mountpoint):
-        return _fail(f"{mountpoint}: not a directory")
     if mounting.is_fakecgfs_mount(mountpoint):
         return _fail(f"{mountpoint}: already mounted")
+    if not os.path.isdir(mountpoint):
+        return _fail(f"{mountpoint}: not a directory")
     if os.listdir(mountpoint):
         return _fail(f"{mountpoint}: directory is not empty")
     if args.foreground:
@@ -71,13 +85,22 @@ def cmd_mount(args: argparse.Namespace) -> int:
             allow_other=True if args.allow_other else None, trace=args.trace,
             trace_interval=args.trace_interval,
         )  # fmt: skip
-        serve(mountpoint, options)
+        try:
+            serve(mountpoint, options)
+        except runtime.RuntimeFileError as e:
+            return _fail(str(e))
         return 0
     return _spawn_server(args)
 
 
 def _spawn_server(args: argparse.Namespace) -> int:
-    log_path = args.log or default_log_path(args.mountpoint)
+    try:
+        if args.log:
+            log_fd, log_path = runtime.open_output(args.log, 0o600), args.log
+        else:
+            log_fd, log_path = runtime.default_log(args.mountpoint)
+    except OSError as e:
+        return _fail(f"server log: {e}")
     command = [sys.executable, "-m", "fakecgfs", "mount", "--foreground", args.mountpoint,
                "--swap", str(args.swap)]  # fmt: skip
     if args.strict:
@@ -90,40 +113,89 @@ def _spawn_server(args: argparse.Namespace) -> int:
         command += ["--trace-interval", str(args.trace_interval)]
     if args.allow_other:
         command.append("--allow-other")
-    with open(log_path, "ab") as log_file:
+    try:
         server = subprocess.Popen(command, env=mounting.server_environment(),
-                                  stdin=subprocess.DEVNULL, stdout=log_file,
-                                  stderr=log_file, start_new_session=True)  # fmt: skip
-    ready = mounting.wait_until(
-        lambda: server.poll() is not None or mounting.is_fakecgfs_mount(args.mountpoint),
-        MOUNT_TIMEOUT,
-    )
+                                  stdin=subprocess.DEVNULL, stdout=log_fd,
+                                  stderr=log_fd, start_new_session=True)  # fmt: skip
+    finally:
+        os.close(log_fd)
+
+    def up() -> bool:
+        # Our own server's pid file, not just a mount: another server may have won the race.
+        recorded = runtime.read_pid_file(args.mountpoint)
+        return not isinstance(recorded, str) and recorded[0] == server.pid
+
+    ready = mounting.wait_until(lambda: server.poll() is not None or up(), MOUNT_TIMEOUT)
     if server.poll() is not None or not ready:
         if server.poll() is None:
             server.kill()
-        with open(log_path, errors="replace") as f:
-            tail = f.read()[-2000:]
+            server.wait()
+        try:
+            with open(os.open(log_path, os.O_RDONLY | os.O_NOFOLLOW), errors="replace") as f:
+                tail = f.read()[-2000:]
+        except OSError as e:
+            tail = f"(unreadable: {e})"
         return _fail(f"the server did not come up; its log ({log_path}):\n{tail}")
     print(f"fakecgfs: mounted at {args.mountpoint} (server pid {server.pid}, log {log_path})")
     return 0
 
 
 def cmd_umount(args: argparse.Namespace) -> int:
-    mountpoint = args.mountpoint
-    if mounting.is_stale(mountpoint):
+    """Unmount; never signal a process not proven to be the mount's server (runtime.py), never
+    wait without a bound.  See docs/security.md."""
+    mountpoint = mounting.mount_path(args.mountpoint)
+    entry = mounting.find_mount(mountpoint)
+    if entry is None or entry.fstype != "fuse.fakecgfs":
+        return _fail(f"{args.mountpoint}: not a fakecgfs mount")
+    health = mounting.probe(mountpoint)
+    if health is mounting.Health.DEAD:
         mounting.unmount(mountpoint, lazy=True)
         print(f"fakecgfs: cleared a dead mount at {mountpoint}")
         return 0
-    if not mounting.is_fakecgfs_mount(mountpoint):
-        return _fail(f"{mountpoint}: not a fakecgfs mount")
+    server, why = runtime.find_server(mountpoint)
+    try:
+        return _umount(args, mountpoint, entry, server, why, health)
+    finally:
+        if server is not None:
+            server.close()
+
+
+def _umount(args: argparse.Namespace, mountpoint: str, entry: mounting.MountEntry,
+            server: runtime.ServerProcess | None, why: str, health: mounting.Health) -> int:  # fmt: skip
     try:
         mounting.unmount(mountpoint)
     except OSError as e:
         if not args.lazy:
             return _fail(f"{e}; files are open in it (--lazy stops the server anyway)")
-        # Busy: stop the server; libfuse detaches the mount, open descriptors get ENOTCONN.
-        if not mounting.stop_server(mountpoint):
-            mounting.unmount(mountpoint, lazy=True)
+    else:
+        if server is not None and not server.wait(mounting.SERVER_EXIT_TIMEOUT):
+            print(f"fakecgfs: unmounted {mountpoint}; its server (pid {server.pid}) does not "
+                  "run (stopped?): it exits once it runs again", file=sys.stderr)  # fmt: skip
+        return 0
+    # Busy, and --lazy: stop the server; libfuse detaches the mount, open descriptors get
+    # ENOTCONN.  Only a proven server is signalled.
+    if server is None:
+        print(f"fakecgfs: cannot prove which process serves {mountpoint} ({why}): detaching "
+              "it lazily, signalling nothing", file=sys.stderr)  # fmt: skip
+    else:
+        server.send_signal(signal.SIGTERM)
+        if server.wait(mounting.SERVER_EXIT_TIMEOUT):
+            if mounting.find_mount(mountpoint) == entry:
+                mounting.unmount(mountpoint, lazy=True)
+            return 0
+        print(f"fakecgfs: the server of {mountpoint} (pid {server.pid}) does not exit "
+              f"({'stopped' if server.stopped() else 'busy'}): detaching the mount lazily",
+              file=sys.stderr)  # fmt: skip
+    try:
+        mounting.unmount(mountpoint, lazy=True)
+    except OSError as e:
+        return _fail(str(e))
+    if (server is not None or health is mounting.Health.STUCK) and os.getuid() == 0:
+        # A server that does not answer would leave the writers waiting on it asleep forever.
+        if mounting.abort_connection(entry):
+            print(f"fakecgfs: aborted its FUSE connection ({mounting.FUSE_CONNECTIONS}/"
+                  f"{entry.dev_minor}): requests waiting on it fail with ECONNABORTED",
+                  file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -263,7 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "0.1); a sample is written only when something changed")  # fmt: skip
     p.add_argument("--allow-other", action="store_true",
                    help="let other users see the mount (default when mounted by root)")
-    p.add_argument("--log", metavar="FILE", help="server log (default: a file in the temp dir)")
+    p.add_argument("--log", metavar="FILE",
+                   help="server log (default: a file in the private runtime directory, "
+                   "/run/fakecgfs for root)")
     p.set_defaults(func=cmd_mount)
 
     p = sub.add_parser("umount", help="unmount (also clears a dead mount)",

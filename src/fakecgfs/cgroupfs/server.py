@@ -8,7 +8,6 @@ unmount (``fakecgfs umount``, ``fusermount -u``) ends the session the same way.
 from __future__ import annotations
 
 import codecs
-import contextlib
 import logging
 import os
 import signal
@@ -17,7 +16,7 @@ from typing import AsyncIterator
 
 import trio
 
-from .. import mounting
+from ..runtime import ServerClaim
 from ..controller import MemoryController
 from .fs import CgroupFS
 from .session import FuseSession
@@ -86,11 +85,18 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def serve(mountpoint: str, options: MountOptions) -> None:
-    """Mount at ``mountpoint`` and serve until unmounted or signalled (blocks)."""
-    trio.run(_serve, os.path.abspath(mountpoint), options)
+    """Mount at ``mountpoint`` and serve until unmounted or signalled (blocks).  MountPointBusy
+    (an OSError) if another server holds the mount point, before anything is touched."""
+    # Ours alone from before the mount until after it: a second server of the mount point
+    # fails here; the pid file is how `fakecgfs umount` finds us.
+    claim = ServerClaim(mountpoint)
+    try:
+        trio.run(_serve, os.path.abspath(mountpoint), options, claim)
+    finally:
+        claim.release()
 
 
-async def _serve(mountpoint: str, options: MountOptions) -> None:
+async def _serve(mountpoint: str, options: MountOptions, claim: ServerClaim) -> None:
     async with MemoryController.open(
         swap_bytes=options.swap_bytes, reclaim_rate=options.reclaim_rate
     ) as controller, trio.open_nursery() as nursery:
@@ -98,30 +104,29 @@ async def _serve(mountpoint: str, options: MountOptions) -> None:
         if options.trace:
             from ..trace import SAMPLE_INTERVAL, TraceWriter, run_sampler
 
-            trace = TraceWriter(options.trace)
+            trace = TraceWriter(options.trace,
+                                on_failure=lambda why: controller.listener_failed(trace, why))
             controller.subscribe(trace)
             interval = options.trace_interval or SAMPLE_INTERVAL
             nursery.start_soon(run_sampler, controller, interval, name="trace-sampler")
         ops = CgroupFS(controller, strict=options.strict, mountpoint=mountpoint,
                        owner=(os.getuid(), os.getgid()))  # fmt: skip
         session = FuseSession(ops, mountpoint, fuse_options(options), encoding=PATH_ENCODING)
-        pidfile = mounting.runtime_path(mountpoint, ".pid")  # how `fakecgfs umount --lazy` finds us
         try:
             with trio.open_signal_receiver(*SIGNALS) as signals:
                 session.mount()
-                with open(pidfile, "w", encoding="ascii") as f:
-                    f.write(f"{os.getpid()}\n")
+                claim.publish()
                 nursery.start_soon(_end_on_signal, signals, nursery.cancel_scope)
                 await session.serve()
         finally:
             nursery.cancel_scope.cancel()  # the sampler, and the signal watcher
             session.unmount()
-            with contextlib.suppress(OSError):
-                os.unlink(pidfile)
+            claim.withdraw()
             if trace is not None:
                 # Reclaim tasks still stop (and emit) after this block, as the controller
                 # closes: stop listening before the file goes.
-                controller.unsubscribe(trace)
+                if not trace.failure:
+                    controller.unsubscribe(trace)
                 trace.close()
 
 

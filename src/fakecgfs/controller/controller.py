@@ -98,6 +98,7 @@ class MemoryController:
         self.reclaim_rate = reclaim_rate  # background reclaim pace in bytes/s; None: full speed
         self.processes: ProcessTable = processes if processes is not None else ProcFS()
         self._listeners: list[Listener] = []
+        self.failed_listeners: list[str] = []  # why each listener that gave up did (fake.daemons)
         self._nursery: trio.Nursery | None = None  # where the reclaim tasks run
         self._memory_freed = trio.Event()  # charges waiting in OOM sleep on it
         self.release_agent = ""  # the root's release_agent path: stored, never run
@@ -130,6 +131,13 @@ class MemoryController:
 
     def unsubscribe(self, listener: Listener) -> None:
         self._listeners.remove(listener)
+
+    def listener_failed(self, listener: Listener, why: str) -> None:
+        """A listener gave up (the trace on a full disk): stop calling it, and keep why, for
+        fake.daemons to show."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+        self.failed_listeners.append(why)
 
     def emit(self, memcg: MemCgroup, kind: EventKind, **values) -> None:
         if not self._listeners:
