@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+from typing import Iterator
 
 from . import mounting, runtime
 from .cgroupfs.parse import memparse
@@ -256,24 +257,83 @@ def _human(value: int) -> str:
     return str(value)
 
 
+def _status_row(group: str) -> tuple[str, ...] | None:
+    """The status of the group at ``group`` (a path relative to the working directory); None
+    if it went away while we looked."""
+    try:
+        daemon = read_daemon(group)
+        usage = int(_read(os.path.join(group, "memory.usage_in_bytes")))
+        limit = int(_read(os.path.join(group, "memory.limit_in_bytes")))
+        failcnt = _read(os.path.join(group, "memory.failcnt")).strip()
+    except (OSError, ValueError):
+        return None
+    return (_human(usage), _human(limit), _human(int(daemon["high_wmark"])),
+            _human(int(daemon["low_wmark"])), failcnt, daemon["state"], daemon["passes"])  # fmt: skip
+
+
+def _walk_groups(root: str) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """(path from the root, status row) of every group, in tree order.  Iterative, and by
+    relative paths from the working directory: a tree of any depth (cgroupfs has no limit,
+    and paths of deep ones exceed PATH_MAX) walks without recursion or long paths.  Renames
+    stay within a parent on cgroupfs, so ".." leads back where we came from."""
+    here = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.chdir(root)
+        row = _status_row(".")
+        if row is not None:
+            yield "/", row
+        path: list[str] = []
+        pending: list[list[str]] = [_subgroups(".")]
+        while pending:
+            if not pending[-1]:
+                pending.pop()
+                if path:
+                    path.pop()
+                    os.chdir("..")
+                continue
+            name = pending[-1].pop()
+            try:
+                os.chdir(name)
+            except OSError:
+                continue  # removed while we walked
+            path.append(name)
+            row = _status_row(".")
+            if row is not None:
+                yield "/" + "/".join(path), row
+            pending.append(_subgroups("."))
+    finally:
+        os.fchdir(here)
+        os.close(here)
+
+
+def _subgroups(directory: str) -> list[str]:
+    """Child group names, last first (the walk pops from the end)."""
+    try:
+        with os.scandir(directory) as entries:
+            names = [e.name for e in entries if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
+    return sorted(names, reverse=True)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     root = args.mountpoint
+    if mounting.is_fakecgfs_mount(root):
+        health = mounting.probe(root)
+        if health is mounting.Health.DEAD:
+            return _fail(f"{root}: the mount is dead (its server exited); `fakecgfs umount "
+                         f"{root}` clears it")  # fmt: skip
+        if health is mounting.Health.STUCK:
+            return _fail(f"{root}: its server does not answer (stopped?)")
+    elif not os.path.isdir(root):
+        return _fail(f"{root}: no such directory")
     if not os.path.exists(os.path.join(root, "fake.daemons")):
         return _fail(f"{root}: not a fakecgfs mount (or mounted with --strict)")
     rows = [("GROUP", "USAGE", "LIMIT", "HIGH", "LOW", "FAILCNT", "TASK", "PASSES")]
-    for dirpath, dirnames, _ in os.walk(root):
-        dirnames.sort()
-        try:
-            daemon = read_daemon(dirpath)
-            usage = int(_read(os.path.join(dirpath, "memory.usage_in_bytes")))
-            limit = int(_read(os.path.join(dirpath, "memory.limit_in_bytes")))
-            failcnt = _read(os.path.join(dirpath, "memory.failcnt")).strip()
-        except (OSError, ValueError):
-            continue  # removed while we walked
-        group = "/" + os.path.relpath(dirpath, root) if dirpath != root else "/"
-        rows.append((group.replace("/.", "/"), _human(usage), _human(limit),
-                     _human(int(daemon["high_wmark"])), _human(int(daemon["low_wmark"])),
-                     failcnt, daemon["state"], daemon["passes"]))  # fmt: skip
+    try:
+        rows += [(group, *row) for group, row in _walk_groups(root)]
+    except OSError as e:
+        return _fail(f"{root}: {_errno_text(e)}")
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

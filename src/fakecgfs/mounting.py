@@ -7,7 +7,6 @@ import errno
 import os
 import shutil
 import subprocess
-import threading
 import time
 from dataclasses import dataclass
 
@@ -87,18 +86,27 @@ class Health(enum.Enum):
     STUCK = "stuck"  # its server does not answer (stopped, or blocked)
 
 
+_PROBE = """
+import errno, os, sys
+try:
+    os.statvfs(sys.argv[1])
+except OSError as e:
+    sys.exit(3 if e.errno in (errno.ENOTCONN, errno.ECONNABORTED) else 4)
+"""
+
+
 def probe(path: str, timeout: float = PROBE_TIMEOUT) -> Health:
-    """Ask the file system at ``path`` one statfs, from a thread: a stopped server must not
-    hang the caller.  A thread left waiting ends with the process (the wait is killable)."""
-    outcome: list[Health] = []
+    """Ask the file system at ``path`` one statfs, from a child process that is killed if it
+    gets no answer in ``timeout`` s: a stopped server must not hang the caller, and a request
+    left waiting would keep the mount busy (a killed process's request does not)."""
+    import sys
 
-    def ask() -> None:
-        outcome.append(Health.DEAD if is_stale(path) else Health.ANSWERS)
-
-    thread = threading.Thread(target=ask, daemon=True, name="probe")
-    thread.start()
-    thread.join(timeout)
-    return outcome[0] if outcome else Health.STUCK
+    try:
+        result = subprocess.run([sys.executable, "-c", _PROBE, path], timeout=timeout,
+                                stdin=subprocess.DEVNULL, capture_output=True)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return Health.STUCK
+    return Health.DEAD if result.returncode == 3 else Health.ANSWERS
 
 
 def _fusermount() -> str:
