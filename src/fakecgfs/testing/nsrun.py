@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 
-from .. import mounting
+from .. import mounting, runtime
 from .mount import EXIT_TIMEOUT, READY_TIMEOUT, fuse_unavailable_reason
 
 CLONE_NEWNS = 0x00020000
@@ -203,7 +203,12 @@ def run(command: list[str], mount_at: str, mount_options: list[str]) -> int:
         os.chdir(cwd)  # if it was under the covered path, see the namespace's view of it
     except OSError:
         pass
-    fd, log_path = tempfile.mkstemp(prefix="fakecgfs-run-", suffix=".log")
+    try:  # in the private runtime directory: nothing of ours lies in a shared one
+        with runtime.RuntimeDir() as rundir:
+            fd, log_path = tempfile.mkstemp(prefix="run-", suffix=".log", dir=rundir.path)
+    except OSError as e:
+        print(f"fakecgfs run: {e}", file=sys.stderr)
+        return EXIT_RUN_FAILED
     os.close(fd)
     try:
         try:
