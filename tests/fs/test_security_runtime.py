@@ -455,3 +455,55 @@ def test_status_walks_a_tree_deeper_than_recursion_and_path_max(mount_factory):
     deepest = rows[-1].split()
     assert deepest[0] == "/ddd" * depth and deepest[1] == "1.0M"
     assert len(deepest[0]) > os.pathconf("/", "PC_PATH_MAX")
+
+
+RAW_WRITER = (
+    "import ctypes, os, sys\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "fd = os.open(sys.argv[1], os.O_WRONLY)\n"
+    "print(libc.write(fd, b'8M anon', 7), ctypes.get_errno(), flush=True)\n"
+)  # a raw write(2): no retry on EINTR
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="no unshare")
+def test_umount_lazy_aborts_the_connection_of_a_stopped_server(mnt):
+    """A write asleep in OOM on a stopped server: umount --lazy, as root where fusectl is
+    mounted, detaches the mount and aborts its connection, and the write fails at once.
+    fusectl is mounted in a private mount namespace of the test's, never on the host; the
+    writer runs there too, so that the namespace's copy of the mount is the busy one."""
+    group = mnt.path / "g"
+    os.mkdir(group)
+    write(group / "memory.limit_in_bytes", "4M")
+    write(group / "memory.oom_control", "1")
+    script = f"""
+        mount -t fusectl none /sys/fs/fuse/connections || exit 9
+        "$0" -c "$1" {group}/fake.charge > {mnt.path.parent}/writer.out &
+        tries=0
+        until grep -q 'under_oom 1' {group}/memory.oom_control; do
+            tries=$((tries + 1)); [ "$tries" -lt 400 ] || exit 8; sleep 0.05
+        done
+        echo ready
+        read -r _
+        "$0" -m fakecgfs umount --lazy {mnt.path}
+        wait
+    """
+    namespace = subprocess.Popen(["unshare", "-m", "sh", "-c", script, sys.executable,
+                                  RAW_WRITER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert namespace.stdout.readline() == "ready\n"
+        mnt.process.send_signal(signal.SIGSTOP)
+        try:
+            _, err = namespace.communicate("go\n", timeout=60)
+            assert namespace.returncode == 0, err
+            assert "signalling nothing" in err  # the pid file is keyed by mount namespace
+            assert "aborted its FUSE connection" in err
+            out = (mnt.path.parent / "writer.out").read_text()
+            assert out.split() == ["-1", str(errno.ECONNABORTED)]
+        finally:
+            mnt.process.send_signal(signal.SIGCONT)
+        assert mnt.process.wait(timeout=20) == 0  # its connection gone, it exits
+    finally:
+        if namespace.poll() is None:
+            namespace.kill()
+            namespace.wait()
