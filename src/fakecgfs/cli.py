@@ -150,7 +150,10 @@ def cmd_umount(args: argparse.Namespace) -> int:
         return _fail(f"{args.mountpoint}: not a fakecgfs mount")
     health = mounting.probe(mountpoint)
     if health is mounting.Health.DEAD:
-        mounting.unmount(mountpoint, lazy=True)
+        try:
+            mounting.unmount(mountpoint, lazy=True)
+        except OSError as e:
+            return _fail(str(e))
         print(f"fakecgfs: cleared a dead mount at {mountpoint}")
         return 0
     server, why = runtime.find_server(mountpoint)
@@ -181,8 +184,11 @@ def _umount(args: argparse.Namespace, mountpoint: str, entry: mounting.MountEntr
     else:
         server.send_signal(signal.SIGTERM)
         if server.wait(mounting.SERVER_EXIT_TIMEOUT):
-            if mounting.find_mount(mountpoint) == entry:
-                mounting.unmount(mountpoint, lazy=True)
+            if mounting.find_mount(mountpoint) == entry:  # libfuse's teardown did not detach it
+                try:
+                    mounting.unmount(mountpoint, lazy=True)
+                except OSError as e:
+                    return _fail(str(e))
             return 0
         print(f"fakecgfs: the server of {mountpoint} (pid {server.pid}) does not exit "
               f"({'stopped' if server.stopped() else 'busy'}): detaching the mount lazily",

@@ -7,6 +7,7 @@ import errno
 import os
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 
@@ -25,7 +26,7 @@ def server_environment() -> dict[str, str]:
     return {"PYTHONMALLOC": SERVER_ALLOCATOR, **os.environ}
 
 
-SERVER_EXIT_TIMEOUT = 10.0  # seconds a stopped server has to unmount and exit
+SERVER_EXIT_TIMEOUT = 10.0  # seconds a server asked to end has to unmount and exit
 
 
 def is_stale(path: str) -> bool:
@@ -99,8 +100,6 @@ def probe(path: str, timeout: float = PROBE_TIMEOUT) -> Health:
     """Ask the file system at ``path`` one statfs, from a child process that is killed if it
     gets no answer in ``timeout`` s: a stopped server must not hang the caller, and a request
     left waiting would keep the mount busy (a killed process's request does not)."""
-    import sys
-
     try:
         result = subprocess.run([sys.executable, "-c", _PROBE, path], timeout=timeout,
                                 stdin=subprocess.DEVNULL, capture_output=True)  # fmt: skip
