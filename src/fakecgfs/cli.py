@@ -6,10 +6,12 @@ import argparse
 import contextlib
 import io
 import os
+import signal
 import subprocess
 import sys
+from typing import Iterator
 
-from . import mounting
+from . import mounting, runtime
 from .cliutil import errno_text as _errno_text
 from .cliutil import fail as _fail
 from .cliutil import STRICT_NOTE, UNAVAILABLE, parse_size, read_daemon, settled, version
@@ -24,10 +26,6 @@ POLL_INTERVAL = 0.05
 # -- mount and umount -----------------------------------------------------------------------
 
 
-def default_log_path(mountpoint: str) -> str:
-    return mounting.runtime_path(mountpoint, ".log")
-
-
 def _exec_with_server_allocator() -> None:
     """Restart this process (same pid, same arguments) on the server's allocator (see
     mounting.SERVER_ALLOCATOR): the interpreter reads PYTHONMALLOC only as it starts.  Servers
@@ -40,6 +38,18 @@ def _exec_with_server_allocator() -> None:
 EXIT_FUSE_UNAVAILABLE = 77  # "skipped", as automake's test harness reads it
 
 
+def _check_outputs(args: argparse.Namespace) -> str | None:
+    """Open --trace (and --log) now, as the server will, so that a bad path is a one-line
+    error before anything is mounted."""
+    for option, path in (("--trace", args.trace), ("--log", args.log)):
+        if path:
+            try:
+                os.close(runtime.open_output(path))
+            except OSError as e:
+                return f"{option} {path}: {_errno_text(e)}"
+    return None
+
+
 def cmd_mount(args: argparse.Namespace) -> int:
     mountpoint = args.mountpoint
     reason = mounting.fuse_unavailable_reason()
@@ -50,14 +60,19 @@ def cmd_mount(args: argparse.Namespace) -> int:
                      "does not model real processes", 2)  # fmt: skip
     if args.foreground:
         _exec_with_server_allocator()
+    problem = _check_outputs(args)
+    if problem:
+        return _fail(problem)
+    # Only mountinfo and a probe with a timeout look at what is mounted there: a stat of a
+    # stopped server's mount would hang.
     if mounting.clear_stale(mountpoint):
         print(f"fakecgfs: cleared a dead mount at {mountpoint}", file=sys.stderr)
     if not os.path.exists(mountpoint):
         return _fail(f"{mountpoint}: no such directory (create it first: mkdir -p {mountpoint})")
-    if not os.path.isdir(mountpoint):
-        return _fail(f"{mountpoint}: not a directory")
     if mounting.is_fakecgfs_mount(mountpoint):
         return _fail(f"{mountpoint}: already mounted")
+    if not os.path.isdir(mountpoint):
+        return _fail(f"{mountpoint}: not a directory")
     if os.listdir(mountpoint):
         return _fail(f"{mountpoint}: directory is not empty")
     if args.foreground:
@@ -78,12 +93,20 @@ def cmd_mount(args: argparse.Namespace) -> int:
             serve(mountpoint, options)
         except MountError as e:
             return _fail(f"cannot mount {mountpoint}: {e}")
+        except runtime.RuntimeFileError as e:
+            return _fail(str(e))
         return 0
     return _spawn_server(args)
 
 
 def _spawn_server(args: argparse.Namespace) -> int:
-    log_path = args.log or default_log_path(args.mountpoint)
+    try:
+        if args.log:
+            log_fd, log_path = runtime.open_output(args.log, 0o600), args.log
+        else:
+            log_fd, log_path = runtime.default_log(args.mountpoint)
+    except OSError as e:
+        return _fail(f"server log: {e}")
     command = [sys.executable, "-m", "fakecgfs", "mount", "--foreground", args.mountpoint,
                "--swap", str(args.swap)]  # fmt: skip
     if args.strict:
@@ -102,32 +125,58 @@ def _spawn_server(args: argparse.Namespace) -> int:
         command.append("--real-processes")
     if args.debug:
         command.append("--debug")
-    with open(log_path, "ab") as log_file:
+    try:
         server = subprocess.Popen(command, env=mounting.server_environment(),
-                                  stdin=subprocess.DEVNULL, stdout=log_file,
-                                  stderr=log_file, start_new_session=True)  # fmt: skip
-    ready = mounting.wait_until(
-        lambda: server.poll() is not None or mounting.is_fakecgfs_mount(args.mountpoint),
-        MOUNT_TIMEOUT,
-    )
+                                  stdin=subprocess.DEVNULL, stdout=log_fd,
+                                  stderr=log_fd, start_new_session=True)  # fmt: skip
+    finally:
+        os.close(log_fd)
+
+    def up() -> bool:
+        # Our own server's pid file, not just a mount: another server may have won the race.
+        recorded = runtime.read_pid_file(args.mountpoint)
+        return not isinstance(recorded, str) and recorded[0] == server.pid
+
+    ready = mounting.wait_until(lambda: server.poll() is not None or up(), MOUNT_TIMEOUT)
     if server.poll() is not None or not ready:
         if server.poll() is None:
             server.kill()
-        with open(log_path, errors="replace") as f:
-            tail = f.read()[-2000:]
+            server.wait()
+        try:
+            with open(os.open(log_path, os.O_RDONLY | os.O_NOFOLLOW), errors="replace") as f:
+                tail = f.read()[-2000:]
+        except OSError as e:
+            tail = f"(unreadable: {e})"
         return _fail(f"{mounting.mount_failure(tail)} (log: {log_path})")
     print(f"fakecgfs: mounted at {args.mountpoint} (server pid {server.pid}, log {log_path})")
     return 0
 
 
 def cmd_umount(args: argparse.Namespace) -> int:
-    mountpoint = args.mountpoint
-    if mounting.is_stale(mountpoint):
-        mounting.unmount(mountpoint, lazy=True)
+    """Unmount; never signal a process not proven to be the mount's server (runtime.py), never
+    wait without a bound.  See docs/security.md."""
+    mountpoint = mounting.mount_path(args.mountpoint)
+    entry = mounting.find_mount(mountpoint)
+    if entry is None or entry.fstype != "fuse.fakecgfs":
+        return _fail(f"{args.mountpoint}: not a fakecgfs mount")
+    health = mounting.probe(mountpoint)
+    if health is mounting.Health.DEAD:
+        try:
+            mounting.unmount(mountpoint, lazy=True)
+        except OSError as e:
+            return _fail(str(e))
         print(f"fakecgfs: cleared a dead mount at {mountpoint}")
         return 0
-    if not mounting.is_fakecgfs_mount(mountpoint):
-        return _fail(f"{mountpoint}: not a fakecgfs mount")
+    server, why = runtime.find_server(mountpoint)
+    try:
+        return _umount(args, mountpoint, entry, server, why, health)
+    finally:
+        if server is not None:
+            server.close()
+
+
+def _umount(args: argparse.Namespace, mountpoint: str, entry: mounting.MountEntry,
+            server: runtime.ServerProcess | None, why: str, health: mounting.Health) -> int:  # fmt: skip
     try:
         mounting.unmount(mountpoint)
     except OSError as e:
@@ -135,9 +184,38 @@ def cmd_umount(args: argparse.Namespace) -> int:
             from .mounts import busy_message
 
             return _fail(busy_message(mountpoint, e))
-        # Busy: stop the server; libfuse detaches the mount, open descriptors get ENOTCONN.
-        if not mounting.stop_server(mountpoint):
-            mounting.unmount(mountpoint, lazy=True)
+    else:
+        if server is not None and not server.wait(mounting.SERVER_EXIT_TIMEOUT):
+            print(f"fakecgfs: unmounted {mountpoint}; its server (pid {server.pid}) does not "
+                  "run (stopped?): it exits once it runs again", file=sys.stderr)  # fmt: skip
+        return 0
+    # Busy, and --lazy: stop the server; libfuse detaches the mount, open descriptors get
+    # ENOTCONN.  Only a proven server is signalled.
+    if server is None:
+        print(f"fakecgfs: cannot prove which process serves {mountpoint} ({why}): detaching "
+              "it lazily, signalling nothing", file=sys.stderr)  # fmt: skip
+    else:
+        server.send_signal(signal.SIGTERM)
+        if server.wait(mounting.SERVER_EXIT_TIMEOUT):
+            if mounting.find_mount(mountpoint) == entry:  # libfuse's teardown did not detach it
+                try:
+                    mounting.unmount(mountpoint, lazy=True)
+                except OSError as e:
+                    return _fail(str(e))
+            return 0
+        print(f"fakecgfs: the server of {mountpoint} (pid {server.pid}) does not exit "
+              f"({'stopped' if server.stopped() else 'busy'}): detaching the mount lazily",
+              file=sys.stderr)  # fmt: skip
+    try:
+        mounting.unmount(mountpoint, lazy=True)
+    except OSError as e:
+        return _fail(str(e))
+    if (server is not None or health is mounting.Health.STUCK) and os.getuid() == 0:
+        # A server that does not answer would leave the writers waiting on it asleep forever.
+        if mounting.abort_connection(entry):
+            print(f"fakecgfs: aborted its FUSE connection ({mounting.FUSE_CONNECTIONS}/"
+                  f"{entry.dev_minor}): requests waiting on it fail with ECONNABORTED",
+                  file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -181,26 +259,84 @@ def _human(value: int) -> str:
     return str(value)
 
 
+def _status_row(group: str) -> tuple[str, ...] | None:
+    """The status of the group at ``group`` (a path relative to the working directory); None
+    if it went away while we looked."""
+    try:
+        daemon = read_daemon(group)
+        usage = int(_read(os.path.join(group, "memory.usage_in_bytes")))
+        limit = int(_read(os.path.join(group, "memory.limit_in_bytes")))
+        failcnt = _read(os.path.join(group, "memory.failcnt")).strip()
+    except (OSError, ValueError):
+        return None
+    return (_human(usage), _human(limit), _human(int(daemon["high_wmark"])),
+            _human(int(daemon["low_wmark"])), failcnt, daemon["state"], daemon["passes"])  # fmt: skip
+
+
+def _walk_groups(root: str) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """(path from the root, status row) of every group, in tree order.  Iterative, and by
+    relative paths from the working directory: a tree of any depth (cgroupfs has no limit,
+    and paths of deep ones exceed PATH_MAX) walks without recursion or long paths.  Renames
+    stay within a parent on cgroupfs, so ".." leads back where we came from."""
+    here = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.chdir(root)
+        row = _status_row(".")
+        if row is not None:
+            yield "/", row
+        path: list[str] = []
+        pending: list[list[str]] = [_subgroups(".")]
+        while pending:
+            if not pending[-1]:
+                pending.pop()
+                if path:
+                    path.pop()
+                    os.chdir("..")
+                continue
+            name = pending[-1].pop()
+            try:
+                os.chdir(name)
+            except OSError:
+                continue  # removed while we walked
+            path.append(name)
+            row = _status_row(".")
+            if row is not None:
+                yield "/" + "/".join(path), row
+            pending.append(_subgroups("."))
+    finally:
+        os.fchdir(here)
+        os.close(here)
+
+
+def _subgroups(directory: str) -> list[str]:
+    """Child group names, last first (the walk pops from the end)."""
+    try:
+        with os.scandir(directory) as entries:
+            names = [e.name for e in entries if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
+    return sorted(names, reverse=True)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     root = args.mountpoint
+    if mounting.is_fakecgfs_mount(root):
+        health = mounting.probe(root)
+        if health is mounting.Health.DEAD:
+            return _fail(f"{root}: the mount is dead (its server exited); `fakecgfs umount "
+                         f"{root}` clears it")  # fmt: skip
+        if health is mounting.Health.STUCK:
+            return _fail(f"{root}: its server does not answer (stopped?)")
+    elif not os.path.isdir(root):
+        return _fail(f"{root}: no such directory")
     if not os.path.exists(os.path.join(root, "memory.usage_in_bytes")):
         return _fail(f"{root}: not a fakecgfs mount (no memory.usage_in_bytes)")
     rows = [("GROUP", "USAGE", "LIMIT", "HIGH", "LOW", "FAILCNT", "TASK", "PASSES")]
-    strict = False
-    for dirpath, dirnames, _ in os.walk(root):
-        dirnames.sort()
-        try:
-            daemon = read_daemon(dirpath)
-            usage = int(_read(os.path.join(dirpath, "memory.usage_in_bytes")))
-            limit = int(_read(os.path.join(dirpath, "memory.limit_in_bytes")))
-            failcnt = _read(os.path.join(dirpath, "memory.failcnt")).strip()
-        except (OSError, ValueError):
-            continue  # removed while we walked
-        strict = strict or daemon["state"] == UNAVAILABLE
-        group = "/" + os.path.relpath(dirpath, root) if dirpath != root else "/"
-        rows.append((group.replace("/.", "/"), _human(usage), _human(limit),
-                     _human(int(daemon["high_wmark"])), _human(int(daemon["low_wmark"])),
-                     failcnt, daemon["state"], daemon["passes"]))  # fmt: skip
+    try:
+        rows += [(group, *row) for group, row in _walk_groups(root)]
+    except OSError as e:
+        return _fail(f"{root}: {_errno_text(e)}")
+    strict = any(row[6] == UNAVAILABLE for row in rows[1:])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -264,7 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "0.1); a sample is written only when something changed")  # fmt: skip
     p.add_argument("--allow-other", action="store_true",
                    help="let other users see the mount (default when mounted by root)")
-    p.add_argument("--log", metavar="FILE", help="server log (default: a file in the temp dir)")
+    p.add_argument("--log", metavar="FILE",
+                   help="server log (default: a file in the private runtime directory, "
+                   "/run/fakecgfs for root)")
     p.add_argument("--era", choices=ERAS, default=ERAS[0],
                    help="6.18 (default): kernel 6.18's v1 controller with the RFC repaired; "
                    "rfc-2008: 2.6.26-rc2-mm1 with the 2008 RFC exactly as posted")

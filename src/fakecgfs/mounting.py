@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import enum
 import errno
-import hashlib
 import os
 import shutil
-import signal
 import subprocess
-import tempfile
+import sys
 import time
+from dataclasses import dataclass
 
 
 SERVER_ALLOCATOR = "malloc"
@@ -26,7 +26,7 @@ def server_environment() -> dict[str, str]:
     return {"PYTHONMALLOC": SERVER_ALLOCATOR, **os.environ}
 
 
-SERVER_EXIT_TIMEOUT = 10.0  # seconds a stopped server has to unmount and exit
+SERVER_EXIT_TIMEOUT = 10.0  # seconds a server asked to end has to unmount and exit
 
 
 def is_stale(path: str) -> bool:
@@ -40,36 +40,110 @@ def is_stale(path: str) -> bool:
     return False
 
 
-def is_fakecgfs_mount(path: str) -> bool:
-    path = os.path.realpath(path)
+def mount_path(path: str) -> str:
+    """The absolute path of a mount point, resolving symlinks above it but never looking at the
+    mount point itself (a stat of it would wait for its server, which may be stopped)."""
+    path = os.path.abspath(path)
+    return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+
+
+@dataclass(frozen=True)
+class MountEntry:
+    point: str
+    fstype: str
+    dev_minor: int  # a FUSE mount's st_dev minor: its connection in /sys/fs/fuse/connections
+
+
+def find_mount(path: str) -> MountEntry | None:
+    """The topmost mount at ``path``, from /proc/self/mountinfo: never looks at the mount itself
+    (which would wait for its server)."""
+    path = mount_path(path)
+    found = None
     try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
             for line in f:
                 fields = line.split()
                 sep = fields.index("-")
                 mount_point = fields[4].replace("\\040", " ")
-                if mount_point == path and fields[sep + 1] == "fuse.fakecgfs":
-                    return True
+                if mount_point == path:
+                    minor = int(fields[2].split(":")[1])
+                    found = MountEntry(mount_point, fields[sep + 1], minor)
     except (OSError, ValueError):
-        return False
-    return False
+        return None
+    return found
+
+
+def is_fakecgfs_mount(path: str) -> bool:
+    entry = find_mount(path)
+    return entry is not None and entry.fstype == "fuse.fakecgfs"
+
+
+PROBE_TIMEOUT = 2.0  # seconds a mount's server has to answer a statfs before it counts as stuck
+
+
+class Health(enum.Enum):
+    ANSWERS = "answers"
+    DEAD = "dead"  # its server is gone: ENOTCONN
+    STUCK = "stuck"  # its server does not answer (stopped, or blocked)
+
+
+_PROBE = """
+import errno, os, sys
+try:
+    os.statvfs(sys.argv[1])
+except OSError as e:
+    sys.exit(3 if e.errno in (errno.ENOTCONN, errno.ECONNABORTED) else 4)
+"""
+
+
+def probe(path: str, timeout: float = PROBE_TIMEOUT) -> Health:
+    """Ask the file system at ``path`` one statfs, from a child process that is killed if it
+    gets no answer in ``timeout`` s: a stopped server must not hang the caller, and a request
+    left waiting would keep the mount busy (a killed process's request does not)."""
+    try:
+        result = subprocess.run([sys.executable, "-c", _PROBE, path], timeout=timeout,
+                                stdin=subprocess.DEVNULL, capture_output=True)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return Health.STUCK
+    return Health.DEAD if result.returncode == 3 else Health.ANSWERS
 
 
 def _fusermount() -> str:
     return shutil.which("fusermount") or shutil.which("fusermount3") or "fusermount"
 
 
-def unmount(path: str, *, lazy: bool = False) -> None:
-    """fusermount -u (root or the mounting user); -z detaches even a busy or dead mount."""
+UNMOUNT_TIMEOUT = 10.0  # seconds fusermount may take
+
+
+def unmount(path: str, *, lazy: bool = False, timeout: float = UNMOUNT_TIMEOUT) -> None:
+    """fusermount -u (root or the mounting user); -z detaches even a busy or dead mount.
+    ETIMEDOUT if fusermount has not finished in ``timeout`` s (it is killed)."""
     args = [_fusermount(), "-u"] + (["-z"] if lazy else []) + [path]
-    result = subprocess.run(args, capture_output=True, text=True)
+    try:
+        result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise OSError(errno.ETIMEDOUT, f"fusermount -u {path} did not finish in {timeout:g}s")
     if result.returncode != 0:
         raise OSError(errno.EBUSY, result.stderr.strip() or f"cannot unmount {path}")
 
 
+FUSE_CONNECTIONS = "/sys/fs/fuse/connections"
+
+
+def abort_connection(entry: MountEntry) -> bool:
+    """End a FUSE mount's connection through fusectl (root, fusectl mounted): every request
+    waiting on it fails with ECONNABORTED at once.  True if it was done."""
+    try:
+        with open(os.path.join(FUSE_CONNECTIONS, str(entry.dev_minor), "abort"), "w") as f:
+            f.write("1")
+    except OSError:
+        return False
+    return True
+
+
 def clear_stale(path: str) -> bool:
     """Detach a dead mount at ``path``; True if there was one."""
-    if not is_stale(path):
+    if find_mount(path) is None or probe(path) is not Health.DEAD:
         return False
     unmount(path, lazy=True)
     return True
@@ -83,46 +157,6 @@ def wait_until(predicate, timeout: float, interval: float = 0.02) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
-
-
-def runtime_path(mountpoint: str, suffix: str) -> str:
-    """A per-user, per-mount point file in the temp dir (the server's log and pid file)."""
-    digest = hashlib.sha1(os.path.realpath(mountpoint).encode()).hexdigest()[:10]
-    return os.path.join(tempfile.gettempdir(), f"fakecgfs-{os.getuid()}-{digest}{suffix}")
-
-
-def server_pid(mountpoint: str) -> int | None:
-    """The pid of the server of ``mountpoint``, from the file it writes while it serves."""
-    try:
-        with open(runtime_path(mountpoint, ".pid"), encoding="ascii") as f:
-            pid = int(f.read().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return None
-    return pid
-
-
-def stop_server(mountpoint: str) -> bool:
-    """Ask the server to stop (SIGTERM: libfuse detaches the mount, the controller signals every
-    registered eventfd) and wait for it to exit; False if no server is known."""
-    pid = server_pid(mountpoint)
-    if pid is None:
-        return False
-    os.kill(pid, signal.SIGTERM)
-
-    def gone() -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        # A zombie child of ours (the test kit's) has exited too.
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
-        except OSError:
-            return True
-
-    return wait_until(gone, SERVER_EXIT_TIMEOUT)
 
 
 def fuse_unavailable_reason() -> str | None:

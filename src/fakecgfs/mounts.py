@@ -96,12 +96,18 @@ def _probe(mountpoint: str) -> bool | None:
     return answer[0] if answer else None
 
 
-def _fakecgfs_process(pid: int | None) -> int | None:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return pid if pid is not None and b"fakecgfs" in f.read() else None
-    except OSError:
+def _proven_server(mountpoint: str) -> int | None:
+    """The pid of the server its pid file names, if runtime.find_server() proves it (a pid
+    file's pid may have been reused)."""
+    from . import runtime
+
+    server, _ = runtime.find_server(mountpoint)
+    if server is None:
         return None
+    try:
+        return server.pid
+    finally:
+        server.close()
 
 
 def list_mounts(only: list[str] | None = None) -> list[Mount]:
@@ -112,8 +118,7 @@ def list_mounts(only: list[str] | None = None) -> list[Mount]:
     for mountpoint in mountpoints():
         if wanted is not None and mountpoint not in wanted:
             continue
-        server = _server_by_cmdline(mountpoint) or _fakecgfs_process(
-            mounting.server_pid(mountpoint))  # a pid file's pid may have been reused
+        server = _proven_server(mountpoint) or _server_by_cmdline(mountpoint)
         if server is not None:
             result.append(Mount(mountpoint, server, stale=False))
             continue

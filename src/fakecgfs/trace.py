@@ -10,7 +10,10 @@ writes nothing).  Every line is ``{"time": ..., "group": ..., "kind": ..., <valu
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import IO, Any, Callable, Iterator
@@ -18,34 +21,65 @@ from typing import IO, Any, Callable, Iterator
 import trio
 
 from .controller import PAGE_COUNTER_MAX, PAGE_SIZE, Event, EventKind, MemCgroup, MemoryController
+from .runtime import open_output
+
+log = logging.getLogger("fakecgfs")
 
 SAMPLE_INTERVAL = 0.1
 """Seconds between two looks of the sampler at every group (``mount --trace-interval``)."""
 
 
 class TraceWriter:
-    """A controller listener that appends each event to a file, flushed line by line so a
+    """A controller listener that appends each event to a file, one write() per line so a
     reader (tail -f, a plot) sees it at once.
 
     Times are written as Unix time: the controller's monotonic clock (``trio.current_time()``,
     whose origin is arbitrary) plus the offset to the wall clock taken when the writer is made,
     so traces of successive mounts appended to one file stay in order.
+
+    The trace is a witness, never a reason to fail: the first write that fails (a full disk,
+    an I/O error) stops it, says so once in the log, and calls ``on_failure`` with the reason
+    (the server shows it in ``fake.daemons``); the event that was being written is dropped.
+    The file is opened as every output the user names: appending, never through a symlink.
     """
 
-    def __init__(self, path: str) -> None:
-        self._file: IO[str] = open(path, "a", encoding="utf-8", buffering=1)
+    def __init__(self, path: str, on_failure: Callable[[str], None] | None = None) -> None:
+        self.path = path
+        self._fd = open_output(path)
+        self._on_failure = on_failure
+        self.failure = ""  # why the trace stopped, once it has
         try:
             self._offset = time.time() - trio.current_time()
         except RuntimeError:  # made outside a trio loop (a test): keep the clock as it is
             self._offset = 0.0
 
     def __call__(self, event: Event) -> None:
+        if self._fd < 0:
+            return
         record = event.as_dict()
         record["time"] = round(event.time + self._offset, 6)
-        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+        try:
+            while line:
+                line = line[os.write(self._fd, line):]
+        except OSError as e:
+            self._fail(e)
+
+    def _fail(self, error: OSError) -> None:
+        name = errno.errorcode.get(error.errno or 0, str(error.errno))
+        self.failure = f"trace {self.path}: {name} ({os.strerror(error.errno or 0)}), tracing stopped"
+        log.error("%s", self.failure)
+        self.close()
+        if self._on_failure is not None:
+            self._on_failure(self.failure)
 
     def close(self) -> None:
-        self._file.close()
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 # -- the sampler ----------------------------------------------------------------------------

@@ -627,3 +627,37 @@ async def test_remove_group_now_removes_before_returning_and_stops_the_task():
         with pytest.raises(ControllerError) as e:
             c.remove_group_now(c.root)
         assert e.value.errno == errno.EBUSY
+
+
+# -- loops stay bounded when an invariant breaks (issue 13) -----------------------------------
+
+
+def _without_watermark_order_check(monkeypatch) -> None:
+    """Break the invariant low <= high: set_lwmark stores whatever it is given."""
+    from fakecgfs.controller.res_counter import ResCounter
+
+    monkeypatch.setattr(ResCounter, "set_lwmark",
+                        lambda self, nr_pages: setattr(self, "_lwmark", nr_pages))  # fmt: skip
+
+
+def test_out_of_order_watermarks_cannot_spin_the_task(monkeypatch):
+    """With the low watermark above the high one, usage between them is above high and below
+    low at once.  The task must sleep, not wake and find nothing to do in a loop without a
+    checkpoint (which hung the whole trio loop, and the suite, until killed)."""
+    _without_watermark_order_check(monkeypatch)
+
+    @trio_test
+    async def scenario():
+        async with controller() as c:
+            g = await seed_group(c, high=16 * MiB, low=None)
+            c.set_low_wmark(g, pages(32 * MiB))
+            assert g.memory.lwmark > g.memory.hwmark  # the broken invariant is in place
+            await c.charge(g, pages(24 * MiB), PageKind.FILE)
+            assert g.memory.above_high_watermark() and g.memory.below_low_watermark()
+            with trio.fail_after(60):  # virtual time: passes only if the task lets it
+                await trio.sleep(10)
+            assert sleeping(g)
+            assert g.daemon.stats.passes == 0
+            assert user_usage(g) == pages(24 * MiB)
+
+    scenario()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fakecgfs import mounting
+from fakecgfs import mounting, runtime
 from fakecgfs.testing import fuse_unavailable_reason
 
 from .helpers import errno_of, kv_lines, read, wait_for_state, wait_until, write
@@ -57,10 +57,11 @@ def background_mounts(mountpoint: Path):
                     pass
         if mounting.is_fakecgfs_mount(str(mountpoint)) or mounting.is_stale(str(mountpoint)):
             subprocess.run(["fusermount", "-u", "-z", str(mountpoint)], capture_output=True)
-        try:  # a killed server leaves its pid file behind
-            os.unlink(mounting.runtime_path(str(mountpoint), ".pid"))
-        except OSError:
-            pass
+        # A killed server leaves its pid and lock files behind (the next server of the mount
+        # point would find them stale and replace them).
+        with runtime.RuntimeDir() as rundir:
+            for suffix in (".pid", ".lock"):
+                rundir.unlink(runtime.mount_key(str(mountpoint)) + suffix)
 
 
 def test_sigterm_unmounts_cleanly(mnt):

@@ -433,7 +433,8 @@ async def write_reclaim_daemon(ctl, memcg, data, caller):
 
 def read_daemons(ctl, memcg):
     groups = ctl.daemons()
-    return f"{len(groups)}\n" + "".join(f"{g.path}\n" for g in groups)
+    failures = "".join(f"stopped: {why}\n" for why in ctl.failed_listeners)
+    return f"{len(groups)}\n" + "".join(f"{g.path}\n" for g in groups) + failures
 
 
 # -- the table ------------------------------------------------------------------------------
@@ -717,7 +718,9 @@ CFTYPES: tuple[CfType, ...] = tuple(sorted(
         CfType("fake.daemons", "Live reclaim tasks: their count, then one group per line.",
                read=read_daemons, where=Where.ROOT, origin=Origin.FAKECGFS,
                fmt="the number of live reclaim tasks, then the path of each task's group, one "
-               "per line, in tree order.", accepts="nothing (read-only)."),
+               "per line, in tree order; then, if the event trace (`mount --trace`) failed, "
+               "one line `stopped: trace FILE: ERRNO (why), tracing stopped`.",
+               accepts="nothing (read-only)."),
     ],
     key=lambda cft: cft.name,
 ))  # fmt: skip

@@ -8,7 +8,6 @@ unmount (``fakecgfs umount``, ``fusermount -u``) ends the session the same way.
 from __future__ import annotations
 
 import codecs
-import contextlib
 import logging
 import os
 import signal
@@ -17,7 +16,7 @@ from typing import Any, AsyncIterator, Callable
 
 import trio
 
-from .. import mounting
+from ..runtime import ServerClaim
 from ..controller import MemoryController
 from .fs import CgroupFS
 from .session import FuseSession, MountError
@@ -92,9 +91,13 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 def serve(mountpoint: str, options: MountOptions) -> None:
     """Mount at ``mountpoint`` and serve until unmounted or signalled (blocks).  A failed mount
-    raises session.MountError, out of trio's exception group."""
+    raises session.MountError, out of trio's exception group; MountPointBusy (an OSError) if
+    another server holds the mount point, before anything is touched."""
+    # Ours alone from before the mount until after it: a second server of the mount point
+    # fails here; the pid file is how `fakecgfs umount` finds us.
+    claim = ServerClaim(mountpoint)
     try:
-        trio.run(_serve, os.path.abspath(mountpoint), options)
+        trio.run(_serve, os.path.abspath(mountpoint), options, claim)
     except BaseExceptionGroup as group:
         failed, rest = group.split(MountError)
         if failed is None or rest is not None:
@@ -102,6 +105,8 @@ def serve(mountpoint: str, options: MountOptions) -> None:
         while isinstance(failed, BaseExceptionGroup):
             failed = failed.exceptions[0]
         raise failed from None
+    finally:
+        claim.release()
 
 
 def _era(era: str) -> tuple[Any, CfTable, Callable[[Any], dict[str, Any]]]:
@@ -118,7 +123,7 @@ def _era(era: str) -> tuple[Any, CfTable, Callable[[Any], dict[str, Any]]]:
     return MemoryController, MODERN, modern_sample_values
 
 
-async def _serve(mountpoint: str, options: MountOptions) -> None:
+async def _serve(mountpoint: str, options: MountOptions, claim: ServerClaim) -> None:
     controller_class, table, sample = _era(options.era)
     async with controller_class.open(
         swap_bytes=options.swap_bytes, reclaim_rate=options.reclaim_rate
@@ -127,7 +132,8 @@ async def _serve(mountpoint: str, options: MountOptions) -> None:
         if options.trace:
             from ..trace import SAMPLE_INTERVAL, TraceWriter, run_sampler
 
-            trace = TraceWriter(options.trace)
+            trace = TraceWriter(options.trace,
+                                on_failure=lambda why: controller.listener_failed(trace, why))
             controller.subscribe(trace)
             interval = options.trace_interval or SAMPLE_INTERVAL
             nursery.start_soon(run_sampler, controller, interval, sample, name="trace-sampler")
@@ -145,12 +151,10 @@ async def _serve(mountpoint: str, options: MountOptions) -> None:
                        superuser=None if os.getuid() == 0 else os.getuid())  # fmt: skip
         controller.on_compact(ops.compact)
         session = FuseSession(ops, mountpoint, fuse_options(options), encoding=PATH_ENCODING)
-        pidfile = mounting.runtime_path(mountpoint, ".pid")  # how `fakecgfs umount --lazy` finds us
         try:
             with trio.open_signal_receiver(*SIGNALS) as signals:
                 session.mount()
-                with open(pidfile, "w", encoding="ascii") as f:
-                    f.write(f"{os.getpid()}\n")
+                claim.publish()
                 log.info("mounted at %s (%s)", mountpoint, _describe(options))
                 nursery.start_soon(_end_on_signal, signals, nursery.cancel_scope)
                 await session.serve()
@@ -160,12 +164,12 @@ async def _serve(mountpoint: str, options: MountOptions) -> None:
                 real.close()  # members an OOM stopped are continued
             session.unmount()
             log.info("unmounted %s", mountpoint)
-            with contextlib.suppress(OSError):
-                os.unlink(pidfile)
+            claim.withdraw()
             if trace is not None:
                 # Reclaim tasks still stop (and emit) after this block, as the controller
                 # closes: stop listening before the file goes.
-                controller.unsubscribe(trace)
+                if not trace.failure:
+                    controller.unsubscribe(trace)
                 trace.close()
 
 

@@ -123,6 +123,7 @@ class MemoryController:
         self.reclaim_rate = reclaim_rate  # background reclaim pace in bytes/s; None: full speed
         self.processes: ProcessTable = processes if processes is not None else ProcFS()
         self._listeners: list[Listener] = []
+        self.failed_listeners: list[str] = []  # why each listener that gave up did (fake.daemons)
         self._nursery: trio.Nursery | None = None  # where the reclaim tasks run
         self._memory_freed = trio.Event()  # charges waiting in OOM sleep on it
         self.release_agent = ""  # the root's release_agent path: stored, never run
@@ -158,6 +159,13 @@ class MemoryController:
 
     def unsubscribe(self, listener: Listener) -> None:
         self._listeners.remove(listener)
+
+    def listener_failed(self, listener: Listener, why: str) -> None:
+        """A listener gave up (the trace on a full disk): stop calling it, and keep why, for
+        fake.daemons to show."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+        self.failed_listeners.append(why)
 
     def emit(self, memcg: MemCgroup, kind: EventKind, **values) -> None:
         if not self._listeners:
@@ -443,6 +451,9 @@ class MemoryController:
             # Swapping out cannot lower memory+swap, so a memsw refusal reclaims without it.
             result = self.reclaim(over, max(nr, SWAP_CLUSTER_MAX), cause="direct", may_swap=not memsw)
             if counter.margin() >= nr or result.reclaimed:
+                # Progress: retry, but let others run first, as the kernel's reclaim
+                # cond_resched()s; a pass that "frees" forever cannot stall the loop.
+                await trio.lowlevel.checkpoint()
                 continue
             if not drained:
                 drained = self._drain_stock(over) or True

@@ -180,6 +180,9 @@ class ReclaimDaemon:
                 while True:
                     await self._sleep_until_above_high_watermark()
                     await self._reclaim_to_low_watermark()
+                    # An episode always yields, even one that had nothing to do, so that no
+                    # state of the counters can make this loop starve the others.
+                    await trio.lowlevel.checkpoint()
             finally:
                 # This run is still the current one unless start() replaced it while it was
                 # ending.  stop() has cleared the scope already; a closing controller cancels
@@ -194,8 +197,15 @@ class ReclaimDaemon:
         self._wakeup = trio.Event()
         await self._wakeup.wait()
 
+    def _has_work(self) -> bool:
+        """Above the high watermark, and so above the low one.  The second half only matters if
+        the watermarks were ever out of order (low above high): there is then nothing to
+        reclaim towards, and the task must sleep, not wake and find nothing, forever."""
+        memory = self.memcg.memory
+        return memory.above_high_watermark() and not memory.below_low_watermark()
+
     async def _sleep_until_above_high_watermark(self) -> None:
-        while not self.memcg.memory.above_high_watermark():
+        while not self._has_work():
             self._set_state(DaemonState.SLEEPING)
             await self._wait_for_wakeup()
             self.stats.wakeups += 1

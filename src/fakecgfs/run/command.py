@@ -14,6 +14,7 @@ import array
 import dataclasses
 import errno
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -55,10 +56,15 @@ def server_supports_real_processes() -> bool:
     return "real_processes" in {f.name for f in dataclasses.fields(MountOptions)}
 
 
-def _start_server(target: str, options: list[str], log_path: str) -> subprocess.Popen:
+def _start_server(target: str, options: list[str], private: str) -> subprocess.Popen:
+    """The server, logging into ``private``, a directory only we can use.  Its runtime files
+    go there too (TMPDIR): as root of a user namespace it has no /run/fakecgfs of its own, and
+    its fallback in the shared /tmp could have been planted."""
     command = [sys.executable, "-m", "fakecgfs", "mount", "--foreground", target, *options]
-    with open(log_path, "wb") as log:  # its own session: a Ctrl-C at the terminal is not for it
-        server = subprocess.Popen(command, env=mounting.server_environment(),
+    log_path = os.path.join(private, "server.log")
+    env = dict(mounting.server_environment(), TMPDIR=private)
+    with open(log_path, "xb") as log:  # its own session: a Ctrl-C at the terminal is not for it
+        server = subprocess.Popen(command, env=env,
                                   stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                   start_new_session=True)  # fmt: skip
     ready = mounting.wait_until(
@@ -219,11 +225,11 @@ def run(command: list[str], mount_at: str, mount_options: list[str], *,
     unavailable = seccomp.unavailable_reason()
     if unavailable:
         print(NOT_PRESENTED.format(reason=unavailable), file=sys.stderr)
-    fd, log_path = tempfile.mkstemp(prefix="fakecgfs-run-", suffix=".log")
-    os.close(fd)
+    # 0700 and named unpredictably: nothing of ours lies at a name planted in a shared place
+    private = tempfile.mkdtemp(prefix="fakecgfs-run-")
     try:
         try:
-            server = _start_server(target, mount_options, log_path)
+            server = _start_server(target, mount_options, private)
         except RunError as e:
             print(f"fakecgfs run: {e}", file=sys.stderr)
             return EXIT_RUN_FAILED
@@ -238,4 +244,4 @@ def run(command: list[str], mount_at: str, mount_options: list[str], *,
         finally:
             _stop_server(server)
     finally:
-        os.unlink(log_path)
+        shutil.rmtree(private, ignore_errors=True)

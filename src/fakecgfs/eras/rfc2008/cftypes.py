@@ -186,7 +186,8 @@ def read_reclaim_daemon(ctl, memcg):
 
 def read_daemons(ctl, memcg):
     groups = ctl.daemons()
-    return f"{len(groups)}\n" + "".join(f"{g.path}\n" for g in groups)
+    failures = "".join(f"stopped: {why}\n" for why in ctl.failed_listeners)
+    return f"{len(groups)}\n" + "".join(f"{g.path}\n" for g in groups) + failures
 
 
 def _cft(name: str, doc: str, *, where: Where = Where.BOTH, origin: Origin = Origin.KERNEL,

@@ -109,6 +109,7 @@ class Rfc2008Controller:
         self.processes: ProcessTable = processes if processes is not None else ProcFS()
         self.release_agent = ""
         self._listeners: list[Listener] = []
+        self.failed_listeners: list[str] = []  # why each listener that gave up did (fake.daemons)
         self._nursery: trio.Nursery | None = None
         self.root = Group(self, "", None)
 
@@ -135,6 +136,13 @@ class Rfc2008Controller:
 
     def unsubscribe(self, listener: Listener) -> None:
         self._listeners.remove(listener)
+
+    def listener_failed(self, listener: Listener, why: str) -> None:
+        """A listener gave up (the trace on a full disk): stop calling it, and keep why, for
+        fake.daemons to show, as the default mount does."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+        self.failed_listeners.append(why)
 
     def emit(self, memcg: Group, kind: EventKind, **values: Any) -> None:
         if self._listeners:
