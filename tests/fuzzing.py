@@ -19,9 +19,8 @@ import os
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from fakecgfs.controller import PAGE_COUNTER_MAX
-
 from expectations import UNLIMITED
+from fakecgfs.controller import PAGE_COUNTER_MAX
 
 LONG = os.environ.get("FAKECGFS_LONG", "") not in ("", "0")
 

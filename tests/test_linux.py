@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import ctypes
+import mmap
 import os
 import platform
 import shutil
 import subprocess
-import mmap
 
 import pytest
 

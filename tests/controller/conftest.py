@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Callable
 
 import trio
 import trio.testing

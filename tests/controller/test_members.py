@@ -9,8 +9,15 @@ from fakecgfs.controller import PAGE_SIZE, RealKind
 from fakecgfs.controller.real import NR_REAL_KINDS
 from fakecgfs.members import Ledger
 from fakecgfs.members.procfs import (
-    image_of, parse_children, parse_locked_split, parse_status, parse_sysvipc_shm, private_anon,
-    read_at, reclaimable_ranges, stat_fields,
+    image_of,
+    parse_children,
+    parse_locked_split,
+    parse_status,
+    parse_sysvipc_shm,
+    private_anon,
+    read_at,
+    reclaimable_ranges,
+    stat_fields,
 )  # fmt: skip
 
 from .conftest import controller, trio_test

@@ -21,11 +21,16 @@ from fakecgfs.cgroupfs.cftypes import Caller
 from fakecgfs.controller import MemoryController, PageKind
 from fakecgfs.controller.errors import ControllerError
 from fakecgfs.eras.rfc2008 import (
-    LLONG_MAX, YIELD_PASS_CPU_COST, Member, ResCounter, ResState, Rfc2008Controller, ThreadState,
+    LLONG_MAX,
+    YIELD_PASS_CPU_COST,
+    Member,
+    ResCounter,
+    ResState,
+    Rfc2008Controller,
+    ThreadState,
 )  # fmt: skip
 from fakecgfs.eras.rfc2008 import cftypes as rfc_files
 from fakecgfs.eras.rfc2008.parse import parse_pid, write_strategy
-
 
 
 class FakeProcesses:
@@ -289,9 +294,9 @@ async def test_rmdir_refuses_a_group_with_tasks_and_keeps_the_thread():
 
 @mock_clock
 async def test_trace_samples_carry_the_default_mounts_fields():
+    from fakecgfs.controller import EventKind
     from fakecgfs.eras.rfc2008 import sample_values
     from fakecgfs.trace import SCHEMA, Sampler
-    from fakecgfs.controller import EventKind
 
     async with rfc() as ctl:
         g = ctl.create_group(ctl.root, "g")

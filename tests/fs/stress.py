@@ -38,9 +38,8 @@ from pathlib import Path
 if __name__ == "__main__":  # a worker: make the tests' shared modules importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from expectations import UNLIMITED, allowed_write_errnos, check_read_format, errname  # noqa: E402
-
-from fakecgfs.cgroupfs.cftypes import BY_NAME  # noqa: E402
+from expectations import UNLIMITED, allowed_write_errnos, check_read_format, errname
+from fakecgfs.cgroupfs.cftypes import BY_NAME
 
 TOP = ["g0", "g1", "g2", "g3", "g4", "g5"]
 KIDS = ["k0", "k1", "k2"]

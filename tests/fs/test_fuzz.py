@@ -38,18 +38,27 @@ from pathlib import Path
 
 import pytest
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-from hypothesis.stateful import run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
+from expectations import (
+    UNLIMITED,
+    allowed_write_errnos,
+    check_read_format,
+    errname,
+    record_figures,
+)  # fmt: skip
 from fakecgfs import mounting
 from fakecgfs.cgroupfs.cftypes import BY_NAME, CFTYPES, Where
 from fakecgfs.cgroupfs.parse import MAX_WRITE
 from fakecgfs.controller import PAGE_COUNTER_MAX
 from fakecgfs.testing import fuse_unavailable_reason, mounted
-
-from expectations import (
-    UNLIMITED, allowed_write_errnos, check_read_format, errname, record_figures,
-)  # fmt: skip
 from fuzzing import LONG, charge_text, oversized, profile, write_data
 
 pytestmark = pytest.mark.skipif(fuse_unavailable_reason() is not None,

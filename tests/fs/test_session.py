@@ -13,9 +13,19 @@ import trio.testing
 
 from fakecgfs.cgroupfs import session as session_module
 from fakecgfs.cgroupfs.cftypes import Caller
-from fakecgfs.cgroupfs.session import (FUSE_INTERRUPT, FUSE_READ, FUSE_WRITE, IN_HEADER,
-                                       INTERRUPT_IN, OUT_HEADER, READ_IN, WRITE_IN, WRITE_OUT,
-                                       FuseSession, fuse_arguments)  # fmt: skip
+from fakecgfs.cgroupfs.session import (
+    FUSE_INTERRUPT,
+    FUSE_READ,
+    FUSE_WRITE,
+    IN_HEADER,
+    INTERRUPT_IN,
+    OUT_HEADER,
+    READ_IN,
+    WRITE_IN,
+    WRITE_OUT,
+    FuseSession,  # fmt: skip
+    fuse_arguments,
+)
 
 
 class Target:

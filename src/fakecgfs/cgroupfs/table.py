@@ -6,7 +6,8 @@ default, or an era's own (``fakecgfs.eras``).  The filesystem never asks which e
 
 from __future__ import annotations
 
-from typing import Iterable, Protocol
+from collections.abc import Iterable
+from typing import Protocol
 
 from .cftypes import CFTYPES, CfType, Origin
 

@@ -22,7 +22,8 @@ group look over its limit for an instant.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..controller import RealKind
 from ..controller.real import NR_REAL_KINDS, in_memory

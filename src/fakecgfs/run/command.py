@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from typing import Callable
+from collections.abc import Callable
 
 from .. import linux, mounting
 from . import privileges, seccomp
@@ -140,7 +140,7 @@ def _run_command(command: list[str], env: dict[str, str], fake: Fake, *,
         else:
             pending.append(signum)
 
-    ignore = lambda signum, frame: None  # noqa: E731  (a handler, not SIG_IGN: exec resets it)
+    ignore = lambda signum, frame: None  # a handler, not SIG_IGN: exec resets it
     previous = {sig: signal.signal(sig, handler) for sig, handler in (
         (signal.SIGINT, ignore), (signal.SIGQUIT, ignore),
         (signal.SIGTERM, forward), (signal.SIGHUP, forward))}  # fmt: skip

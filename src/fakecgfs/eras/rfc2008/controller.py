@@ -31,8 +31,9 @@ batches).  Where 2.6.26 differs, and what is done here:
 from __future__ import annotations
 
 import errno
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
 import trio
 
