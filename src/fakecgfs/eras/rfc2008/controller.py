@@ -373,7 +373,7 @@ class Rfc2008Controller:
         inactive = lru.inactive_anon.nr + lru.inactive_file.nr
         values = (lru.resident(PageKind.FILE) * PAGE_SIZE, lru.resident(PageKind.ANON) * PAGE_SIZE,
                   memcg.pgpgin, memcg.pgpgout, active * PAGE_SIZE, inactive * PAGE_SIZE)
-        return list(zip(STAT_NAMES, values))
+        return list(zip(STAT_NAMES, values, strict=True))
 
 
 def sample_values(memcg: Group) -> dict[str, Any]:
