@@ -202,7 +202,7 @@ def run(command: list[str], mount_at: str, mount_options: list[str], *,
         prepare(target)
     except OSError as e:
         if e.errno == errno.EPERM:
-            example = " ".join(["--"] + command) if len(command) < 6 else "-- COMMAND ..."
+            example = " ".join(["--", *command]) if len(command) < 6 else "-- COMMAND ..."
             print(NO_PRIVILEGE.format(error=e.strerror or e, example=example), file=sys.stderr)
         else:
             print(f"fakecgfs run: cannot prepare {target}: {e}", file=sys.stderr)
