@@ -105,6 +105,11 @@ def present(name: str, is_root: bool) -> bool:
     return where is Where.BOTH or (where is Where.ROOT) == is_root
 
 
+def read_all(path: bytes) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def write_once(path: bytes, data: bytes) -> int | None:
     """open(O_WRONLY) and one write(): the errno, or None on success."""
     try:
@@ -411,7 +416,7 @@ class MountFuzz(RuleBasedStateMachine):
             self.forget(g)
         root_tasks = self.path(b"", "tasks")
         for g in reversed(self.groups[1:]):
-            for tid in open(self.path(g, "tasks"), "rb").read().split():
+            for tid in read_all(self.path(g, "tasks")).split():
                 write_once(root_tasks, tid)  # ESRCH if it exited meanwhile
             os.rmdir(self.path(g))
         for name, value in (("memory.high_wmark_in_bytes", b"-1"),
@@ -424,10 +429,10 @@ class MountFuzz(RuleBasedStateMachine):
                             ("memory.max_usage_in_bytes", b"0"),
                             ("memory.memsw.max_usage_in_bytes", b"0")):  # fmt: skip
             assert write_once(self.path(b"", name), value) is None, name
-        stat = dict(ln.split() for ln in open(self.path(b"", "memory.stat"), "rb").read()
+        stat = dict(ln.split() for ln in read_all(self.path(b"", "memory.stat"))
                     .decode().splitlines())  # fmt: skip
         assert stat["total_cache"] == stat["total_rss"] == stat["total_swap"] == "0"
-        assert open(self.path(b"", "fake.daemons"), "rb").read() == b"0\n"
+        assert read_all(self.path(b"", "fake.daemons")) == b"0\n"
 
 
 @pytest.fixture(scope="module")
