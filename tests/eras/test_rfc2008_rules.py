@@ -83,7 +83,7 @@ def errno_of(exc_info) -> str:
     return errno.errorcode[exc_info.value.errno]
 
 
-# -- res_counter ------------------------------------------------------------------------------------
+# -- res_counter -----------------------------------------------------------------------------------
 
 
 def test_init_wmark_defaults_everything_to_llong_max():
@@ -143,7 +143,7 @@ def test_tasks_pid_parse_is_sscanf_with_eio():
     assert errno_of(e) == "EIO"
 
 
-# -- the controller: the trap through the table ------------------------------------------------------
+# -- the controller: the trap through the table ----------------------------------------------------
 
 
 @mock_clock
@@ -161,7 +161,7 @@ async def test_a_fresh_groups_limit_write_fails_with_einval():
         assert g.res.limit == 64 * MiB
 
 
-# -- memcontd ---------------------------------------------------------------------------------------
+# -- memcontd --------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("value", [b"48M", b"junk", b"-1"])
@@ -311,7 +311,7 @@ async def test_trace_samples_carry_the_default_mounts_fields():
                                  "failcnt": 0, "oom_kill": 0, "state": "stopped"}  # fmt: skip
 
 
-# -- the 2.6.26 charge path -------------------------------------------------------------------------
+# -- the 2.6.26 charge path ------------------------------------------------------------------------
 
 
 async def _limited(ctl, limit: bytes):

@@ -109,7 +109,8 @@ def test_a_write_that_finishes_is_answered_with_its_count(wire):
 
     trio.run(main)
     assert reply(replies) == (11, 0, WRITE_OUT.pack(5, 0))
-    assert target.calls == [(3, b"4096\n", Caller(pid=4242, uid=1000, gid=100, mountpoint="/mnt/x"))]
+    caller = Caller(pid=4242, uid=1000, gid=100, mountpoint="/mnt/x")
+    assert target.calls == [(3, b"4096\n", caller)]
 
 
 def test_a_refused_write_carries_the_errno(wire):
