@@ -103,7 +103,7 @@ def check_read_format(name: str, text: bytes, *, path: str = "") -> None:
     if name == "memory.numa_stat":
         for ln in lines:
             head, _, node = ln.partition(" ")
-            item, _, value = head.partition("=")
+            _, _, value = head.partition("=")
             if not value.isdigit() or node != f"N0={value}":
                 fail(f"bad line {ln!r}")
         return
@@ -121,7 +121,7 @@ def check_read_format(name: str, text: bytes, *, path: str = "") -> None:
                     "passes", "pages_scanned", "pages_reclaimed", "no_progress_passes",
                     "time_running_ns", "last_warning"]:  # fmt: skip
             fail("unexpected keys")
-        values = dict((k, v) for k, _, v in pairs)
+        values = {k: v for k, _, v in pairs}
         if values["state"] not in ("stopped", "sleeping", "running", "backoff"):
             fail("unknown state")
         for k in keys[1:-1]:

@@ -15,13 +15,13 @@ invariant checks passed, ...) into that JSON file.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from fakecgfs.controller import PAGE_COUNTER_MAX
-
 from expectations import UNLIMITED
+from fakecgfs.controller import PAGE_COUNTER_MAX
 
 LONG = os.environ.get("FAKECGFS_LONG", "") not in ("", "0")
 
@@ -29,8 +29,8 @@ LONG = os.environ.get("FAKECGFS_LONG", "") not in ("", "0")
 def profile(*, ci_examples: int, long_examples: int, steps: int | None = None) -> settings:
     """Hypothesis settings: the CI profile (derandomized) or, with FAKECGFS_LONG=1, the long
     one."""
-    kwargs = dict(deadline=None, database=None, print_blob=True,
-                  suppress_health_check=list(HealthCheck))  # fmt: skip
+    kwargs: dict[str, Any] = {"deadline": None, "database": None, "print_blob": True,
+                              "suppress_health_check": list(HealthCheck)}  # fmt: skip
     if steps is not None:
         kwargs["stateful_step_count"] = steps
     if LONG:

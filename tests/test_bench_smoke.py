@@ -18,7 +18,8 @@ OPS = 20  # operations per figure in the profile's smoke run
 def test_bench_quick_runs(tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench"), "--quick",
-                             "--json", str(out)], capture_output=True, text=True, timeout=300)  # fmt: skip
+                             "--json", str(out)],
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("| benchmark | figures |")
     data = json.loads(out.read_text())

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from docs_runner import DocError, normalize, parse, run_document
 from fakecgfs import mounting
 from fakecgfs.mounts import mountpoints
 from fakecgfs.testing import fuse_unavailable_reason
-
-from docs_runner import DocError, normalize, parse, run_document
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = {"README.md": ROOT, "docs/tutorial.md": None}  # document: where its shell starts

@@ -47,6 +47,6 @@ def test_mount_says_what_to_install_instead_of_failing_in_fusepy(tmp_path, monke
     # 77: "skipped", the status a mount that cannot use FUSE here exits with
     assert cli.main(["mount", str(tmp_path)]) == cli.EXIT_FUSE_UNAVAILABLE == 77
     assert capsys.readouterr().err == (
-        "fakecgfs: FUSE is unavailable here: libfuse2 is not installed (only libfuse3 is, which fusepy cannot use): "
-        "install libfuse2t64\n")  # fmt: skip
+        "fakecgfs: FUSE is unavailable here: libfuse2 is not installed "
+        "(only libfuse3 is, which fusepy cannot use): install libfuse2t64\n")  # fmt: skip
     assert list(tmp_path.iterdir()) == []

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import ctypes
+import mmap
 import os
 import platform
 import shutil
 import subprocess
-import mmap
 
 import pytest
 
@@ -67,7 +67,8 @@ def test_process_madvise_of_nothing_is_zero():
 
 def test_seccomp_reports_an_available_action():
     action = ctypes.c_uint32(SECCOMP_RET_ALLOW)
-    assert linux.seccomp(SECCOMP_GET_ACTION_AVAIL, 0, ctypes.cast(ctypes.pointer(action), ctypes.c_void_p)) == 0
+    pointer = ctypes.cast(ctypes.pointer(action), ctypes.c_void_p)
+    assert linux.seccomp(SECCOMP_GET_ACTION_AVAIL, 0, pointer) == 0
 
 
 def test_an_unknown_architecture_is_refused_by_name():

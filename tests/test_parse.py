@@ -343,7 +343,7 @@ PID_TABLE: list[tuple[bytes, str]] = [
     (b'4194304k', 'EINVAL'),
     (b'0x7fffffff', 'ESRCH'),
     (b'0x80000000', 'EINVAL'),
-    (b'\xef\xbc\x94\xef\xbc\x91\xef\xbc\x99\xef\xbc\x94\xef\xbc\x93\xef\xbc\x90\xef\xbc\x94', 'EINVAL'),
+    ('４１９４３０４'.encode(), 'EINVAL'),  # fullwidth digits: the kernel parses ASCII only
     (b'4194304.5000000', 'EINVAL'),
 ]
 

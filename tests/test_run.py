@@ -71,8 +71,10 @@ MOUNTINFO = """\
 32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime shared:10 - cgroup cgroup rw,cpu
 35 31 0:32 / /sys/fs/cgroup/memory rw,relatime shared:13 - cgroup cgroup rw,memory
 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime shared:19 - cgroup2 cgroup2 rw
-52 31 0:41 / /sys/fs/cgroup/memory rw,nosuid,nodev,relatime - fuse.fakecgfs cgroup rw,user_id=0,group_id=0,default_permissions,allow_other
-53 22 0:42 / /tmp/other\\040dir rw,nosuid,nodev,relatime - fuse.fakecgfs cgroup rw,user_id=0,group_id=0
+52 31 0:41 / /sys/fs/cgroup/memory rw,nosuid,nodev,relatime - fuse.fakecgfs cgroup \
+rw,user_id=0,group_id=0,default_permissions,allow_other
+53 22 0:42 / /tmp/other\\040dir rw,nosuid,nodev,relatime - fuse.fakecgfs cgroup \
+rw,user_id=0,group_id=0
 """
 MOUNTS = """\
 /dev/vda / ext4 rw,relatime 0 0
@@ -146,7 +148,7 @@ def test_the_supervisor_says_what_an_old_kernel_lacks():
 def test_the_filter_checks_the_architecture_first():
     program = seccomp.build_filter(0xC000003E, [2, 257])
     assert program[0] == (0x20, 0, 0, 4)  # load seccomp_data.arch
-    code, jt, jf, k = program[1]
+    _code, _jt, jf, k = program[1]
     assert k == 0xC000003E and program[1 + 1 + jf] == (0x06, 0, 0, seccomp.SECCOMP_RET_ALLOW)
     for index in (3, 4):  # each comparison jumps to the notify
         target = program[index + 1 + program[index][1]]
@@ -270,14 +272,14 @@ def test_mountinfo_readers_find_one_memory_hierarchy_the_fake():
     for text in (mountinfo, by_pid):
         assert memory_hierarchies(text) == ["/sys/fs/cgroup/memory"]
         # (Other tests' fakecgfs mounts, copied into the namespace, stay what they are.)
-        assert not [l for l in text.splitlines() if " /sys/fs/cgroup/" in l and "fuse" in l]
+        assert not [ln for ln in text.splitlines() if " /sys/fs/cgroup/" in ln and "fuse" in ln]
         assert " - cgroup2 " not in text
-        line = next(l for l in text.splitlines() if l.endswith(" - cgroup cgroup rw,memory"))
+        line = next(ln for ln in text.splitlines() if ln.endswith(" - cgroup cgroup rw,memory"))
         fields = line.split()
         assert fields[3:6] == ["/", "/sys/fs/cgroup/memory", "rw,nosuid,nodev,noexec,relatime"]
         major, minor = (int(n) for n in fields[2].split(":"))
         assert os.makedev(major, minor) == int(device.split(":")[0])  # stat()'s st_dev
-    assert [l for l in mounts.splitlines() if " /sys/fs/cgroup/" in l] == [
+    assert [ln for ln in mounts.splitlines() if " /sys/fs/cgroup/" in ln] == [
         "cgroup /sys/fs/cgroup/memory cgroup rw,nosuid,nodev,noexec,relatime,memory 0 0"]
 
 

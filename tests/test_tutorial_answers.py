@@ -58,11 +58,13 @@ def test_answer_9_1_top_shows_backoff_and_the_warning(mnt):
     mnt.charge("anon", "40M")
     mnt.write("anon/memory.high_wmark_in_bytes", "32M")
     mnt.write("anon/memory.low_wmark_in_bytes", "24M")
-    expect = subprocess.run([sys.executable, "-m", "fakecgfs", "expect", str(g / "fake.reclaim_daemon"),
-                             "--key", "state", "backoff", "--timeout", "30"], timeout=60)  # fmt: skip
+    expect = subprocess.run([sys.executable, "-m", "fakecgfs", "expect",
+                             str(g / "fake.reclaim_daemon"), "--key", "state", "backoff",
+                             "--timeout", "30"], timeout=60)  # fmt: skip
     assert expect.returncode == 0
     top = subprocess.run([sys.executable, "-m", "fakecgfs", "top", str(mnt.path), "--once",
-                          "--width", "100"], capture_output=True, text=True, timeout=60)  # fmt: skip
+                          "--width", "100"],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
     row = next(line for line in top.stdout.splitlines() if line.startswith("/anon"))
     assert "backoff" in row and row.split()[-3] == "0"  # FREED, before FAIL and OOM
     assert "last warnings:" in top.stdout and "backing off" in top.stdout

@@ -25,8 +25,9 @@ def user_python() -> tuple[str, dict[str, str]]:
             break
     else:
         pytest.skip(f"no Python {sys.version_info[:2]} that uid 65534 may run")
-    import fakecgfs
     import trio
+
+    import fakecgfs
 
     paths = [str(Path(fakecgfs.__file__).parents[1]), str(Path(trio.__file__).parents[1])]
     return candidate, dict(os.environ, PYTHONPATH=os.pathsep.join(paths), HOME="/tmp")

@@ -51,14 +51,17 @@ def roff(text: str) -> str:
                      for line in text.splitlines())  # fmt: skip
 
 
+def _metavar(action: argparse.Action, default: str) -> str:
+    """The name of an argument's value, as --help shows it (a tuple is one name per value)."""
+    metavar = action.metavar or default
+    return " ".join(metavar) if isinstance(metavar, tuple) else metavar
+
+
 def _option_heading(action: argparse.Action) -> str:
     names = ", ".join(f"\\fB{roff(s)}\\fR" for s in action.option_strings)
     if action.nargs == 0:
         return names
-    metavar = action.metavar or action.dest.upper()
-    if isinstance(metavar, tuple):
-        metavar = " ".join(metavar)
-    return f"{names} \\fI{roff(metavar)}\\fR"
+    return f"{names} \\fI{roff(_metavar(action, action.dest.upper()))}\\fR"
 
 
 def _usage(prog: str, parser: argparse.ArgumentParser) -> str:
@@ -88,7 +91,8 @@ def man_page(parser: argparse.ArgumentParser, version: str) -> str:
                   roff(sub.description or _help_of(parser, name))]  # fmt: skip
         for action in _positionals(sub):
             if action.help:
-                lines += [".TP", f"\\fI{roff(action.metavar or action.dest)}\\fR", roff(action.help)]
+                lines += [".TP", f"\\fI{roff(_metavar(action, action.dest))}\\fR",
+                          roff(action.help)]
         for action in _options(sub):
             if action.dest == "help":
                 continue

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Callable
 
 import trio
 import trio.testing
@@ -69,7 +69,8 @@ def trio_test(fn: Callable) -> Callable:
     return wrapper
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 600.0, step: float = 0.01) -> None:
+async def wait_for(predicate: Callable[[], bool], timeout: float = 600.0,
+                   step: float = 0.01) -> None:
     """Poll ``predicate`` every ``step`` virtual seconds; fail after ``timeout`` virtual seconds."""
     with trio.fail_after(timeout):
         while not predicate():

@@ -11,7 +11,14 @@ from fakecgfs.controller import ControllerError, EventKind, PageKind
 from fakecgfs.controller.constants import MEM_CGROUP_RECLAIM_RETRIES
 
 from .conftest import (
-    EventLog, MiB, controller, kernel_overhead, pages, trio_test, user_memsw_usage, user_usage,
+    EventLog,
+    MiB,
+    controller,
+    kernel_overhead,
+    pages,
+    trio_test,
+    user_memsw_usage,
+    user_usage,
     wait_for,
 )  # fmt: skip
 

@@ -8,11 +8,25 @@ import pytest
 import trio
 
 from fakecgfs.controller import (
-    PAGE_COUNTER_MAX, PAGE_SIZE, ControllerError, DaemonState, EventKind, MemCgroup, PageKind,
+    PAGE_COUNTER_MAX,
+    PAGE_SIZE,
+    ControllerError,
+    DaemonState,
+    EventKind,
+    MemCgroup,
+    PageKind,
 )  # fmt: skip
 
 from .conftest import (
-    EventLog, KiB, MiB, controller, kernel_overhead, pages, trio_test, user_memsw_usage, user_usage,
+    EventLog,
+    KiB,
+    MiB,
+    controller,
+    kernel_overhead,
+    pages,
+    trio_test,
+    user_memsw_usage,
+    user_usage,
     wait_for,
 )  # fmt: skip
 

@@ -9,8 +9,15 @@ from fakecgfs.controller import PAGE_SIZE, RealKind
 from fakecgfs.controller.real import NR_REAL_KINDS
 from fakecgfs.members import Ledger
 from fakecgfs.members.procfs import (
-    image_of, parse_children, parse_locked_split, parse_status, parse_sysvipc_shm, private_anon,
-    read_at, reclaimable_ranges, stat_fields,
+    image_of,
+    parse_children,
+    parse_locked_split,
+    parse_status,
+    parse_sysvipc_shm,
+    private_anon,
+    read_at,
+    reclaimable_ranges,
+    stat_fields,
 )  # fmt: skip
 
 from .conftest import controller, trio_test
@@ -103,11 +110,12 @@ def test_a_zombie_has_no_memory_lines():
     assert parse_status(b"Name:\tx\nState:\tZ (zombie)\nThreads:\t1\n") is None
 
 
-SMAPS = b"""562cf7193000-562cf7194000 rw-p 00000000 00:00 0 
+# An anonymous mapping's header line ends in a space (\x20), as the kernel writes it.
+SMAPS = b"""562cf7193000-562cf7194000 rw-p 00000000 00:00 0\x20
 Rss:                   4 kB
 Anonymous:             4 kB
 Locked:                0 kB
-7f0000000000-7f0000064000 rw-p 00000000 00:00 0 
+7f0000000000-7f0000064000 rw-p 00000000 00:00 0\x20
 Rss:                 400 kB
 Anonymous:           400 kB
 Locked:              400 kB
@@ -141,9 +149,11 @@ def test_reclaimable_ranges_are_file_backed_unless_there_is_swap():
 
 def test_sysvipc_shm_columns():
     text = (b"       key      shmid perms                  size  cpid  lpid nattch   uid   gid  "
-            b"cuid  cgid      atime      dtime      ctime                   rss                  swap\n"
+            b"cuid  cgid      atime      dtime      ctime                   rss"
+            b"                  swap\n"
             b"         0          7   600                409600  1234  1234      1     0     0     "
-            b"0     0 1764751000          0 1764750999                409600                     0\n")  # fmt: skip
+            b"0     0 1764751000          0 1764750999                409600"
+            b"                     0\n")  # fmt: skip
     (segment,) = parse_sysvipc_shm(text).values()
     assert (segment.shmid, segment.cpid, segment.nattch, segment.ctime, segment.rss) == (
         7, 1234, 1, 1764750999, 100)

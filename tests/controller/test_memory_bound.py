@@ -6,7 +6,9 @@ import tracemalloc
 
 from fakecgfs.controller import PAGE_SIZE, PageKind
 from fakecgfs.controller.constants import (
-    KMEM_FIRST_CHILD_PAGES, KMEM_NEXT_CHILD_PAGES, MEMCG_CHARGE_BATCH,
+    KMEM_FIRST_CHILD_PAGES,
+    KMEM_NEXT_CHILD_PAGES,
+    MEMCG_CHARGE_BATCH,
 )  # fmt: skip
 
 from .conftest import GiB, MiB, controller, kernel_overhead, trio_test, user_memsw_usage, user_usage

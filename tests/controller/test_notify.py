@@ -99,7 +99,8 @@ async def test_pressure_walks_up_by_mode_and_level():
         child = c.create_group(parent, "c")
         hierarchy = register(c, parent, Watch.PRESSURE, level=PressureLevel.LOW,
                              mode=PressureMode.HIERARCHY)  # fmt: skip
-        local = register(c, parent, Watch.PRESSURE, level=PressureLevel.LOW, mode=PressureMode.LOCAL)
+        local = register(c, parent, Watch.PRESSURE, level=PressureLevel.LOW,
+                         mode=PressureMode.LOCAL)  # fmt: skip
         default_child = register(c, child, Watch.PRESSURE, level=PressureLevel.LOW)
         default_parent = register(c, parent, Watch.PRESSURE, level=PressureLevel.LOW)
         critical = register(c, child, Watch.PRESSURE, level=PressureLevel.CRITICAL)
@@ -123,7 +124,8 @@ async def test_watermark_registration_fires_at_episode_start_and_end():
         w = register(c, g, Watch.WMARK)
         await wait_for(lambda: g.daemon.state.value == "sleeping")
         await c.charge(g, pages(12 * MiB), PageKind.FILE)
-        await wait_for(lambda: g.memory.below_low_watermark() and g.daemon.state.value == "sleeping")
+        await wait_for(lambda: g.memory.below_low_watermark()
+                       and g.daemon.state.value == "sleeping")  # fmt: skip
         assert w.signals == 2
 
 

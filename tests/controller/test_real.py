@@ -6,7 +6,12 @@ from __future__ import annotations
 import trio
 
 from fakecgfs.controller import (
-    PAGE_SIZE, EventKind, MemCgroup, MemoryController, PageKind, RealKind,
+    PAGE_SIZE,
+    EventKind,
+    MemCgroup,
+    MemoryController,
+    PageKind,
+    RealKind,
 )  # fmt: skip
 
 from .conftest import EventLog, controller, trio_test, user_usage, wait_for

@@ -126,6 +126,7 @@ async def test_each_list_has_its_own_line_and_values_follow_the_names():
             assert s[name] == getattr(lru, name).nr * PAGE_SIZE, name
         assert s["active_file"] == 100 * PAGE_SIZE
         assert s["dirty"] == lru.dirty() * PAGE_SIZE == 8 * MiB
-        assert s["total_inactive_file"] == s["inactive_file"] + b.lruvec.inactive_file.nr * PAGE_SIZE
+        assert (s["total_inactive_file"]
+                == s["inactive_file"] + b.lruvec.inactive_file.nr * PAGE_SIZE)  # fmt: skip
         assert c.memory_stat_values(a) == tuple(value for _, value in c.memory_stat(a))
         assert len(c.memory_stat_values(b)) == len(MEMORY_STAT_NAMES) == 2 * len(STAT_ITEMS) + 2

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from fakecgfs.controller import ControllerError, MemoryController, PageKind, ProcFS, ProcessTable
+from fakecgfs.controller import ControllerError, MemoryController, PageKind, ProcessTable, ProcFS
 
 from .conftest import FakeProcesses, controller, trio_test
 

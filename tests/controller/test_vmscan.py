@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from fakecgfs.controller import PageKind
+from fakecgfs.controller.lru import Lruvec
 from fakecgfs.controller.memcg import MemCgroup
 from fakecgfs.controller.vmscan import ReclaimResult, SwapSpace, shrink_lruvec, try_to_free_pages
-from fakecgfs.controller.lru import Lruvec
 
 
 def charged(memcg: MemCgroup, kind: PageKind, nr: int, *, dirty: bool = False) -> None:

@@ -21,11 +21,16 @@ from fakecgfs.cgroupfs.cftypes import Caller
 from fakecgfs.controller import MemoryController, PageKind
 from fakecgfs.controller.errors import ControllerError
 from fakecgfs.eras.rfc2008 import (
-    LLONG_MAX, YIELD_PASS_CPU_COST, Member, ResCounter, ResState, Rfc2008Controller, ThreadState,
+    LLONG_MAX,
+    YIELD_PASS_CPU_COST,
+    Member,
+    ResCounter,
+    ResState,
+    Rfc2008Controller,
+    ThreadState,
 )  # fmt: skip
 from fakecgfs.eras.rfc2008 import cftypes as rfc_files
 from fakecgfs.eras.rfc2008.parse import parse_pid, write_strategy
-
 
 
 class FakeProcesses:
@@ -78,7 +83,7 @@ def errno_of(exc_info) -> str:
     return errno.errorcode[exc_info.value.errno]
 
 
-# -- res_counter ------------------------------------------------------------------------------------
+# -- res_counter -----------------------------------------------------------------------------------
 
 
 def test_init_wmark_defaults_everything_to_llong_max():
@@ -138,7 +143,7 @@ def test_tasks_pid_parse_is_sscanf_with_eio():
     assert errno_of(e) == "EIO"
 
 
-# -- the controller: the trap through the table ------------------------------------------------------
+# -- the controller: the trap through the table ----------------------------------------------------
 
 
 @mock_clock
@@ -156,7 +161,7 @@ async def test_a_fresh_groups_limit_write_fails_with_einval():
         assert g.res.limit == 64 * MiB
 
 
-# -- memcontd ---------------------------------------------------------------------------------------
+# -- memcontd --------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("value", [b"48M", b"junk", b"-1"])
@@ -289,9 +294,9 @@ async def test_rmdir_refuses_a_group_with_tasks_and_keeps_the_thread():
 
 @mock_clock
 async def test_trace_samples_carry_the_default_mounts_fields():
+    from fakecgfs.controller import EventKind
     from fakecgfs.eras.rfc2008 import sample_values
     from fakecgfs.trace import SCHEMA, Sampler
-    from fakecgfs.controller import EventKind
 
     async with rfc() as ctl:
         g = ctl.create_group(ctl.root, "g")
@@ -306,7 +311,7 @@ async def test_trace_samples_carry_the_default_mounts_fields():
                                  "failcnt": 0, "oom_kill": 0, "state": "stopped"}  # fmt: skip
 
 
-# -- the 2.6.26 charge path -------------------------------------------------------------------------
+# -- the 2.6.26 charge path ------------------------------------------------------------------------
 
 
 async def _limited(ctl, limit: bytes):

@@ -6,8 +6,8 @@ import errno
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 UNLIMITED = 9223372036854771712  # what an unlimited byte value reads back as
 KiB = 1024

@@ -9,8 +9,8 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -126,14 +126,18 @@ def wait_until(predicate: Callable[[], bool], timeout: float = REPLY_TIMEOUT,
         time.sleep(0.005)
 
 
-def stat(group: Path) -> dict[str, int]:
+def _flat_keyed(path: Path) -> dict[str, int]:
+    """A file of "name value" lines, as a dict."""
     return {name: int(value) for name, value in
-            (line.split() for line in (group / "memory.stat").read_text().splitlines())}  # fmt: skip
+            (line.split() for line in path.read_text().splitlines())}  # fmt: skip
+
+
+def stat(group: Path) -> dict[str, int]:
+    return _flat_keyed(group / "memory.stat")
 
 
 def oom_control(group: Path) -> dict[str, int]:
-    return {name: int(value) for name, value in
-            (line.split() for line in (group / "memory.oom_control").read_text().splitlines())}  # fmt: skip
+    return _flat_keyed(group / "memory.oom_control")
 
 
 def pages_of(before: dict[str, int], after: dict[str, int], *names: str) -> dict[str, int]:

@@ -38,9 +38,8 @@ from pathlib import Path
 if __name__ == "__main__":  # a worker: make the tests' shared modules importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from expectations import UNLIMITED, allowed_write_errnos, check_read_format, errname  # noqa: E402
-
-from fakecgfs.cgroupfs.cftypes import BY_NAME  # noqa: E402
+from expectations import UNLIMITED, allowed_write_errnos, check_read_format, errname
+from fakecgfs.cgroupfs.cftypes import BY_NAME
 
 TOP = ["g0", "g1", "g2", "g3", "g4", "g5"]
 KIDS = ["k0", "k1", "k2"]
@@ -147,7 +146,7 @@ class Worker:
             kind = rng.choice([b"anon", b"file"])
             self.write(group, "fake.uncharge", b"%dK %s" % (rng.randint(0, 16384), kind))
         elif op == "read":
-            name = rng.choice(READS + ["fake.daemons"])
+            name = rng.choice([*READS, "fake.daemons"])
             self.read("" if name == "fake.daemons" else rng.choice(["", group]), name)
         elif op == "mkdir":
             try:
@@ -298,8 +297,8 @@ def run_stress(mountpoint: Path, server_pid: int, *, processes: int = 8, seconds
     result.start_rss_kib = server_memory(server_pid)[0]
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     workers = [subprocess.Popen([sys.executable, __file__, "worker", str(mountpoint), str(i),
-                                 str(seed + i), str(control)], env=env)  # fmt: skip
-               for i in range(processes)]
+                                 str(seed + i), str(control)], env=env)
+               for i in range(processes)]  # fmt: skip
     pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="stress-check")
     try:
         start = time.monotonic()
@@ -371,7 +370,7 @@ def flood_groups(mountpoint: Path, server_pid: int, count: int, rounds: int = 3)
     kmem_before = int((mountpoint / "memory.kmem.usage_in_bytes").read_text())
     before = server_memory(server_pid)[0]
     after, peaks = [], []
-    for r in range(rounds):
+    for _ in range(rounds):
         for i in range(count):
             os.mkdir(mountpoint / f"flood{i}")
         assert len(os.listdir(mountpoint)) >= count
@@ -395,7 +394,7 @@ def flood_handles(mountpoint: Path, server_pid: int, count: int, rounds: int = 3
     start = time.monotonic()
     before = server_memory(server_pid)[0]
     after, peaks = [], []
-    for r in range(rounds):
+    for _ in range(rounds):
         fds = [os.open(mountpoint / names[i % len(names)], os.O_RDONLY) for i in range(count)]
         try:
             for fd in fds:
@@ -471,8 +470,8 @@ def inprocess_churn(groups: int, handles: int) -> dict:
             return {
                 "groups": groups, "handles": handles, "traced_growth_bytes": after - before,
                 "open_handles_left": len(fs._handles),
-                "group_metadata_left": len([m for m in fs._dirs.keys() if m is not fs.ctl.root]),
-                "file_metadata_left": len([m for m in fs._files.keys() if m is not fs.ctl.root]),
+                "group_metadata_left": len([m for m in fs._dirs if m is not fs.ctl.root]),
+                "file_metadata_left": len([m for m in fs._files if m is not fs.ctl.root]),
                 "reclaim_tasks_left": len(ctl.daemons()),
             }  # fmt: skip
 

@@ -17,7 +17,7 @@ def test_mkdir_of_an_existing_group_or_control_file(group):
     os.mkdir(group / "a")
     assert errno_of(lambda: os.mkdir(group / "a")) == errno.EEXIST
     for name in ("tasks", "memory.stat", "memory.limit_in_bytes", "fake.charge", ".", ".."):
-        assert errno_of(lambda: os.mkdir(group / name)) == errno.EEXIST, name
+        assert errno_of(lambda name=name: os.mkdir(group / name)) == errno.EEXIST, name
 
 
 def test_mkdir_with_a_newline_is_einval(group):

@@ -61,9 +61,12 @@ def test_child_lists_exactly_the_child_files(group):
 def test_root_has_no_child_only_file_and_child_no_root_only_file(shared, group):
     for cft in CFTYPES:
         if cft.where is Where.CHILD:
-            assert errno_of(lambda: os.stat(shared.path / cft.name)) == errno.ENOENT, cft.name
-        if cft.where is Where.ROOT:
-            assert errno_of(lambda: os.stat(group / cft.name)) == errno.ENOENT, cft.name
+            path = shared.path / cft.name
+        elif cft.where is Where.ROOT:
+            path = group / cft.name
+        else:
+            continue
+        assert errno_of(lambda path=path: os.stat(path)) == errno.ENOENT, cft.name
 
 
 @pytest.mark.parametrize(("cft", "where"), PLACES, ids=_ids(PLACES))
@@ -149,8 +152,8 @@ def test_strict_hides_exactly_the_fake_files(mount_factory):
     files, _ = _entries(mount.path / "g")
     assert files == [n for n in CHILD_NAMES if n not in fake]
     for name in fake:
-        assert errno_of(lambda: os.stat(mount.path / "g" / name)) == errno.ENOENT
-        assert errno_of(lambda: os.stat(mount.path / name)) == errno.ENOENT
+        assert errno_of(lambda name=name: os.stat(mount.path / "g" / name)) == errno.ENOENT
+        assert errno_of(lambda name=name: os.stat(mount.path / name)) == errno.ENOENT
     # a group may now take a fake file's name, as on the kernel
     os.mkdir(mount.path / "fake.charge")
 
@@ -231,7 +234,7 @@ def test_fresh_reclaim_daemon_format(group):
     assert fields["high_wmark"] == fields["low_wmark"] == str(UNLIMITED)
     assert fields["usage"] == "0"
     for line in lines:
-        name, sep, value = line.partition(" ")
+        name, sep, _ = line.partition(" ")
         assert sep == " " and name and " " not in name, line
     for name in ("wakeups", "passes", "pages_scanned", "pages_reclaimed", "no_progress_passes",
                  "time_running_ns"):  # fmt: skip

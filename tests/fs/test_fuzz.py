@@ -38,18 +38,27 @@ from pathlib import Path
 
 import pytest
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-from hypothesis.stateful import run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
+from expectations import (
+    UNLIMITED,
+    allowed_write_errnos,
+    check_read_format,
+    errname,
+    record_figures,
+)  # fmt: skip
 from fakecgfs import mounting
 from fakecgfs.cgroupfs.cftypes import BY_NAME, CFTYPES, Where
 from fakecgfs.cgroupfs.parse import MAX_WRITE
 from fakecgfs.controller import PAGE_COUNTER_MAX
 from fakecgfs.testing import fuse_unavailable_reason, mounted
-
-from expectations import (
-    UNLIMITED, allowed_write_errnos, check_read_format, errname, record_figures,
-)  # fmt: skip
 from fuzzing import LONG, charge_text, oversized, profile, write_data
 
 pytestmark = pytest.mark.skipif(fuse_unavailable_reason() is not None,
@@ -94,6 +103,11 @@ POOL = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="
 def present(name: str, is_root: bool) -> bool:
     where = BY_NAME[name].where
     return where is Where.BOTH or (where is Where.ROOT) == is_root
+
+
+def read_all(path: bytes) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def write_once(path: bytes, data: bytes) -> int | None:
@@ -402,7 +416,7 @@ class MountFuzz(RuleBasedStateMachine):
             self.forget(g)
         root_tasks = self.path(b"", "tasks")
         for g in reversed(self.groups[1:]):
-            for tid in open(self.path(g, "tasks"), "rb").read().split():
+            for tid in read_all(self.path(g, "tasks")).split():
                 write_once(root_tasks, tid)  # ESRCH if it exited meanwhile
             os.rmdir(self.path(g))
         for name, value in (("memory.high_wmark_in_bytes", b"-1"),
@@ -415,10 +429,10 @@ class MountFuzz(RuleBasedStateMachine):
                             ("memory.max_usage_in_bytes", b"0"),
                             ("memory.memsw.max_usage_in_bytes", b"0")):  # fmt: skip
             assert write_once(self.path(b"", name), value) is None, name
-        stat = dict(ln.split() for ln in open(self.path(b"", "memory.stat"), "rb").read()
+        stat = dict(ln.split() for ln in read_all(self.path(b"", "memory.stat"))
                     .decode().splitlines())  # fmt: skip
         assert stat["total_cache"] == stat["total_rss"] == stat["total_swap"] == "0"
-        assert open(self.path(b"", "fake.daemons"), "rb").read() == b"0\n"
+        assert read_all(self.path(b"", "fake.daemons")) == b"0\n"
 
 
 @pytest.fixture(scope="module")

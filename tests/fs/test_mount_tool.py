@@ -123,8 +123,8 @@ def test_fstab_line(tmp_path):
     mnt = tmp_path / "memory"
     mnt.mkdir()
     fstab = tmp_path / "fstab"
-    fstab.write_text(f"# a comment\nfakecgfs {mnt} fuse.fakecgfs "
-                     "swap=64M,reclaim_rate=4M,noauto,defaults,x-systemd.automount 0 0\n")  # fmt: skip
+    options = "swap=64M,reclaim_rate=4M,noauto,defaults,x-systemd.automount"
+    fstab.write_text(f"# a comment\nfakecgfs {mnt} fuse.fakecgfs {options} 0 0\n")
     result = _in_namespace_with_helper(tmp_path, f"""
         mount -T {fstab} {mnt}
         trap 'fakecgfs umount {mnt}' EXIT

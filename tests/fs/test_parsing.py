@@ -8,10 +8,10 @@ import os
 from dataclasses import dataclass
 
 import pytest
-from test_parse import LIMIT_TABLE, PID_TABLE, U64_TABLE
 
 from fakecgfs.cgroupfs import cftypes
 from fakecgfs.cgroupfs.parse import ParseError, parse_pid, terminate
+from test_parse import LIMIT_TABLE, PID_TABLE, U64_TABLE
 
 from .helpers import errname, errno_of, read, sh, write
 

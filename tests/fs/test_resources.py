@@ -70,7 +70,7 @@ def test_oversized_writes_are_e2big_and_change_nothing(group, size):
     before = {name: read(group / name) for name in ("memory.limit_in_bytes", "memory.stat")}
     for name in WRITABLE:
         data = (b"4096" + b" " * size)[:size]  # a valid value, padded past the cap
-        assert errno_of(lambda: write(group / name, data)) == errno.E2BIG, name
+        assert errno_of(lambda name=name, data=data: write(group / name, data)) == errno.E2BIG, name
     assert errno_of(lambda: write(group / "fake.charge", b"1M file" + b" " * size)) == errno.E2BIG
     assert {name: read(group / name) for name in before} == before
 
@@ -99,7 +99,8 @@ def test_the_server_stops_polling_once_requests_stop(mnt):
     from fakecgfs.cgroupfs.session import POLL_AFTER_REQUEST_NS
 
     def cpu_ticks() -> int:
-        fields = open(f"/proc/{mnt.process.pid}/stat").read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{mnt.process.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
         return int(fields[11]) + int(fields[12])  # utime + stime
 
     path = mnt.path / "memory.usage_in_bytes"

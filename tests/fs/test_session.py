@@ -13,9 +13,19 @@ import trio.testing
 
 from fakecgfs.cgroupfs import session as session_module
 from fakecgfs.cgroupfs.cftypes import Caller
-from fakecgfs.cgroupfs.session import (FUSE_INTERRUPT, FUSE_READ, FUSE_WRITE, IN_HEADER,
-                                       INTERRUPT_IN, OUT_HEADER, READ_IN, WRITE_IN, WRITE_OUT,
-                                       FuseSession, fuse_arguments)  # fmt: skip
+from fakecgfs.cgroupfs.session import (
+    FUSE_INTERRUPT,
+    FUSE_READ,
+    FUSE_WRITE,
+    IN_HEADER,
+    INTERRUPT_IN,
+    OUT_HEADER,
+    READ_IN,
+    WRITE_IN,
+    WRITE_OUT,
+    FuseSession,  # fmt: skip
+    fuse_arguments,
+)
 
 
 class Target:
@@ -99,7 +109,8 @@ def test_a_write_that_finishes_is_answered_with_its_count(wire):
 
     trio.run(main)
     assert reply(replies) == (11, 0, WRITE_OUT.pack(5, 0))
-    assert target.calls == [(3, b"4096\n", Caller(pid=4242, uid=1000, gid=100, mountpoint="/mnt/x"))]
+    caller = Caller(pid=4242, uid=1000, gid=100, mountpoint="/mnt/x")
+    assert target.calls == [(3, b"4096\n", caller)]
 
 
 def test_a_refused_write_carries_the_errno(wire):

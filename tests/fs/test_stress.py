@@ -20,10 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from expectations import record_figures
 from fakecgfs import mounting
 from fakecgfs.testing import fuse_unavailable_reason, mounted
-
-from expectations import record_figures
 
 from .stress import remove_groups, run_stress
 

@@ -6,7 +6,8 @@ default, or an era's own (``fakecgfs.eras``).  The filesystem never asks which e
 
 from __future__ import annotations
 
-from typing import Iterable, Protocol
+from collections.abc import Iterable
+from typing import Protocol
 
 from .cftypes import CFTYPES, CfType, Origin
 
@@ -27,7 +28,8 @@ class CfTable:
     def files_of(self, memcg: Member, *, strict: bool = False) -> list[CfType]:
         """The control files of a group, as its directory lists them."""
         return [cft for cft in self.cftypes
-                if cft.present_in(memcg) and not (strict and cft.origin is Origin.FAKECGFS)]  # fmt: skip
+                if cft.present_in(memcg)
+                and not (strict and cft.origin is Origin.FAKECGFS)]  # fmt: skip
 
     def lookup(self, memcg: Member, name: str, *, strict: bool = False) -> CfType | None:
         cft = self.by_name.get(name)

@@ -54,14 +54,17 @@ class EpisodeListener(Protocol):
 
 
 class ReclaimHost(Protocol):
-    """What the task needs of the controller that runs it: a reclaim pass, the pace between
-    passes, and where to report.  The daemon receives it rather than importing the controller,
-    so the controller's modules import one way: controller -> memcg -> daemon."""
+    """What the task needs of the controller that runs it: a reclaim pass (simulated pages,
+    then real members'), the pace between passes, and where to report.  The daemon receives it
+    rather than importing the controller, so the controller's modules import one way:
+    controller -> memcg -> daemon."""
 
     @property
     def notifier(self) -> EpisodeListener: ...
 
     def reclaim(self, memcg: Any, nr_to_reclaim: int, *, cause: str) -> PassResult: ...
+
+    async def reclaim_real(self, memcg: Any, nr_pages: int, *, cause: str) -> int: ...
 
     async def pace_background_reclaim(self, reclaimed: int) -> None: ...
 

@@ -22,7 +22,8 @@ group look over its limit for an instant.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..controller import RealKind
 from ..controller.real import NR_REAL_KINDS, in_memory
@@ -80,9 +81,8 @@ class Ledger:
 
     def charged_in(self, groups: set[MemCgroup]) -> int:
         """Pages (memory and swap) this member has charged to any of ``groups``."""
-        return sum(
-            sum(h.charged) for h in self.holdings if h.memcg is not None and _live(h.memcg) in groups
-        )
+        return sum(sum(h.charged) for h in self.holdings
+                   if h.memcg is not None and _live(h.memcg) in groups)  # fmt: skip
 
     def memory_charged(self) -> int:
         """Pages in memory this member has charged to groups (its baseline excluded)."""
@@ -132,10 +132,9 @@ class Ledger:
                     holding.charged[kind] = shown[kind]
         for holding, shown in wanted:
             for kind in RealKind:
-                if shown[kind] > holding.charged[kind]:
-                    if holding.memcg is not None:
-                        ctl.charge_real(holding.memcg, kind, shown[kind] - holding.charged[kind])
-                        holding.charged[kind] = shown[kind]
+                if shown[kind] > holding.charged[kind] and holding.memcg is not None:
+                    ctl.charge_real(holding.memcg, kind, shown[kind] - holding.charged[kind])
+                    holding.charged[kind] = shown[kind]
         # Emptied holdings go (the baseline stays): a member moving back and forth keeps a
         # short list.
         self.holdings[1:] = [h for h in self.holdings[1:] if any(h.pages)]

@@ -21,7 +21,7 @@ import os
 import resource
 import signal
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import trio
 
@@ -30,9 +30,21 @@ from ..controller import MemCgroup, MemoryController, RealKind
 from ..controller.real import NR_REAL_KINDS
 from .ledger import Ledger, _live
 from .procfs import (
-    PF_KTHREAD, LockedSplit, ProcDir, Usage, host_has_swap, image_of, parse_children,
-    parse_locked_split, parse_status, private_anon, read_at, read_sysvipc_shm,
-    reclaimable_ranges, shmem_device, stat_fields,
+    PF_KTHREAD,
+    LockedSplit,
+    ProcDir,
+    Usage,
+    host_has_swap,
+    image_of,
+    parse_children,
+    parse_locked_split,
+    parse_status,
+    private_anon,
+    read_at,
+    read_sysvipc_shm,
+    reclaimable_ranges,
+    shmem_device,
+    stat_fields,
 )  # fmt: skip
 
 log = logging.getLogger("fakecgfs")

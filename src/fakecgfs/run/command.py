@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from typing import Callable
+from collections.abc import Callable
 
 from .. import linux, mounting
 from . import privileges, seccomp
@@ -146,7 +146,7 @@ def _run_command(command: list[str], env: dict[str, str], fake: Fake, *,
         else:
             pending.append(signum)
 
-    ignore = lambda signum, frame: None  # noqa: E731  (a handler, not SIG_IGN: exec resets it)
+    ignore = lambda signum, frame: None  # a handler, not SIG_IGN: exec resets it
     previous = {sig: signal.signal(sig, handler) for sig, handler in (
         (signal.SIGINT, ignore), (signal.SIGQUIT, ignore),
         (signal.SIGTERM, forward), (signal.SIGHUP, forward))}  # fmt: skip
@@ -208,7 +208,7 @@ def run(command: list[str], mount_at: str, mount_options: list[str], *,
         prepare(target)
     except OSError as e:
         if e.errno == errno.EPERM:
-            example = " ".join(["--"] + command) if len(command) < 6 else "-- COMMAND ..."
+            example = " ".join(["--", *command]) if len(command) < 6 else "-- COMMAND ..."
             print(NO_PRIVILEGE.format(error=e.strerror or e, example=example), file=sys.stderr)
         else:
             print(f"fakecgfs run: cannot prepare {target}: {e}", file=sys.stderr)

@@ -80,7 +80,7 @@ def enter_user_namespace() -> None:
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int,
           data: str | None = None) -> None:  # fmt: skip
-    encode = lambda s: None if s is None else os.fsencode(s)  # noqa: E731
+    encode = lambda s: None if s is None else os.fsencode(s)
     _check(_libc.mount(encode(source), encode(target), encode(fstype), flags,
                        encode(data)), f"mount {target}")  # fmt: skip
 

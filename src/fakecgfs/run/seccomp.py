@@ -120,7 +120,7 @@ def filter_for_this_machine() -> Filter:
 
 
 def _kernel_version(release: str) -> tuple[int, int]:
-    major, minor = (release.split(".") + ["0"])[:2]
+    major, minor = [*release.split("."), "0"][:2]
     digits = "".join(c for c in minor if c.isdigit()) or "0"
     return int(major), int(digits)
 

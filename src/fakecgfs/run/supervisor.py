@@ -39,8 +39,8 @@ import re
 import select
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .. import linux
 from . import procfiles

@@ -5,8 +5,9 @@ watermarks as labelled step lines, the spans where the background reclaim task w
 shaded, and under it a strip with one tick per event: background reclaim passes, direct
 reclaim, charges that hit a limit (failcnt: most succeed after direct reclaim) and OOM (the
 charges that failed, or wait).  Labels say what the trace shows (the task waking, sleeping or
-backing off; limit hits and failed charges) and are moved until no text overlaps another.  PNG or SVG, chosen by the output's
-extension or ``--format``.  Uses matplotlib's Agg renderer: no display needed.
+backing off; limit hits and failed charges) and are moved until no text overlaps another.
+PNG or SVG, chosen by the output's extension or ``--format``.  Uses matplotlib's Agg renderer:
+no display needed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ import math
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from unittest import mock
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 MiB = 1 << 20
 FIGSIZE = (12.8, 7.2)  # inches: 16:9, a slide
@@ -40,7 +45,8 @@ class Series:
     group: str
     t0: float = 0.0
     usage: list[tuple[float, float]] = field(default_factory=list)  # (t, MiB)
-    settings: list[tuple[float, float, float, float]] = field(default_factory=list)  # t, limit, hw, lw
+    # (t, limit, high watermark, low watermark)
+    settings: list[tuple[float, float, float, float]] = field(default_factory=list)
     states: list[tuple[float, str]] = field(default_factory=list)  # (t, task state)
     background: list[float] = field(default_factory=list)  # background passes that freed pages
     idle_passes: list[float] = field(default_factory=list)  # background passes that freed nothing
@@ -205,15 +211,15 @@ def draw(series: Series, *, title: str | None = None, source: str = ""):
     ax.grid(True, alpha=0.25)
     from matplotlib.patches import Patch
 
-    handles, labels = ax.get_legend_handles_labels()
+    handles, names = ax.get_legend_handles_labels()
     if _spans(series.states, "running", end):
         handles.append(Patch(color=COLORS["running"], alpha=0.4))
-        labels.append("reclaim task running")
+        names.append("reclaim task running")
     if _spans(series.states, "backoff", end):
         handles.append(Patch(color=COLORS["backoff"], alpha=0.5))
-        labels.append("reclaim task backing off")
-    ax.legend(handles, labels, loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=10,
-              frameon=False, ncols=len(labels))  # fmt: skip
+        names.append("reclaim task backing off")
+    ax.legend(handles, names, loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=10,
+              frameon=False, ncols=len(names))  # fmt: skip
     fig.suptitle(title or f"Background reclaim in {series.group}", fontsize=16,
                  fontweight="bold", x=0.01, ha="left")  # fmt: skip
     for side in ("top", "right"):
@@ -261,9 +267,9 @@ def _annotate(ax, series: Series) -> list:
         x = t - span * 0.03 if right_half else t + span * 0.03
         labels.append(ax.annotate(text, (t, at), xytext=(x, max(at + dy, 0.5)), fontsize=10,
                                   ha="right" if right_half else "left", color="0.15",
-                                  bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none",
-                                            alpha=0.85),
-                                  arrowprops=dict(arrowstyle="->", color="0.25")))  # fmt: skip
+                                  bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none",
+                                        "alpha": 0.85},
+                                  arrowprops={"arrowstyle": "->", "color": "0.25"}))  # fmt: skip
 
     top = max([u for _, u in series.usage if not math.isnan(u)] + [1.0])
     running = _spans(series.states, "running", series.end)
@@ -333,11 +339,9 @@ def drawn_texts(fig) -> tuple[list, object]:
             drawn.append(text)
         return draw(text, renderer)
 
-    Text.draw = record  # the one way to see what is drawn; Annotation.draw ends in Text.draw
-    try:
+    # the one way to see what is drawn; Annotation.draw ends in Text.draw
+    with mock.patch.object(Text, "draw", record):
         fig.draw(renderer)
-    finally:
-        Text.draw = draw
     return drawn, renderer
 
 
@@ -366,7 +370,7 @@ def separate(fig, ax, movable: list, *, pad: float = 4.0) -> None:
         placed.append(_text_box(annotation, renderer))
 
 
-RC_PARAMS = {"svg.fonttype": "none", "font.family": "DejaVu Sans"}
+RC_PARAMS: dict[RcKeyType, Any] = {"svg.fonttype": "none", "font.family": "DejaVu Sans"}
 """SVG text kept as text (editable on a slide); one font everywhere, so sizes are known."""
 
 
@@ -387,7 +391,8 @@ def plot(trace: str, output: str, *, group: str | None = None, fmt: str | None =
     elif not group.startswith("/"):
         group = "/" + group
     if group not in groups_in(events):
-        raise ValueError(f"no group {group} in {trace}; groups: {', '.join(groups_in(events))}")
+        known = ", ".join(groups_in(events))
+        raise ValueError(f"no group {group} in {trace}; groups: {known}")
     series = collect(events, group)
     fmt = fmt or os.path.splitext(output)[1].lstrip(".").lower() or "png"
     with matplotlib.rc_context(RC_PARAMS):
@@ -396,8 +401,9 @@ def plot(trace: str, output: str, *, group: str | None = None, fmt: str | None =
     return group
 
 
-MISSING_MATPLOTLIB = """fakecgfs plot needs matplotlib, an optional extra: pip install 'fakecgfs[plot]'
-(in a checkout: pip install -e '.[plot]', or ./scripts/setup)"""
+MISSING_MATPLOTLIB = (
+    "fakecgfs plot needs matplotlib, an optional extra: pip install 'fakecgfs[plot]'\n"
+    "(in a checkout: pip install -e '.[plot]', or ./scripts/setup)")
 
 
 def run(args: argparse.Namespace) -> int:

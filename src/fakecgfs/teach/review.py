@@ -22,9 +22,9 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 from .. import mounting
 
@@ -64,7 +64,7 @@ class Lesson:
         """Show ``command`` and what each mount answered to it; return the two answers."""
         self.out(f"  $ {command}")
         answers = (posted(self.posted), (repaired or posted)(self.repaired))
-        for label, answer in zip(LABELS, answers):
+        for label, answer in zip(LABELS, answers, strict=True):
             self.out(f"    {label + ':':<11} {answer}")
         self.out("")
         return answers
@@ -75,7 +75,7 @@ class Lesson:
 
         for root in self.roots:
             path = str(root / group)
-            if not mounting.wait_until(lambda: settled(path), SETTLE_TIMEOUT, 0.01):
+            if not mounting.wait_until(lambda path=path: settled(path), SETTLE_TIMEOUT, 0.01):
                 raise TimeoutError(f"{path}: background reclaim did not settle")
 
 
@@ -195,7 +195,7 @@ def measure(lesson: Lesson, group: str) -> tuple[str, str]:
     deadline = time.monotonic() + MEASURE_SECONDS
     mounting.wait_until(lambda: time.monotonic() >= deadline, MEASURE_SECONDS + 1, 0.05)
     answers = []
-    for root, (start, t0) in zip(lesson.roots, before):
+    for root, (start, t0) in zip(lesson.roots, before, strict=True):
         now = _daemon(root, group)
         elapsed = time.monotonic() - t0
         passes = int(now["passes"]) - int(start["passes"])
@@ -206,7 +206,7 @@ def measure(lesson: Lesson, group: str) -> tuple[str, str]:
             measured = "0 passes/s, 0 s CPU per s"
         answers.append(f"{measured}, state {now['state']}")
     lesson.out(f"  (watching both tasks for {MEASURE_SECONDS:.0f} s)")
-    for label, answer in zip(LABELS, answers):
+    for label, answer in zip(LABELS, answers, strict=True):
         lesson.out(f"    {label + ':':<11} {answer}")
     lesson.out("")
     return answers[0], answers[1]
@@ -365,8 +365,8 @@ def step_yield(lesson: Lesson) -> None:
     lesson.say("""
         ret = try_to_free_mem_cgroup_pages(mem, GFP_HIGHUSER_MOVABLE); yield(); -- the loop
         sleeps only at or under the low watermark, so anywhere above it the thread runs pass
-        after pass, whether a pass freed anything or not. Here: 12M of anonymous memory and no swap, then
-        watermarks 8M and 16M.""")
+        after pass, whether a pass freed anything or not. Here: 12M of anonymous memory and no
+        swap, then watermarks 8M and 16M.""")
     lesson.run("mkdir s7; echo '12M anon' > s7/fake.charge",
                sequence(mkdir("s7"), echo("12M anon", "s7/fake.charge")))
     arm(lesson, "s7", low="8M", high="16M")

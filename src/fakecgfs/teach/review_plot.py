@@ -8,6 +8,7 @@ and only when drawing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,7 @@ def collect(events: list[dict[str, Any]], group: str) -> Run:
     return run
 
 
-def _xy(points: list[tuple[float, float]], end: float) -> tuple[list[float], list[float]]:
+def _xy(points: Sequence[tuple[float, float]], end: float) -> tuple[list[float], list[float]]:
     if not points:
         return [0.0, end], [0.0, 0.0]
     xs = [p[0] for p in points] + [end]
@@ -75,7 +76,7 @@ def draw(runs: tuple[Run, Run]):
 
     fig = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
     axes = fig.subplots(3, 2, sharex="col", sharey="row")
-    for column, (run, title) in enumerate(zip(runs, TITLES)):
+    for column, (run, title) in enumerate(zip(runs, TITLES, strict=True)):
         end = max(run.end, 1e-3)
         usage, passes, cpu = axes[0][column], axes[1][column], axes[2][column]
         usage.set_title(title, fontsize=12, fontweight="bold")

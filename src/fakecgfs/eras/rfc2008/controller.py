@@ -31,8 +31,9 @@ batches).  Where 2.6.26 differs, and what is done here:
 from __future__ import annotations
 
 import errno
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
 import trio
 
@@ -380,7 +381,7 @@ class Rfc2008Controller:
         inactive = lru.inactive_anon.nr + lru.inactive_file.nr
         values = (lru.resident(PageKind.FILE) * PAGE_SIZE, lru.resident(PageKind.ANON) * PAGE_SIZE,
                   memcg.pgpgin, memcg.pgpgout, active * PAGE_SIZE, inactive * PAGE_SIZE)
-        return list(zip(STAT_NAMES, values))
+        return list(zip(STAT_NAMES, values, strict=True))
 
 
 def sample_values(memcg: Group) -> dict[str, Any]:

@@ -48,7 +48,7 @@ class ThreadHost(Protocol):
     """What the thread asks of its controller (the era's ``Rfc2008Controller``), received
     rather than imported, so that the controller may import this module."""
 
-    def background_pass(self, memcg: Any) -> None: ...
+    def background_pass(self, memcg: Any) -> object: ...  # the thread reads no result
 
     def emit(self, memcg: Any, kind: EventKind, **values: Any) -> None: ...
 
