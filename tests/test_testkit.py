@@ -227,7 +227,7 @@ def test_expect(fakecgfs, capsys):
     fakecgfs.mkgroup("g", limit="64M")
     fakecgfs.charge("g", "3M", kind="file")
     g = str(fakecgfs.path / "g")
-    ok = lambda *args: cli.main(["expect", *args]) == 0  # noqa: E731
+    ok = lambda *args: cli.main(["expect", *args]) == 0
     assert ok(f"{g}/memory.limit_in_bytes", "64M")
     assert ok(f"{g}/memory.limit_in_bytes", str(64 << 20))
     assert ok(f"{g}/memory.usage_in_bytes", "--at-least", "3M", "--at-most", "3M")

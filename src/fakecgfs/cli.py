@@ -9,12 +9,12 @@ import os
 import signal
 import subprocess
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 from . import mounting, runtime
+from .cliutil import STRICT_NOTE, UNAVAILABLE, parse_size, read_daemon, settled, version
 from .cliutil import errno_text as _errno_text
 from .cliutil import fail as _fail
-from .cliutil import STRICT_NOTE, UNAVAILABLE, parse_size, read_daemon, settled, version
 from .cliutil import read_file as _read
 from .eras import ERAS
 from .kernel import UNLIMITED
@@ -77,7 +77,6 @@ def cmd_mount(args: argparse.Namespace) -> int:
         return _fail(f"{mountpoint}: directory is not empty")
     if args.foreground:
         from .cgroupfs.server import MountOptions, serve
-
         from .logs import configure
 
         configure(debug=args.debug)
@@ -176,7 +175,8 @@ def cmd_umount(args: argparse.Namespace) -> int:
 
 
 def _umount(args: argparse.Namespace, mountpoint: str, entry: mounting.MountEntry,
-            server: runtime.ServerProcess | None, why: str, health: mounting.Health) -> int:  # fmt: skip
+            server: runtime.ServerProcess | None, why: str,
+            health: mounting.Health) -> int:  # fmt: skip
     try:
         mounting.unmount(mountpoint)
     except OSError as e:
@@ -210,12 +210,12 @@ def _umount(args: argparse.Namespace, mountpoint: str, entry: mounting.MountEntr
         mounting.unmount(mountpoint, lazy=True)
     except OSError as e:
         return _fail(str(e))
-    if (server is not None or health is mounting.Health.STUCK) and os.getuid() == 0:
-        # A server that does not answer would leave the writers waiting on it asleep forever.
-        if mounting.abort_connection(entry):
-            print(f"fakecgfs: aborted its FUSE connection ({mounting.FUSE_CONNECTIONS}/"
-                  f"{entry.dev_minor}): requests waiting on it fail with ECONNABORTED",
-                  file=sys.stderr)  # fmt: skip
+    # A server that does not answer would leave the writers waiting on it asleep forever.
+    stuck = server is not None or health is mounting.Health.STUCK
+    if stuck and os.getuid() == 0 and mounting.abort_connection(entry):
+        print(f"fakecgfs: aborted its FUSE connection ({mounting.FUSE_CONNECTIONS}/"
+              f"{entry.dev_minor}): requests waiting on it fail with ECONNABORTED",
+              file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -254,7 +254,7 @@ def _human(value: int) -> str:
     if value >= UNLIMITED:
         return "max"
     for unit, shift in (("G", 30), ("M", 20), ("K", 10)):
-        if value >= 1 << shift and value % (1 << (shift - 4)) == 0 or value >= 10 << shift:
+        if (value >= 1 << shift and value % (1 << (shift - 4)) == 0) or value >= 10 << shift:
             return f"{value / (1 << shift):.1f}{unit}"
     return str(value)
 
@@ -270,7 +270,8 @@ def _status_row(group: str) -> tuple[str, ...] | None:
     except (OSError, ValueError):
         return None
     return (_human(usage), _human(limit), _human(int(daemon["high_wmark"])),
-            _human(int(daemon["low_wmark"])), failcnt, daemon["state"], daemon["passes"])  # fmt: skip
+            _human(int(daemon["low_wmark"])), failcnt, daemon["state"],
+            daemon["passes"])  # fmt: skip
 
 
 def _walk_groups(root: str) -> Iterator[tuple[str, tuple[str, ...]]]:
@@ -331,7 +332,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         return _fail(f"{root}: no such directory")
     if not os.path.exists(os.path.join(root, "memory.usage_in_bytes")):
         return _fail(f"{root}: not a fakecgfs mount (no memory.usage_in_bytes)")
-    rows = [("GROUP", "USAGE", "LIMIT", "HIGH", "LOW", "FAILCNT", "TASK", "PASSES")]
+    rows: list[tuple[str, ...]] = [
+        ("GROUP", "USAGE", "LIMIT", "HIGH", "LOW", "FAILCNT", "TASK", "PASSES")]
     try:
         rows += [(group, *row) for group, row in _walk_groups(root)]
     except OSError as e:
@@ -339,7 +341,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     strict = any(row[6] == UNAVAILABLE for row in rows[1:])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
     if strict:
         print(f"({STRICT_NOTE})")
     return 0
@@ -493,7 +496,8 @@ def mount_helper_main(argv: list[str] | None = None) -> int:
         if str(e):
             print(f"mount.fakecgfs: {e}", file=sys.stderr)
         print("usage: mount.fakecgfs SOURCE DIR [-sfnv] [-o OPTION[,OPTION...]]\n"
-              f"options: {', '.join(o + ('=VALUE' if v else '') for o, (_, v) in MOUNT_OPTIONS.items())}",
+              "options: " + ", ".join(o + ("=VALUE" if v else "")
+                                      for o, (_, v) in MOUNT_OPTIONS.items()),
               file=sys.stderr)  # fmt: skip
         return USAGE
     if invocation.fake:

@@ -77,7 +77,8 @@ def read_daemon(group: str) -> dict[str, str]:
         return {"state": UNAVAILABLE, "passes": UNAVAILABLE,
                 "high_wmark": read_file(os.path.join(group, "memory.high_wmark_in_bytes")).strip(),
                 "low_wmark": read_file(os.path.join(group, "memory.low_wmark_in_bytes")).strip(),
-                "usage": read_file(os.path.join(group, "memory.usage_in_bytes")).strip()}  # fmt: skip
+                "usage": read_file(os.path.join(group, "memory.usage_in_bytes")).strip(),
+                }  # fmt: skip
     result = {}
     for line in text.splitlines():
         name, _, value = line.partition(" ")

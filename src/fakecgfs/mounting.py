@@ -11,7 +11,6 @@ import sys
 import time
 from dataclasses import dataclass
 
-
 SERVER_ALLOCATOR = "malloc"
 """The server runs on glibc's malloc, not Python's pymalloc.  After a burst of rmdirs the
 controller hands free memory back (compact(): malloc_trim), which pymalloc defeats: any object
@@ -122,7 +121,8 @@ def unmount(path: str, *, lazy: bool = False, timeout: float = UNMOUNT_TIMEOUT) 
     try:
         result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise OSError(errno.ETIMEDOUT, f"fusermount -u {path} did not finish in {timeout:g}s")
+        raise OSError(errno.ETIMEDOUT,
+                      f"fusermount -u {path} did not finish in {timeout:g}s") from None
     if result.returncode != 0:
         raise OSError(errno.EBUSY, result.stderr.strip() or f"cannot unmount {path}")
 

@@ -20,7 +20,8 @@ the test and says why.  ``-p no:fakecgfs`` disables the plugin.
 from __future__ import annotations
 
 import argparse
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 

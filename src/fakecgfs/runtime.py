@@ -88,18 +88,21 @@ class RuntimeDir:
             except FileExistsError:
                 pass
             except OSError as e:
-                raise RuntimeFileError(e.errno, f"cannot create {self.path}: {e.strerror}") from None
+                raise RuntimeFileError(e.errno,
+                                       f"cannot create {self.path}: {e.strerror}") from None
         try:
             self.fd = os.open(self.path, DIR_FLAGS)
         except OSError as e:
             why = "a symlink" if e.errno in (errno.ELOOP, errno.ENOTDIR) else e.strerror
-            raise RuntimeFileError(e.errno, f"runtime directory {self.path}: {why}; refusing it") from None
+            raise RuntimeFileError(e.errno,
+                                   f"runtime directory {self.path}: {why}; refusing it") from None
         st = os.fstat(self.fd)
         if not _private_dir(st):
             os.close(self.fd)
-            raise RuntimeFileError(errno.EPERM, f"runtime directory {self.path}: owned by uid "
-                                f"{st.st_uid} with mode {stat.S_IMODE(st.st_mode):04o}, not "
-                                f"by uid {os.getuid()} with 0700; refusing it (remove it)")  # fmt: skip
+            raise RuntimeFileError(
+                errno.EPERM, f"runtime directory {self.path}: owned by uid {st.st_uid} with "
+                f"mode {stat.S_IMODE(st.st_mode):04o}, not by uid {os.getuid()} with 0700; "
+                "refusing it (remove it)")
 
     def open(self, name: str, flags: int, mode: int = 0o600) -> int:
         """Open a file of the directory, never through a symlink; it must be ours, and regular."""

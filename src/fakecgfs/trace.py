@@ -15,8 +15,9 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any, Callable, Iterator
+from typing import Any
 
 import trio
 
@@ -67,7 +68,8 @@ class TraceWriter:
 
     def _fail(self, error: OSError) -> None:
         name = errno.errorcode.get(error.errno or 0, str(error.errno))
-        self.failure = f"trace {self.path}: {name} ({os.strerror(error.errno or 0)}), tracing stopped"
+        self.failure = (f"trace {self.path}: {name} ({os.strerror(error.errno or 0)}), "
+                        "tracing stopped")
         log.error("%s", self.failure)
         self.close()
         if self._on_failure is not None:

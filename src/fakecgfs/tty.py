@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable, Mapping, TextIO
+from collections.abc import Callable, Mapping
+from typing import TextIO
 
 PROGRESS_AFTER = 1.0
 """Seconds a wait stays silent before it shows progress: short waits print nothing."""

@@ -8,15 +8,31 @@ import pytest
 import trio
 
 from fakecgfs.controller import (
-    PAGE_SIZE, ControllerError, DaemonState, DaemonStats, EventKind, MemoryController, PageKind,
+    PAGE_SIZE,
+    ControllerError,
+    DaemonState,
+    DaemonStats,
+    EventKind,
+    MemoryController,
+    PageKind,
     ReclaimDaemon,
 )  # fmt: skip
 from fakecgfs.controller.constants import (
-    BACKOFF_MAX, BACKOFF_MIN, NO_PROGRESS_PASSES, SWAP_CLUSTER_MAX,
+    BACKOFF_MAX,
+    BACKOFF_MIN,
+    NO_PROGRESS_PASSES,
+    SWAP_CLUSTER_MAX,
 )  # fmt: skip
 
 from .conftest import (
-    EventLog, FakeProcesses, MiB, controller, kernel_overhead, pages, trio_test, user_usage,
+    EventLog,
+    FakeProcesses,
+    MiB,
+    controller,
+    kernel_overhead,
+    pages,
+    trio_test,
+    user_usage,
     wait_for,
 )  # fmt: skip
 
@@ -269,7 +285,8 @@ async def test_rmdir_while_running_returns_after_the_task_exited():
         await c.remove_group(g)
         assert g.daemon.state is DaemonState.STOPPED and c.daemons() == []
         kinds = [(e.kind, e.values.get("state") or e.values.get("action")) for e in log.events
-                 if e.group == "/g" and e.kind in (EventKind.DAEMON_STATE, EventKind.GROUP)]  # fmt: skip
+                 if e.group == "/g"
+                 and e.kind in (EventKind.DAEMON_STATE, EventKind.GROUP)]  # fmt: skip
         assert kinds[-2:] == [(EventKind.DAEMON_STATE, "stopped"), (EventKind.GROUP, "removed")]
         passes = g.daemon.stats.passes
         await trio.sleep(100)
@@ -561,7 +578,8 @@ async def test_daemon_state_events():
 
 def test_daemon_stats_defaults():
     s = DaemonStats()
-    assert (s.wakeups, s.passes, s.pages_scanned, s.pages_reclaimed, s.no_progress_passes) == (0,) * 5
+    assert (s.wakeups, s.passes, s.pages_scanned, s.pages_reclaimed,
+            s.no_progress_passes) == (0,) * 5
     assert s.time_running == 0.0 and s.last_warning == ""
 
 
@@ -616,7 +634,8 @@ async def test_remove_group_now_removes_before_returning_and_stops_the_task():
         c.remove_group_now(g)
         assert g.removed and "g" not in c.root.children and c.daemons() == []
         kinds = [(e.kind, e.values.get("state") or e.values.get("action")) for e in log.events
-                 if e.group == "/g" and e.kind in (EventKind.DAEMON_STATE, EventKind.GROUP)]  # fmt: skip
+                 if e.group == "/g"
+                 and e.kind in (EventKind.DAEMON_STATE, EventKind.GROUP)]  # fmt: skip
         assert kinds[-2:] == [(EventKind.DAEMON_STATE, "stopped"), (EventKind.GROUP, "removed")]
         passes = g.daemon.stats.passes
         await trio.sleep(100)

@@ -329,7 +329,7 @@ def test_two_mounts_at_once_one_wins(world):
     racers = [subprocess.Popen([sys.executable, "-m", "fakecgfs", "mount", str(mountpoint)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
               for _ in range(2)]  # fmt: skip
-    results = [r.communicate(timeout=60) + (r.returncode,) for r in racers]
+    results = [(*r.communicate(timeout=60), r.returncode) for r in racers]
     winners = [out for out, _, rc in results if rc == 0]
     try:
         assert len(winners) == 1, results

@@ -41,7 +41,8 @@ import struct
 import sys
 import tempfile
 import time
-from typing import Any, Awaitable, Iterator, Protocol
+from collections.abc import Awaitable, Iterator
+from typing import Any, Protocol
 
 import fuse
 import trio

@@ -17,13 +17,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .constants import DEF_PRIORITY
 from .lru import LruList, Lruvec, PageKind
 
-if TYPE_CHECKING:
-    from .memcg import MemCgroup
+
+class ReclaimableGroup(Protocol):
+    """What reclaim reads and tells of a group: the default mount's MemCgroup, and the RFC
+    era's group, which reclaims with the same model."""
+
+    @property
+    def lruvec(self) -> Lruvec: ...
+
+    @property
+    def swappiness(self) -> int: ...
+
+    def account_reclaim(self, *, dropped: int, swapped: int) -> None: ...
 
 
 @dataclass
@@ -114,7 +124,7 @@ def shrink_lruvec(
 
 
 def try_to_free_pages(
-    groups: Iterable[MemCgroup], nr_to_reclaim: int, swap: SwapSpace | None
+    groups: Iterable[ReclaimableGroup], nr_to_reclaim: int, swap: SwapSpace | None
 ) -> ReclaimResult:
     """Reclaim from ``groups`` (a subtree, the reclaim root first) until ``nr_to_reclaim`` freed.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import functools
 import os
 import sys
 import time
@@ -155,7 +156,7 @@ def cmd_expect(args: argparse.Namespace) -> int:
             if time.monotonic() >= deadline:
                 after = f" after {args.timeout:g}s" if args.timeout else ""
                 return _fail(f"{where}: {problem}{after}")
-            progress.show(lambda: problem)
+            progress.show(functools.partial(str, problem))
             time.sleep(POLL_INTERVAL)
 
 

@@ -8,12 +8,13 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .. import mounting
-from ..mounting import fuse_unavailable_reason
+from ..mounting import fuse_unavailable_reason as fuse_unavailable_reason  # re-exported
 
 READY_TIMEOUT = 15.0
 EXIT_TIMEOUT = 10.0
