@@ -124,6 +124,7 @@ def _spawn_server(args: argparse.Namespace) -> int:
         command.append("--real-processes")
     if args.debug:
         command.append("--debug")
+    start = os.fstat(log_fd).st_size  # the log may be shared: read only what follows
     try:
         server = subprocess.Popen(command, env=mounting.server_environment(),
                                   stdin=subprocess.DEVNULL, stdout=log_fd,
@@ -143,6 +144,7 @@ def _spawn_server(args: argparse.Namespace) -> int:
             server.wait()
         try:
             with open(os.open(log_path, os.O_RDONLY | os.O_NOFOLLOW), errors="replace") as f:
+                f.seek(start)
                 tail = f.read()[-2000:]
         except OSError as e:
             tail = f"(unreadable: {e})"

@@ -181,10 +181,11 @@ def fuse_unavailable_reason() -> str | None:
 
 def mount_failure(log: str) -> str:
     """The one line that says why a server did not mount, from its log: its own message, else
-    libfuse's or fusermount's, else the log's last line."""
+    libfuse's or fusermount's, else any refusal of its own (a line "fakecgfs: ...", as log
+    records start with their time), else the log's last line."""
     lines = [line.strip() for line in log.splitlines() if line.strip()]
     for prefix in ("fakecgfs: cannot mount", "fakecgfs: FUSE is unavailable", "fuse:",
-                   "fusermount:"):  # fmt: skip
+                   "fusermount:", "fakecgfs: "):  # fmt: skip
         found = [line for line in lines if line.startswith(prefix)]
         if found:
             return found[-1].removeprefix("fakecgfs: ")
