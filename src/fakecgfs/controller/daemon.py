@@ -31,6 +31,10 @@ from .events import EventKind
 from .res_counter import ResCounter
 
 
+BACKOFF_WARNING = (f"{NO_PROGRESS_PASSES} reclaim passes freed nothing: usage above the low "
+                   "watermark is not reclaimable (anonymous memory without swap?); backing off")
+
+
 class ReclaimTarget(Protocol):
     """What the task needs of its group (a MemCgroup): its name and its memory counter."""
 
@@ -238,11 +242,10 @@ class ReclaimDaemon:
             if idle_passes < NO_PROGRESS_PASSES:
                 await self.controller.pace_background_reclaim(0)
                 continue
-            if idle_passes == NO_PROGRESS_PASSES:
-                self.warn(
-                    f"{NO_PROGRESS_PASSES} reclaim passes freed nothing: usage above the low "
-                    "watermark is not reclaimable (anonymous memory without swap?); backing off"
-                )
+            # Said once as it starts backing off, and again if another warning (a watermark
+            # write's) has taken its place since: the last warning tells what the task does.
+            if self.stats.last_warning != BACKOFF_WARNING:
+                self.warn(BACKOFF_WARNING)
             self._set_state(DaemonState.BACKOFF)
             with trio.move_on_after(backoff):
                 await self._wait_for_wakeup()
