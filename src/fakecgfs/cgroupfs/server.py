@@ -19,6 +19,7 @@ import trio
 
 from .. import mounting
 from ..controller import MemoryController
+from .events_control import raise_descriptor_limit
 from .fs import CgroupFS
 from .session import FuseSession
 
@@ -87,6 +88,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 def serve(mountpoint: str, options: MountOptions) -> None:
     """Mount at ``mountpoint`` and serve until unmounted or signalled (blocks)."""
+    raise_descriptor_limit()  # registrations hold eventfds (events_control)
     trio.run(_serve, os.path.abspath(mountpoint), options)
 
 
