@@ -336,14 +336,16 @@ class EventControl:
                 raise ControllerError(errno.ESRCH, f"the writer {tid} is gone")
             eventfd, info = take_descriptor(pidfd, efd)
             if not is_eventfd(eventfd, info):
-                self._close_later(eventfd, credentials.uid)
+                self._close_later(eventfd, credentials.uid, charged=True)
                 raise ControllerError(errno.EINVAL, "event_fd is not an eventfd")
             try:
                 control, _ = take_descriptor(pidfd, cfd)
-                try:
-                    watch = self._check_control_file(control, memcg, credentials)
-                finally:
-                    self._close_later(control, credentials.uid)
+                target = os.readlink(f"/proc/self/fd/{control}")
+                relative = self._relative(target)
+                # Closing a file of this mount waits for this server only, which answers: it
+                # does not count against the writer.  Any other file may never close.
+                self._close_later(control, credentials.uid, charged=relative is None)
+                watch = self._check_control_file(target, relative, memcg, credentials)
                 registration = Registration(memcg, watch, signal=_nothing)
                 _parse_args(registration, args)
             except BaseException:
@@ -354,18 +356,24 @@ class EventControl:
         eventfd_id = info.get("eventfd-id", "")
         return eventfd, int(eventfd_id) if eventfd_id.isdigit() else None, registration
 
-    def _check_control_file(self, control: int, memcg: MemCgroup,
+    def _relative(self, target: str) -> str | None:
+        """The path of a descriptor's file within this mount ("/g/memory.usage_in_bytes"), or
+        None if it is not under the mount point."""
+        if self.mountpoint is None:
+            return None
+        root = self.mountpoint.rstrip("/")
+        return target[len(root):] if target.startswith(root + "/") else None
+
+    def _check_control_file(self, target: str, relative: str | None, memcg: MemCgroup,
                             credentials: Credentials) -> Watch:  # fmt: skip
         """file_permission(MAY_READ) for the writer, then: a regular file of this group, one
         that can be watched (EINVAL otherwise)."""
-        target = os.readlink(f"/proc/self/fd/{control}")
-        mountpoint = self.mountpoint
-        if mountpoint is None or not target.startswith(mountpoint.rstrip("/") + "/"):
+        if relative is None:
             # Not a file of this mount: EINVAL.  (The kernel checks a foreign file's read
             # permission first; looking at it here could wait on another file system.)
             raise ControllerError(errno.EINVAL, "control file is not in this hierarchy")
         try:
-            group, cft = self._resolve(target[len(mountpoint.rstrip("/")):])
+            group, cft = self._resolve(relative)
         except OSError:
             raise ControllerError(errno.EINVAL, f"{target} is not a file of the hierarchy") from None
         inode = self._inode_of(group, cft)
@@ -461,19 +469,17 @@ class EventControl:
                 for registration in list(held.registrations):
                     ctl.notifier.unregister(registration)
 
-    def _close_later(self, fd: int, uid: int) -> None:
+    def _close_later(self, fd: int, uid: int, *, charged: bool) -> None:
         """Close a duplicate of a file that may have a flush (a FUSE file, this mount's own, or
-        NFS...) in a thread: close() would wait for that flush, here for this very server.  The
-        descriptor counts against the user until it is closed."""
-        self.descriptors[uid] += 1
-        try:
-            token = trio.lowlevel.current_trio_token()
-        except RuntimeError:  # no loop (a unit test): nothing can wait on us
-            os.close(fd)
-            self.descriptors[uid] -= 1
-            return
+        NFS...) in a thread: close() would wait for that flush, here for this very server.  A
+        ``charged`` descriptor counts against the user until it is closed."""
+        if charged:
+            self.descriptors[uid] += 1
+        token = trio.lowlevel.current_trio_token()
 
         def closed(_outcome: object) -> None:
+            if not charged:
+                return
             try:
                 token.run_sync_soon(self._closed, uid)
             except trio.RunFinishedError:
