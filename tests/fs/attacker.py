@@ -58,24 +58,38 @@ def done(result: dict) -> None:
 
 
 def full_eventfd(group: str, rounds: str) -> None:
-    """A blocking eventfd filled to the brim, a threshold crossed again and again while a
-    second thread keeps refilling it (draining, then filling again)."""
+    """A blocking eventfd at its maximum whenever a threshold is crossed, again and again: the
+    main thread drains it, a second thread fills it back to the brim, then the main thread
+    crosses the threshold."""
     efd = os.eventfd(0)  # blocking
-    os.eventfd_write(efd, FULL)
     cfd = os.open(os.path.join(group, "memory.usage_in_bytes"), os.O_RDONLY)
     registered = register(group, efd, cfd, "4096")
 
     def keep_full() -> None:
         while True:
-            os.eventfd_read(efd)
-            os.eventfd_write(efd, FULL)  # blocks if a signal came in between: so be it
+            count = eventfd_count(efd)
+            if count < FULL:
+                os.eventfd_write(efd, FULL - count)
+            time.sleep(0.0005)
 
     threading.Thread(target=keep_full, daemon=True).start()
+
+    def drain_and_wait_full() -> None:
+        os.eventfd_read(efd)
+        deadline = time.monotonic() + 10
+        while eventfd_count(efd) < FULL:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the filling thread is stuck")
+            time.sleep(0.0005)
+
     for _ in range(int(rounds)):
+        drain_and_wait_full()
         write(os.path.join(group, "fake.charge"), "4K")  # 0 -> 4096: crosses up
+        drain_and_wait_full()
         write(os.path.join(group, "fake.uncharge"), "4K")  # and down
+    count = eventfd_count(efd)
     readable = bool(select.select([efd], [], [], 0)[0])
-    done({"registered": registered, "readable": readable, "count": eventfd_count(efd)})
+    done({"registered": registered, "readable": readable, "count": count})
 
 
 def swap_race(group: str, tries: str) -> None:
