@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 import time
 from dataclasses import dataclass
@@ -112,8 +113,22 @@ class _OpenDir:
 
 
 def _subdirectories(fd: int) -> list[str]:
-    with os.scandir(fd) as entries:
-        return sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
+    """The subdirectories of an open directory, by name.  FUSE gives no entry types, so each
+    candidate is stat()ed, which costs a path lookup in the server: stop once a directory's
+    link count (2 + its subdirectories, on kernfs as here) says all are found, looking from
+    the end, where cgroupfs lists them."""
+    wanted = os.fstat(fd).st_nlink - 2
+    found: list[str] = []
+    for name in reversed(os.listdir(fd)):
+        if len(found) == wanted:
+            break
+        try:
+            mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
+        except FileNotFoundError:
+            continue  # removed meanwhile
+        if stat.S_ISDIR(mode):
+            found.append(name)
+    return sorted(found)
 
 
 def walk_groups(root: str) -> Iterator[tuple[int, str]]:
