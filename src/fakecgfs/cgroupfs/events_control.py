@@ -31,6 +31,7 @@ the model and its tests.
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import errno
 import functools
@@ -286,9 +287,12 @@ class EventControl:
         self.descriptors = collections.Counter[int]()  # per uid: eventfds and pending closes
         self.registrations = collections.Counter[int]()  # per uid
         self._signaller: EventfdSignaller | None = None
-        self._signaller_error: OSError | None = None
+        self._signaller_failed = False  # logged once
         self._last_scan = float("-inf")
         self._scanning = False
+        # Made now, before anyone can use up the host's AIO events (fs.aio-max-nr) first.
+        with contextlib.suppress(ControllerError):
+            self._signaller_or_refuse()
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -310,13 +314,14 @@ class EventControl:
     # -- the checks, in the kernel's order -----------------------------------------------------
 
     def _signaller_or_refuse(self) -> EventfdSignaller:
-        if self._signaller is None and self._signaller_error is None:
+        if self._signaller is None:
             try:
                 self._signaller = EventfdSignaller()
             except OSError as e:
-                self._signaller_error = e
-                log.error("no Linux AIO (%s): cgroup.event_control refuses registrations",
-                          e.strerror)  # fmt: skip
+                if not self._signaller_failed:
+                    log.error("no Linux AIO (%s): cgroup.event_control refuses registrations",
+                              e.strerror)  # fmt: skip
+                self._signaller_failed = True
         if self._signaller is None:
             # As the kernel on PREEMPT_RT: no safe way to signal, no registrations.
             raise ControllerError(errno.EOPNOTSUPP, "the server cannot signal eventfds here")
