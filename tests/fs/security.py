@@ -55,8 +55,30 @@ class World:
                                 stderr=subprocess.PIPE, text=True)  # fmt: skip
 
     def run(self, uid: int, attack: str, *args: str) -> dict:
-        process = self.start(uid, attack, *args)
-        return finish(process)
+        return self.finish(self.start(uid, attack, *args))
+
+    def finish(self, process: subprocess.Popen, stdin: str = "") -> dict:
+        """What an attack (or the reader) printed, once it exits; a test failure if it does
+        not within TIMEOUT."""
+        try:
+            out, err = process.communicate(stdin, timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.stop(process)
+            raise AssertionError(f"no answer within {TIMEOUT} s: the server stalled") from None
+        assert process.returncode == 0, err
+        return json.loads(out.splitlines()[-1])
+
+    def stop(self, process: subprocess.Popen) -> None:
+        """Kill a process, and the server if it must: a process inside a FUSE request that the
+        server has received cannot die until the server answers or goes."""
+        if process.poll() is not None:
+            return
+        process.kill()
+        try:
+            process.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.mount.process.kill()
+            process.wait()
 
     def server_eventfds(self) -> int:
         return self.server_fds().count("anon_inode:[eventfd]")
@@ -70,17 +92,6 @@ class World:
             except FileNotFoundError:
                 pass
         return links
-
-
-def finish(process: subprocess.Popen, stdin: str = "") -> dict:
-    try:
-        out, err = process.communicate(stdin, timeout=TIMEOUT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0, err
-    return json.loads(out.splitlines()[-1])
 
 
 @pytest.fixture
@@ -112,6 +123,4 @@ def other_user_reads(world):
 
     yield start
     for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        world.stop(process)

@@ -17,7 +17,6 @@ from .security import (  # noqa: F401 (fixtures)
     ANSWER_WITHIN,
     USER_A,
     USER_B,
-    finish,
     other_user_reads,
     world,
 )
@@ -86,7 +85,7 @@ def test_one_user_cannot_fill_the_server_with_groups(world, other_user_reads):  
     group = world.delegate("attacker", USER_A)
     reader = other_user_reads()
     result = world.run(USER_A, "mkdirs", str(group), str(MAX_GROUPS_PER_USER + 10))
-    served = finish(reader, "stop\n")
+    served = world.finish(reader, "stop\n")
     assert result == {"made": MAX_GROUPS_PER_USER, "error": "ENOSPC"}
     assert served["slowest"] < ANSWER_WITHIN, served
     group_b = world.delegate("other", USER_B)

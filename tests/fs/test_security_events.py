@@ -21,7 +21,6 @@ from .security import (  # noqa: F401 (fixtures)
     TIMEOUT,
     USER_A,
     USER_B,
-    finish,
     other_user_reads,
     world,
 )
@@ -36,7 +35,7 @@ def test_a_full_blocking_eventfd_stalls_no_one(world, other_user_reads):
     group = world.delegate("attacker", USER_A)
     reader = other_user_reads()
     attack = world.run(USER_A, "full_eventfd", str(group), "200")
-    served = finish(reader, "stop\n")
+    served = world.finish(reader, "stop\n")
     assert attack["registered"] == "ok"
     # The kernel's eventfd_signal() saturates: the last crossing took the counter from the
     # most a write can put (2^64 - 2) to the most it holds, and the listener sees it readable.
@@ -51,7 +50,7 @@ def test_a_descriptor_swapped_during_registration_is_never_written(world, other_
     group = world.delegate("attacker", USER_A)
     reader = other_user_reads()
     attack = world.run(USER_A, "swap_race", str(group), "400")
-    served = finish(reader, "stop\n")
+    served = world.finish(reader, "stop\n")
     outcomes = attack["outcomes"]
     assert set(outcomes) <= {"ok", "EINVAL"} and sum(outcomes.values()) == 400, outcomes
     assert attack["leaked"] == 0
@@ -90,7 +89,7 @@ def test_a_flood_of_eventfds_is_bounded_per_user(world):
         assert report["outcomes"] == {"ok": MAX_DESCRIPTORS_PER_USER, "EMFILE": 20}
         assert world.run(USER_B, "flood", str(group_b), "1")["outcomes"] == {"ok": 1}
     finally:
-        finish_flood(flood)
+        finish_flood(world, flood)
     assert world.server_eventfds() == MAX_DESCRIPTORS_PER_USER + 1
     # A's eventfds are closed: the server finds so (at A's bound) and drops them.
     wait_until(lambda: world.run(USER_A, "flood", str(group_a), "1")["outcomes"] == {"ok": 1},
@@ -100,13 +99,12 @@ def test_a_flood_of_eventfds_is_bounded_per_user(world):
     assert world.server_eventfds() == 1
 
 
-def finish_flood(process: subprocess.Popen) -> None:
+def finish_flood(world, process: subprocess.Popen) -> None:
     try:
         process.communicate("exit\n", timeout=TIMEOUT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    except subprocess.TimeoutExpired:
+        world.stop(process)
+        raise AssertionError("the flooder did not exit: the server stalled") from None
 
 
 @pytest.mark.parametrize("name", ["memory.usage_in_bytes", "memory.pressure_level"])
@@ -128,8 +126,8 @@ def test_a_control_file_the_writer_may_no_longer_read_is_eacces(world):
     assert process.stdout.readline() == "opened\n"
     os.chown(group / "memory.oom_control", 0, 0)
     os.chmod(group / "memory.oom_control", 0o600)
-    assert finish(process, "go\n") == {"result": "EACCES"}
+    assert world.finish(process, "go\n") == {"result": "EACCES"}
     os.chmod(group / "memory.oom_control", 0o644)  # readable by others again: accepted
     process = world.start(USER_A, "held_open", str(group), "memory.oom_control")
     assert process.stdout.readline() == "opened\n"
-    assert finish(process, "go\n") == {"result": "ok"}
+    assert world.finish(process, "go\n") == {"result": "ok"}
