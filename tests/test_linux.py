@@ -99,3 +99,43 @@ def test_this_architectures_numbers_match_the_c_headers(tmp_path):
     numbers = linux.arch(platform.machine())
     assert values == [numbers.audit_arch, numbers.seccomp, numbers.pidfd_send_signal,
                       numbers.pidfd_open, numbers.pidfd_getfd, numbers.process_madvise]
+
+
+def _signal_through_aio(context: int, eventfd: int) -> int:
+    """Submit a one-byte read of /dev/zero whose completion signals ``eventfd``; the
+    completion's result."""
+    zero = os.open("/dev/zero", os.O_RDONLY)
+    buffer = ctypes.create_string_buffer(1)
+    try:
+        iocb = linux.Iocb(aio_lio_opcode=linux.IOCB_CMD_PREAD, aio_fildes=zero,
+                          aio_buf=ctypes.addressof(buffer), aio_nbytes=1,
+                          aio_flags=linux.IOCB_FLAG_RESFD, aio_resfd=eventfd)  # fmt: skip
+        assert linux.io_submit(context, [iocb]) == 1
+        [event] = linux.io_getevents(context, 4)
+        return event.res
+    finally:
+        os.close(zero)
+
+
+def test_an_aio_completion_signals_an_eventfd_without_blocking_and_saturates():
+    """eventfd_signal() from user space: +1 per completion; on a blocking eventfd at 2^64 - 2,
+    where write(2) of 1 would sleep, it goes to 2^64 - 1 and stays there."""
+    context = linux.io_setup(4)
+    eventfd = os.eventfd(0)  # blocking
+    try:
+        assert _signal_through_aio(context, eventfd) == 1
+        assert os.eventfd_read(eventfd) == 1
+        os.eventfd_write(eventfd, 2**64 - 2)
+        for _ in range(3):
+            assert _signal_through_aio(context, eventfd) == 1
+        assert os.eventfd_read(eventfd) == 2**64 - 1
+        assert linux.io_getevents(context, 4) == []  # nothing left to reap
+    finally:
+        os.close(eventfd)
+        linux.io_destroy(context)
+
+
+def test_every_architecture_has_aio_numbers():
+    numbers = {(a.io_setup, a.io_destroy, a.io_submit, a.io_getevents) for a in linux.ARCHES.values()}
+    assert all(len(set(n)) == 4 for n in numbers)
+    assert linux.arch("x86_64").io_submit == 209 and linux.arch("aarch64").io_submit == 2

@@ -25,21 +25,31 @@ class Arch:
     pidfd_open: int = 434
     pidfd_getfd: int = 438
     process_madvise: int = 440
+    # Linux AIO (io_setup...): the generic table's numbers; older architectures have their own.
+    io_setup: int = 0
+    io_destroy: int = 1
+    io_submit: int = 2
+    io_getevents: int = 4
 
+
+_AIO_X86_64 = dict(io_setup=206, io_destroy=207, io_getevents=208, io_submit=209)
+_AIO_I386 = dict(io_setup=245, io_destroy=246, io_getevents=247, io_submit=248)
+_AIO_ARM = dict(io_setup=243, io_destroy=244, io_getevents=245, io_submit=246)
+_AIO_PPC = dict(io_setup=227, io_destroy=228, io_getevents=229, io_submit=230)
 
 # uname -m -> numbers, from each architecture's syscall table (arch/*/entry/syscalls/ and
 # include/uapi/asm-generic/unistd.h for the architectures that use the generic table).
 ARCHES: dict[str, Arch] = {
-    "x86_64": Arch(audit_arch=0xC000003E, seccomp=317),
-    "i686": Arch(audit_arch=0x40000003, seccomp=354),
-    "i386": Arch(audit_arch=0x40000003, seccomp=354),
+    "x86_64": Arch(audit_arch=0xC000003E, seccomp=317, **_AIO_X86_64),
+    "i686": Arch(audit_arch=0x40000003, seccomp=354, **_AIO_I386),
+    "i386": Arch(audit_arch=0x40000003, seccomp=354, **_AIO_I386),
     "aarch64": Arch(audit_arch=0xC00000B7, seccomp=277),
-    "armv7l": Arch(audit_arch=0x40000028, seccomp=383),
-    "armv6l": Arch(audit_arch=0x40000028, seccomp=383),
+    "armv7l": Arch(audit_arch=0x40000028, seccomp=383, **_AIO_ARM),
+    "armv6l": Arch(audit_arch=0x40000028, seccomp=383, **_AIO_ARM),
     "riscv64": Arch(audit_arch=0xC00000F3, seccomp=277),
     "loongarch64": Arch(audit_arch=0xC0000102, seccomp=277),
-    "ppc64le": Arch(audit_arch=0xC0000015, seccomp=358),
-    "s390x": Arch(audit_arch=0x80000016, seccomp=348),
+    "ppc64le": Arch(audit_arch=0xC0000015, seccomp=358, **_AIO_PPC),
+    "s390x": Arch(audit_arch=0x80000016, seccomp=348, **_AIO_ARM),  # s390 numbers match arm's
 }
 
 
@@ -170,3 +180,59 @@ def path_calls(machine: str | None = None) -> PathCalls:
         return PATH_CALLS[machine]
     except KeyError:
         raise UnsupportedArchitecture(f"no table of path system calls for {machine}") from None
+
+
+# -- Linux AIO, for one thing: eventfd_signal() from user space ---------------------------------
+#
+# An iocb submitted with IOCB_FLAG_RESFD makes the kernel call eventfd_signal() on that eventfd
+# when the iocb completes: the kernel's own increment, which never blocks and saturates at
+# ULLONG_MAX, where a write(2) of the same increment would block on a full counter.
+
+IOCB_CMD_PREAD = 0
+IOCB_FLAG_RESFD = 1 << 0
+
+
+class Iocb(ctypes.Structure):
+    """struct iocb (include/uapi/linux/aio_abi.h); aio_key and aio_rw_flags swap places on
+    big-endian machines, and both stay 0 here."""
+
+    _fields_ = [("aio_data", ctypes.c_uint64), ("aio_key", ctypes.c_uint32),
+                ("aio_rw_flags", ctypes.c_int32), ("aio_lio_opcode", ctypes.c_uint16),
+                ("aio_reqprio", ctypes.c_int16), ("aio_fildes", ctypes.c_uint32),
+                ("aio_buf", ctypes.c_uint64), ("aio_nbytes", ctypes.c_uint64),
+                ("aio_offset", ctypes.c_int64), ("aio_reserved2", ctypes.c_uint64),
+                ("aio_flags", ctypes.c_uint32), ("aio_resfd", ctypes.c_uint32)]  # fmt: skip
+
+
+class IoEvent(ctypes.Structure):
+    """struct io_event."""
+
+    _fields_ = [("data", ctypes.c_uint64), ("obj", ctypes.c_uint64),
+                ("res", ctypes.c_int64), ("res2", ctypes.c_int64)]  # fmt: skip
+
+
+def io_setup(nr_events: int) -> int:
+    """A new AIO context able to hold ``nr_events`` completions; its handle."""
+    context = ctypes.c_ulong(0)
+    _syscall("io_setup", ctypes.c_uint(nr_events), ctypes.byref(context))
+    return context.value
+
+
+def io_destroy(context: int) -> None:
+    _syscall("io_destroy", ctypes.c_ulong(context))
+
+
+def io_submit(context: int, iocbs: list[Iocb]) -> int:
+    """Submit the iocbs; how many the kernel took."""
+    array = (ctypes.POINTER(Iocb) * len(iocbs))(*(ctypes.pointer(cb) for cb in iocbs))
+    return _syscall("io_submit", ctypes.c_ulong(context), ctypes.c_long(len(iocbs)), array)
+
+
+def io_getevents(context: int, max_nr: int) -> list[IoEvent]:
+    """The completions already there, at most ``max_nr``, without waiting (min_nr 0 and a zero
+    timeout)."""
+    events = (IoEvent * max_nr)()
+    timeout = (ctypes.c_long * 2)(0, 0)  # struct timespec {0, 0}
+    count = _syscall("io_getevents", ctypes.c_ulong(context), ctypes.c_long(0),
+                     ctypes.c_long(max_nr), events, timeout)  # fmt: skip
+    return list(events[:count])

@@ -32,7 +32,7 @@ from ..controller import (
     ResCounter,
 )
 from ..members.procfs import PF_NO_SETAFFINITY, stat_flags
-from .events_control import register_event
+from .events_control import MAX_DESCRIPTORS_PER_USER, MAX_REGISTRATIONS_PER_USER, register_event
 from .parse import kstrtoull, page_counter_memparse, parse_pid, strstrip
 
 
@@ -352,7 +352,7 @@ def write_release_agent(ctl, memcg, data, caller):
 
 
 def write_event_control(ctl, memcg, data, caller):
-    register_event(ctl, memcg, data, caller)
+    return register_event(ctl, memcg, data, caller)
 
 
 # -- fake.* handlers ------------------------------------------------------------------------
@@ -520,9 +520,18 @@ CFTYPES: tuple[CfType, ...] = tuple(sorted(
                errors=(("EINVAL", "a malformed line (a tab, two spaces), an event_fd that is "
                         "not an eventfd, a control file that cannot be watched or belongs to "
                         "another group, or bad args"),
-                       ("EBADF", "a descriptor the writer does not have open"),
+                       ("EBADF", "a descriptor the writer does not have open, or an O_PATH "
+                        "one"),
+                       ("EACCES", "the writer may not read the control file (its mode and "
+                        "owner, as file_permission())"),
                        ("EPERM", "the server may not take the writer's eventfd (pidfd_getfd "
-                        "needs ptrace rights over the writer)"))),
+                        "needs ptrace rights over the writer)"),
+                       ("EMFILE", "fakecgfs only: the writer's user already has the server "
+                        f"hold {MAX_DESCRIPTORS_PER_USER} eventfds (docs/security.md)"),
+                       ("ENOSPC", "fakecgfs only: the writer's user already holds "
+                        f"{MAX_REGISTRATIONS_PER_USER} registrations"),
+                       ("EOPNOTSUPP", "fakecgfs only: the server has no Linux AIO to signal "
+                        "eventfds with (as the kernel on PREEMPT_RT)"))),
         CfType("cgroup.procs", "Processes in the group; write a PID to move a whole process.",
                read=read_procs, write=_attach_writer(whole_process=True),
                fmt="one process ID per line, sorted; empty for a group without tasks; the root "

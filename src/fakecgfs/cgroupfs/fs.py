@@ -29,8 +29,10 @@ import fuse
 from ..controller import MemCgroup, MemoryController
 from ..controller.compaction import shrink_dict
 from .cftypes import Caller, CfType
+from .events_control import EventControl, attach
 from .table import MODERN, CfTable
 from .parse import MAX_WRITE, terminate
+from .quota import Quotas
 
 log = logging.getLogger("fakecgfs")
 
@@ -51,6 +53,7 @@ class Inode:
     mtime_ns: int
     xattrs: dict[str, bytes] = field(default_factory=dict)
     creator: tuple[int, int] = (0, 0)  # a group's files belong to whoever made the group
+    xattr_uids: dict[str, int] = field(default_factory=dict)  # who each user.* is charged to
 
 
 @dataclass(slots=True)
@@ -100,6 +103,8 @@ class CgroupFS:
         self._dirs: WeakKeyDictionary[MemCgroup, Inode] = WeakKeyDictionary()
         self._files: WeakKeyDictionary[MemCgroup, dict[str, Inode]] = WeakKeyDictionary()
         self._dirs[controller.root] = Inode(ROOT_DIR_MODE, *owner, time.time_ns(), creator=owner)
+        self.quotas = Quotas()
+        attach(controller, EventControl(mountpoint, self._resolve, self._inode_of))
 
     # -- dispatch: every operation's unexpected failure is EIO, logged, never fatal ------------
 
@@ -203,6 +208,9 @@ class CgroupFS:
             inode = files[cft.name] = Inode(cft.mode, uid, gid, born)
         return inode
 
+    def _inode_of(self, memcg: MemCgroup, cft: CfType | None) -> Inode:
+        return self._dir_inode(memcg) if cft is None else self._file_inode(memcg, cft)
+
     def _touch_dir(self, memcg: MemCgroup) -> None:
         """A directory's entries changed: its mtime moves, as kernfs's does."""
         self._dir_inode(memcg).mtime_ns = time.time_ns()
@@ -268,11 +276,7 @@ class CgroupFS:
         self._check_xattr_name(name)
         self._permit_owner(path)
         inode, _ = self._inode(path)
-        if options & os.XATTR_CREATE and name in inode.xattrs:
-            raise fuse.FuseOSError(errno.EEXIST)
-        if options & os.XATTR_REPLACE and name not in inode.xattrs:
-            raise fuse.FuseOSError(errno.ENODATA)
-        inode.xattrs[name] = value
+        self.quotas.set_xattr(inode, name, value, options, self._caller().uid)
 
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
         self._check_xattr_name(name)
@@ -290,8 +294,7 @@ class CgroupFS:
         self._check_xattr_name(name)
         self._permit_owner(path)
         inode, _ = self._inode(path)
-        if inode.xattrs.pop(name, None) is None:
-            raise fuse.FuseOSError(errno.ENODATA)
+        self.quotas.remove_xattr(inode, name)
 
     def statfs(self, path: str) -> dict[str, int]:
         return {"f_bsize": BLOCK_SIZE, "f_frsize": BLOCK_SIZE, "f_namemax": NAME_MAX}
@@ -325,7 +328,10 @@ class CgroupFS:
         if self.table.lookup(parent, name, strict=self.strict) is not None:
             raise fuse.FuseOSError(errno.EEXIST)
         caller = self._caller()
+        if name not in parent.children:  # EEXIST comes first
+            self.quotas.check_group(caller.uid)
         memcg = self.ctl.create_group(parent, name)
+        self.quotas.group_made(caller.uid)
         owner = (caller.uid, caller.gid)
         self._dirs[memcg] = Inode(stat.S_IMODE(mode), *owner, time.time_ns(), creator=owner)
         self._touch_dir(parent)
@@ -336,6 +342,10 @@ class CgroupFS:
         if cft is not None:
             raise fuse.FuseOSError(errno.ENOTDIR)
         self.ctl.remove_group_now(memcg)  # its reclaim task exits before anything else runs
+        inode = self._dir_inode(memcg)
+        self.quotas.group_removed(inode.creator[0])
+        for file_inode in [inode, *self._files.get(memcg, {}).values()]:
+            self.quotas.forget(file_inode)
         if memcg.parent is not None:
             self._touch_dir(memcg.parent)
 

@@ -18,6 +18,7 @@ import trio
 
 from ..runtime import ServerClaim
 from ..controller import MemoryController
+from .events_control import raise_descriptor_limit
 from .fs import CgroupFS
 from .session import FuseSession, MountError
 from .table import MODERN, CfTable
@@ -96,6 +97,7 @@ def serve(mountpoint: str, options: MountOptions) -> None:
     # Ours alone from before the mount until after it: a second server of the mount point
     # fails here; the pid file is how `fakecgfs umount` finds us.
     claim = ServerClaim(mountpoint)
+    raise_descriptor_limit()  # registrations hold eventfds (events_control)
     try:
         trio.run(_serve, os.path.abspath(mountpoint), options, claim)
     except BaseExceptionGroup as group:

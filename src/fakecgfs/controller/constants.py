@@ -68,3 +68,7 @@ to 50 (0.5% of the limit) for the gap between its high and low watermarks.
 
 DEFAULT_WMARK_GAP_MIN = SWAP_CLUSTER_MAX
 """...but never less than one reclaim batch, so one pass can always finish an episode."""
+
+MEM_CGROUP_ID_MAX = 0xFFFF
+"""Memory cgroup IDs run from 1 to this (include/linux/memcontrol.h), the root's included: a
+mkdir past it fails with ENOSPC, so the hierarchy never holds more groups."""

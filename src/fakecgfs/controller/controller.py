@@ -21,6 +21,7 @@ from .constants import (
     KMEM_FIRST_CHILD_PAGES,
     KMEM_NEXT_CHILD_PAGES,
     MAX_RECLAIM_RETRIES,
+    MEM_CGROUP_ID_MAX,
     MEM_CGROUP_RECLAIM_RETRIES,
     MEMCG_CHARGE_BATCH,
     MEMCONTD_PASS_INTERVAL,
@@ -134,6 +135,7 @@ class MemoryController:
         self.real: RealMemory | None = None  # real processes' memory (mount --real-processes)
         self._enforcing: set[MemCgroup] = set()  # groups over a limit because of real pages
         self._compaction_hooks: list[Callable[[], None]] = []  # other layers' tables: on_compact()
+        self.nr_groups = 1  # the root's included: each holds one of MEM_CGROUP_ID_MAX IDs
 
     @classmethod
     @asynccontextmanager
@@ -199,12 +201,15 @@ class MemoryController:
     def create_group(self, parent: MemCgroup, name: str) -> MemCgroup:
         if name in parent.children:
             raise ControllerError(errno.EEXIST, f"group {name} exists")
+        if self.nr_groups >= MEM_CGROUP_ID_MAX:  # mem_cgroup_alloc(): no ID left
+            raise ControllerError(errno.ENOSPC, f"{MEM_CGROUP_ID_MAX} groups exist")
         kmem = KMEM_NEXT_CHILD_PAGES if parent.children_made else KMEM_FIRST_CHILD_PAGES
         self._charge_kernel_memory(parent, kmem)  # ENOMEM if the parent cannot afford it
         memcg = self._new_group(name, parent)
         memcg.kmem_cost = kmem
         parent.children[name] = memcg
         parent.children_made += 1
+        self.nr_groups += 1
         self.emit(memcg, EventKind.GROUP, action="created")
         return memcg
 
@@ -308,6 +313,7 @@ class MemoryController:
         self._release_kernel_memory(memcg)
         self._free_child_structures(memcg)
         del parent.children[memcg.name]
+        self.nr_groups -= 1
         memcg.removed = True
         memcg.daemon.cancel()
         self._note_removal()

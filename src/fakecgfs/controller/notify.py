@@ -115,6 +115,23 @@ class Notifier:
         if registration.watch is Watch.OOM and memcg.under_oom():
             registration.signal()
 
+    def unregister(self, registration: Registration) -> None:
+        """Drop one registration without signalling it, as the kernel does when the listener
+        closes its eventfd (memcg_event_wake() on EPOLLHUP); then release it."""
+        memcg = registration.memcg
+        registrations = self._by_group.get(memcg, [])
+        if registration not in registrations:
+            return
+        registrations.remove(registration)
+        if not registrations:
+            del self._by_group[memcg]
+        entry = self._thresholds.get(memcg)
+        if entry is not None and registration in entry.registrations:
+            entry.registrations.remove(registration)
+            if not entry.registrations:
+                del self._thresholds[memcg]
+        registration.release()
+
     def registrations(self, memcg: MemCgroup) -> list[Registration]:
         return list(self._by_group.get(memcg, ()))
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 import time
 from dataclasses import dataclass
+from typing import Iterator
 
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
@@ -50,8 +52,13 @@ class GroupRow:
     last_warning: str = ""
 
 
-def _read(path: str) -> str:
-    with open(path, encoding="utf-8", errors="replace") as f:
+def _read(directory: str | int, name: str) -> str:
+    """A file of a group directory, named by its path or by an open descriptor."""
+    if isinstance(directory, int):
+        fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=directory)
+    else:
+        fd = os.open(os.path.join(directory, name), os.O_RDONLY | os.O_CLOEXEC)
+    with open(fd, encoding="utf-8", errors="replace") as f:
         return f.read()
 
 
@@ -68,23 +75,24 @@ def _bytes(text: str) -> int | None:
     return None if value >= UNLIMITED else value
 
 
-def read_group(directory: str, path: str) -> GroupRow:
-    """One group's row; OSError or ValueError if it went away while being read."""
-    f = lambda name: os.path.join(directory, name)  # noqa: E731
-    usage = int(_read(f("memory.usage_in_bytes")))
-    limit = _bytes(_read(f("memory.limit_in_bytes")))
-    failcnt = int(_read(f("memory.failcnt")))
+def read_group(directory: str | int, path: str) -> GroupRow:
+    """One group's row, from its directory's path or an open descriptor of it; OSError or
+    ValueError if it went away while being read."""
+    f = lambda name: (directory, name)  # noqa: E731
+    usage = int(_read(*f("memory.usage_in_bytes")))
+    limit = _bytes(_read(*f("memory.limit_in_bytes")))
+    failcnt = int(_read(*f("memory.failcnt")))
     try:
-        oom = _pairs(_read(f("memory.oom_control")))
+        oom = _pairs(_read(*f("memory.oom_control")))
     except FileNotFoundError:  # a mount of an era before oom_control (--era rfc-2008)
         oom = {}
     row = GroupRow(path, usage, limit, None, None, failcnt, int(oom.get("oom_kill", 0)),
                    oom.get("under_oom") == "1", "-")  # fmt: skip
     try:
-        daemon = _pairs(_read(f("fake.reclaim_daemon")))
+        daemon = _pairs(_read(*f("fake.reclaim_daemon")))
     except FileNotFoundError:  # --strict: the watermark files still tell the settings
-        row.hwmark = _bytes(_read(f("memory.high_wmark_in_bytes")))
-        row.lwmark = _bytes(_read(f("memory.low_wmark_in_bytes"))) if row.hwmark else None
+        row.hwmark = _bytes(_read(*f("memory.high_wmark_in_bytes")))
+        row.lwmark = _bytes(_read(*f("memory.low_wmark_in_bytes"))) if row.hwmark else None
         return row
     row.hwmark = _bytes(daemon["high_wmark"])
     row.lwmark = _bytes(daemon["low_wmark"]) if row.hwmark is not None else None
@@ -95,18 +103,88 @@ def read_group(directory: str, path: str) -> GroupRow:
     return row
 
 
+class _OpenDir:
+    """A directory kept open while some of its subdirectories are still to be entered."""
+
+    def __init__(self, fd: int, pending: int) -> None:
+        self.fd = fd
+        self.pending = pending
+
+    def entered_one(self) -> None:
+        self.pending -= 1
+        if not self.pending:
+            os.close(self.fd)
+
+
+def _subdirectories(fd: int) -> list[str]:
+    """The subdirectories of an open directory, by name.  FUSE gives no entry types, so each
+    candidate is stat()ed, which costs a path lookup in the server: stop once a directory's
+    link count (2 + its subdirectories, on kernfs as here) says all are found, looking from
+    the end, where cgroupfs lists them."""
+    wanted = os.fstat(fd).st_nlink - 2
+    found: list[str] = []
+    for name in reversed(os.listdir(fd)):
+        if len(found) == wanted:
+            break
+        try:
+            mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
+        except FileNotFoundError:
+            continue  # removed meanwhile
+        if stat.S_ISDIR(mode):
+            found.append(name)
+    return sorted(found)
+
+
+def walk_groups(root: str) -> Iterator[tuple[int, str]]:
+    """Every group directory under ``root``, parents before children, siblings by name: an
+    open descriptor of it (valid until the next step) and its path from the root.  A loop,
+    not recursion, and each directory is opened relative to its parent's descriptor: no depth
+    or path length (PATH_MAX) limits it.  Only ancestors with subdirectories still to enter
+    stay open, so a deep chain costs a descriptor or two.  The root must be readable; a group
+    removed meanwhile is skipped."""
+    stack: list[tuple[_OpenDir | None, str, str]] = [(None, root, "/")]
+    try:
+        while stack:
+            parent, name, path = stack.pop()
+            try:
+                fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             dir_fd=parent.fd if parent else None)  # fmt: skip
+            except OSError:
+                if parent is None:
+                    raise
+                continue  # removed while we walked
+            finally:
+                if parent is not None:
+                    parent.entered_one()
+            try:
+                children = _subdirectories(fd)
+            except OSError:
+                os.close(fd)
+                if parent is None:
+                    raise
+                continue
+            opened = _OpenDir(fd, len(children) + 1)  # + 1: the caller's turn with it
+            prefix = path.rstrip("/")
+            stack.extend((opened, child, f"{prefix}/{child}") for child in reversed(children))
+            try:
+                yield fd, path
+            finally:
+                opened.entered_one()
+    finally:
+        for parent, _, _ in stack:
+            if parent is not None and parent.pending > 0:
+                parent.pending = 1
+                parent.entered_one()
+
+
 def snapshot(mountpoint: str) -> list[GroupRow]:
     """Every group of the mount, parents before children, siblings by name."""
     rows = []
-    root = os.path.abspath(mountpoint)
-    for dirpath, dirnames, _ in os.walk(root):
-        dirnames.sort()
-        rel = os.path.relpath(dirpath, root)
-        path = "/" if rel == "." else "/" + rel
+    for fd, path in walk_groups(os.path.abspath(mountpoint)):
         try:
-            rows.append(read_group(dirpath, path))
+            rows.append(read_group(fd, path))
         except (OSError, ValueError, KeyError):
-            if dirpath == root:
+            if path == "/":
                 raise
             continue  # removed while we walked
     return rows
