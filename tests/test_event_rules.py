@@ -4,6 +4,7 @@ generic_permission() decides it, and kernfs's order of xattr checks."""
 from __future__ import annotations
 
 import errno
+import functools
 import os
 from dataclasses import dataclass, field
 
@@ -86,7 +87,8 @@ def test_per_user_bounds_spare_root():
     refused = 0
     for inode in inodes:
         for name in ("user.a", "user.b"):
-            refused += errno_of(lambda: quotas.set_xattr(inode, name, value, 0, 1000)) == errno.ENOSPC
+            setting = functools.partial(quotas.set_xattr, inode, name, value, 0, 1000)
+            refused += errno_of(setting) == errno.ENOSPC
     assert refused and quotas.xattr_bytes[1000] <= MAX_XATTR_BYTES_PER_USER
     for inode in [Inode() for _ in range(len(inodes))]:  # root, as much again: no refusal
         quotas.set_xattr(inode, "user.a", value, 0, 0)

@@ -136,6 +136,7 @@ def test_an_aio_completion_signals_an_eventfd_without_blocking_and_saturates():
 
 
 def test_every_architecture_has_aio_numbers():
-    numbers = {(a.io_setup, a.io_destroy, a.io_submit, a.io_getevents) for a in linux.ARCHES.values()}
+    numbers = {(a.io_setup, a.io_destroy, a.io_submit, a.io_getevents)
+               for a in linux.ARCHES.values()}
     assert all(len(set(n)) == 4 for n in numbers)
     assert linux.arch("x86_64").io_submit == 209 and linux.arch("aarch64").io_submit == 2

@@ -13,6 +13,7 @@ import ctypes
 import os
 import platform
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,10 @@ class Arch:
     io_getevents: int = 4
 
 
-_AIO_X86_64 = dict(io_setup=206, io_destroy=207, io_getevents=208, io_submit=209)
-_AIO_I386 = dict(io_setup=245, io_destroy=246, io_getevents=247, io_submit=248)
-_AIO_ARM = dict(io_setup=243, io_destroy=244, io_getevents=245, io_submit=246)
-_AIO_PPC = dict(io_setup=227, io_destroy=228, io_getevents=229, io_submit=230)
+_AIO_X86_64 = {"io_setup": 206, "io_destroy": 207, "io_getevents": 208, "io_submit": 209}
+_AIO_I386 = {"io_setup": 245, "io_destroy": 246, "io_getevents": 247, "io_submit": 248}
+_AIO_ARM = {"io_setup": 243, "io_destroy": 244, "io_getevents": 245, "io_submit": 246}
+_AIO_PPC = {"io_setup": 227, "io_destroy": 228, "io_getevents": 229, "io_submit": 230}
 
 # uname -m -> numbers, from each architecture's syscall table (arch/*/entry/syscalls/ and
 # include/uapi/asm-generic/unistd.h for the architectures that use the generic table).
@@ -75,7 +76,11 @@ def _raise_errno(what: str) -> None:
     raise OSError(number, f"{what}: {os.strerror(number)}")
 
 
-def _syscall(name: str, *args: int | ctypes.c_void_p) -> int:
+# What syscall(2)'s variadic arguments may be, as ctypes passes them: a C scalar (c_int...), an
+# array (decays to a pointer) or byref(); plain ints go as C ints.  The private names are
+# typeshed's (annotations are not evaluated at run time).
+def _syscall(name: str, *args: int | ctypes._SimpleCData[Any] | ctypes.Array[Any]
+             | ctypes._CArgObject) -> int:
     result = _libc.syscall(ctypes.c_long(getattr(arch(), name)), *args)
     if result < 0:
         _raise_errno(name)
@@ -127,7 +132,8 @@ def process_madvise(pidfd: int, ranges: list[tuple[int, int]], advice: int) -> i
             _raise_errno("process_madvise")
         return int(result)
     return _syscall("process_madvise", ctypes.c_int(pidfd), ctypes.cast(iov, ctypes.c_void_p),
-                    ctypes.c_size_t(len(ranges)), ctypes.c_int(advice), ctypes.c_uint(0))  # fmt: skip
+                    ctypes.c_size_t(len(ranges)), ctypes.c_int(advice),
+                    ctypes.c_uint(0))  # fmt: skip
 
 
 def seccomp(operation: int, flags: int, args: ctypes.c_void_p | None) -> int:
@@ -161,16 +167,18 @@ class PathCalls:
 # Verified against this round's headers (asm/unistd_64.h, asm/unistd_32.h,
 # asm-generic/unistd.h); architectures missing here get no supervisor, and say so.
 _GENERIC = PathCalls(open=None, openat=56, statfs=43, fstatfs=44, mount=40)
+# fmt: off
 PATH_CALLS: dict[str, PathCalls] = {
     "x86_64": PathCalls(open=2, openat=257, statfs=137, fstatfs=138, mount=165),
     "i686": PathCalls(open=5, openat=295, statfs=99, fstatfs=100, mount=21, statfs64=268,
-                      fstatfs64=269, statfs_lp64=False),  # fmt: skip
+                      fstatfs64=269, statfs_lp64=False),
     "i386": PathCalls(open=5, openat=295, statfs=99, fstatfs=100, mount=21, statfs64=268,
-                      fstatfs64=269, statfs_lp64=False),  # fmt: skip
+                      fstatfs64=269, statfs_lp64=False),
     "aarch64": _GENERIC,
     "riscv64": _GENERIC,
     "loongarch64": _GENERIC,
 }
+# fmt: on
 
 
 def path_calls(machine: str | None = None) -> PathCalls:

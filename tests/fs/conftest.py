@@ -20,6 +20,10 @@ from fakecgfs import mounting
 from fakecgfs.cgroupfs.cftypes import CFTYPES
 from fakecgfs.testing import FakecgfsMount, fuse_unavailable_reason, mounted
 
+# The security tests' fixtures (a root mount with delegated users), offered to every module here
+# so that the modules using them need not import them (a test's parameter would shadow the import).
+from .security import other_user_reads, world  # noqa: F401  fixtures, used by pytest by name
+
 _names = itertools.count()
 
 

@@ -13,12 +13,10 @@ import pytest
 
 from fakecgfs.cgroupfs.quota import MAX_GROUPS_PER_USER, MAX_XATTR_BYTES_PER_USER
 
-from .security import (  # noqa: F401 (fixtures)
+from .security import (
     ANSWER_WITHIN,
     USER_A,
     USER_B,
-    other_user_reads,
-    world,
 )
 
 pytestmark = pytest.mark.skipif(shutil.which("setpriv") is None or os.getuid() != 0,
@@ -81,7 +79,7 @@ def test_one_user_cannot_fill_the_server_with_xattrs(world):
 
 
 @pytest.mark.timeout(600)
-def test_one_user_cannot_fill_the_server_with_groups(world, other_user_reads):  # noqa: F811
+def test_one_user_cannot_fill_the_server_with_groups(world, other_user_reads):
     group = world.delegate("attacker", USER_A)
     reader = other_user_reads()
     result = world.run(USER_A, "mkdirs", str(group), str(MAX_GROUPS_PER_USER + 10))
@@ -137,7 +135,8 @@ def test_a_tree_5000_deep_breaks_nothing(world):
     os.mkdir(root)
     _make_chain(root, DEPTH)
     top = subprocess.run([sys.executable, "-m", "fakecgfs", "top", str(world.path), "--once",
-                          "--width", "120"], capture_output=True, text=True, timeout=600)  # fmt: skip
+                          "--width", "120"],
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
     assert top.returncode == 0, top.stderr[-2000:]
     assert f"{DEPTH + 2} groups" in top.stdout  # the root, /deep, and the chain
     _remove_chain(root, DEPTH)

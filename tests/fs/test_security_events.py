@@ -16,13 +16,11 @@ import pytest
 from fakecgfs.cgroupfs.events_control import MAX_DESCRIPTORS_PER_USER
 
 from .helpers import wait_until
-from .security import (  # noqa: F401 (fixtures)
+from .security import (
     ANSWER_WITHIN,
     TIMEOUT,
     USER_A,
     USER_B,
-    other_user_reads,
-    world,
 )
 
 pytestmark = pytest.mark.skipif(shutil.which("setpriv") is None or os.getuid() != 0,

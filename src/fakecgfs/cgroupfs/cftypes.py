@@ -18,8 +18,9 @@ from __future__ import annotations
 import enum
 import errno
 import stat
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Protocol
 
 from ..controller import (
     MEMORY_STAT_NAMES,
@@ -34,6 +35,13 @@ from ..controller import (
 from ..members.procfs import PF_NO_SETAFFINITY, stat_flags
 from .events_control import MAX_DESCRIPTORS_PER_USER, MAX_REGISTRATIONS_PER_USER, register_event
 from .parse import kstrtoull, page_counter_memparse, parse_pid, strstrip
+
+
+class Cgroup(Protocol):
+    """What a control file's presence depends on, in any era's group (``CfType.present_in``):
+    the modern ``MemCgroup`` and the RFC era's own group both have it."""
+
+    def is_root(self) -> bool: ...
 
 
 class Where(enum.Enum):
@@ -89,7 +97,7 @@ class CfType:
             mode |= stat.S_IWUSR
         return mode
 
-    def present_in(self, memcg: MemCgroup) -> bool:
+    def present_in(self, memcg: Cgroup) -> bool:
         if self.where is Where.ROOT:
             return memcg.is_root()
         if self.where is Where.CHILD:
@@ -478,7 +486,8 @@ def _counter_files(prefix: str, counter: str, *, limit_writer: Writer, usage: bo
                             fmt=usage_fmt or f"{_BYTES}: the group's and its descendants' "
                             f"{doc} usage.", accepts="nothing (read-only)."))  # fmt: skip
     files += [
-        CfType(f"{prefix}max_usage_in_bytes", f"Peak {doc} usage; any write resets it to the current usage.",
+        CfType(f"{prefix}max_usage_in_bytes",
+               f"Peak {doc} usage; any write resets it to the current usage.",
                read=_counter_reader(counter, "max_usage"),
                write=_reset_writer(counter, "max_usage"),
                fmt=f"{_BYTES}: the highest usage since the group was made or the last reset.",
@@ -500,6 +509,7 @@ def _counter_files(prefix: str, counter: str, *, limit_writer: Writer, usage: bo
     return files
 
 
+# fmt: off
 CFTYPES: tuple[CfType, ...] = tuple(sorted(
     [
         CfType("cgroup.clone_children", "cpuset-only flag, copied by children; 0 or 1.",
@@ -571,7 +581,7 @@ CFTYPES: tuple[CfType, ...] = tuple(sorted(
                              "`memory.low_wmark_in_bytes` (`lwmark <= hwmark <= limit`)"),
                             ("EBUSY", "usage cannot be reclaimed under the new limit (value "
                              "unchanged; failcnt unchanged)"),
-                            _EINTR)),  # fmt: skip
+                            _EINTR)),
         *_counter_files("memory.memsw.", "memsw", limit_writer=write_memsw_limit,
                         doc="memory+swap",
                         limit_accepts="Must stay at or above `memory.limit_in_bytes`: on a "
@@ -581,7 +591,7 @@ CFTYPES: tuple[CfType, ...] = tuple(sorted(
                         limit_errors=(
                             ("EINVAL", "below `memory.limit_in_bytes`"),
                             ("EBUSY", "usage cannot be reclaimed under the new limit"),
-                            _EINTR)),  # fmt: skip
+                            _EINTR)),
         *_counter_files("memory.kmem.", "kmem", limit_writer=write_kmem_limit,
                         doc="kernel memory",
                         usage_fmt=f"{_BYTES}: kernel memory for the structures of child groups in "
@@ -732,7 +742,8 @@ CFTYPES: tuple[CfType, ...] = tuple(sorted(
                accepts="nothing (read-only)."),
     ],
     key=lambda cft: cft.name,
-))  # fmt: skip
+))
+# fmt: on
 
 BY_NAME: dict[str, CfType] = {cft.name: cft for cft in CFTYPES}
 

@@ -39,8 +39,9 @@ import logging
 import os
 import resource
 import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from typing import Any, Generic, Protocol, TypeVar
 from weakref import WeakKeyDictionary
 
 import trio
@@ -271,15 +272,35 @@ class HeldEventfd:
     registrations: list[Registration] = field(default_factory=list)
 
 
-Resolve = Callable[[str], tuple[MemCgroup, object | None]]  # path -> group, cftype or None
-InodeOf = Callable[[MemCgroup, object | None], object]  # -> fs.Inode (mode, uid, gid)
+class ControlFile(Protocol):
+    """What is asked of a control file (a cftypes.CfType, which imports this module)."""
+
+    @property
+    def name(self) -> str: ...
 
 
-class EventControl:
+class InodeModes(Protocol):
+    """What is asked of a file's metadata (an fs.Inode) for the writer's read permission."""
+
+    @property
+    def mode(self) -> int: ...
+    @property
+    def uid(self) -> int: ...
+    @property
+    def gid(self) -> int: ...
+
+
+_File = TypeVar("_File", bound=ControlFile)
+Resolve = Callable[[str], tuple[MemCgroup, _File | None]]  # path -> group, control file or None
+InodeOf = Callable[[MemCgroup, _File | None], InodeModes]  # the file resolve gave -> metadata
+
+
+class EventControl(Generic[_File]):
     """A mount's registrations' descriptors: shared, bounded per user, released when nobody but
     the server holds them.  Made by the filesystem, which lends it the paths and inodes."""
 
-    def __init__(self, mountpoint: str | None, resolve: Resolve, inode_of: InodeOf) -> None:
+    def __init__(self, mountpoint: str | None, resolve: Resolve[_File],
+                 inode_of: InodeOf[_File]) -> None:
         self.mountpoint = os.path.realpath(mountpoint) if mountpoint else None
         self._resolve = resolve
         self._inode_of = inode_of
@@ -380,7 +401,8 @@ class EventControl:
         try:
             group, cft = self._resolve(relative)
         except OSError:
-            raise ControllerError(errno.EINVAL, f"{target} is not a file of the hierarchy") from None
+            raise ControllerError(errno.EINVAL,
+                                  f"{target} is not a file of the hierarchy") from None
         inode = self._inode_of(group, cft)
         if not credentials.may_read(inode.mode, inode.uid, inode.gid):
             raise ControllerError(errno.EACCES, f"the writer may not read {target}")
@@ -517,10 +539,10 @@ def raise_descriptor_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-_registries: WeakKeyDictionary[MemoryController, EventControl] = WeakKeyDictionary()
+_registries: WeakKeyDictionary[MemoryController, EventControl[Any]] = WeakKeyDictionary()
 
 
-def attach(ctl: MemoryController, events: EventControl) -> None:
+def attach(ctl: MemoryController, events: EventControl[Any]) -> None:
     """Make ``events`` the registry of ``ctl``'s mount (one filesystem per controller)."""
     _registries[ctl] = events
 

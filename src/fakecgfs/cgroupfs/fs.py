@@ -20,8 +20,9 @@ import logging
 import os
 import stat
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable
+from typing import Any
 from weakref import WeakKeyDictionary
 
 import fuse
@@ -30,9 +31,9 @@ from ..controller import MemCgroup, MemoryController
 from ..controller.compaction import shrink_dict
 from .cftypes import Caller, CfType
 from .events_control import EventControl, attach
-from .table import MODERN, CfTable
 from .parse import MAX_WRITE, terminate
 from .quota import Quotas
+from .table import MODERN, CfTable
 
 log = logging.getLogger("fakecgfs")
 
@@ -231,7 +232,7 @@ class CgroupFS:
             self._permit(path, 0)  # a lookup: search permission on the directories above
             memcg, cft = self._resolve(path)
             is_dir = cft is None
-            inode = self._dir_inode(memcg) if is_dir else self._file_inode(memcg, cft)
+            inode = self._dir_inode(memcg) if cft is None else self._file_inode(memcg, cft)
         kind = stat.S_IFDIR if is_dir else stat.S_IFREG
         return {
             "st_mode": kind | inode.mode,
@@ -315,7 +316,11 @@ class CgroupFS:
         self._dirs_open.pop(fh, None)
 
     def readdir(self, path: str | None, fh: int) -> list[str]:
-        memcg = self._dirs_open.get(fh) or self._group(path)
+        memcg = self._dirs_open.get(fh)
+        if memcg is None:
+            if path is None:  # no handle and, with flag_nopath, no path either (as getattr)
+                raise fuse.FuseOSError(errno.ENOENT)
+            memcg = self._group(path)
         files = [cft.name for cft in self.table.files_of(memcg, strict=self.strict)]
         return [".", "..", *files, *memcg.children]
 

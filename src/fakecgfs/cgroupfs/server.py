@@ -11,13 +11,14 @@ import codecs
 import logging
 import os
 import signal
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import trio
 
-from ..runtime import ServerClaim
 from ..controller import MemoryController
+from ..runtime import ServerClaim
 from .events_control import raise_descriptor_limit
 from .fs import CgroupFS
 from .session import FuseSession, MountError
@@ -63,24 +64,24 @@ class MountOptions:
 def fuse_options(options: MountOptions) -> dict[str, object]:
     """The libfuse mount options (see each comment for why)."""
     allow_other = options.allow_other if options.allow_other is not None else os.getuid() == 0
-    chosen: dict[str, object] = dict(
-        fsname="cgroup",
-        subtype="fakecgfs",
+    chosen: dict[str, object] = {
+        "fsname": "cgroup",
+        "subtype": "fakecgfs",
         # The kernel checks modes for a mount by root.  A user's mount checks them in the
         # server, where its mounter is the superuser as root is on cgroupfs (fs.CgroupFS._permit).
-        default_permissions=os.getuid() == 0,
-        direct_io=True,  # size-0 files must still be read to the end, as on cgroupfs
+        "default_permissions": os.getuid() == 0,
+        "direct_io": True,  # size-0 files must still be read to the end, as on cgroupfs
         # The kernel may cache names and attributes: every change to them (mkdir, rmdir,
         # rename, chmod, chown, utime) goes through this mount's VFS, which updates its caches,
         # and sizes are always 0.  Contents are never cached (direct_io).  This saves two or
         # three requests per open.  See ATTR_TIMEOUT.
-        attr_timeout=ATTR_TIMEOUT,
-        entry_timeout=ATTR_TIMEOUT,
-        negative_timeout=ATTR_TIMEOUT,
-        big_writes=True,  # see whole writes, so that > 4096 bytes can be refused as E2BIG
-        max_write=131072,
-        hard_remove=True,  # unlink of an open file must reach unlink() (EPERM), not be hidden
-    )
+        "attr_timeout": ATTR_TIMEOUT,
+        "entry_timeout": ATTR_TIMEOUT,
+        "negative_timeout": ATTR_TIMEOUT,
+        "big_writes": True,  # see whole writes, so that > 4096 bytes can be refused as E2BIG
+        "max_write": 131072,
+        "hard_remove": True,  # unlink of an open file must reach unlink() (EPERM), not be hidden
+    }
     if allow_other:
         chosen["allow_other"] = True
     return chosen
@@ -104,9 +105,10 @@ def serve(mountpoint: str, options: MountOptions) -> None:
         failed, rest = group.split(MountError)
         if failed is None or rest is not None:
             raise
-        while isinstance(failed, BaseExceptionGroup):
-            failed = failed.exceptions[0]
-        raise failed from None
+        error: MountError | BaseExceptionGroup[MountError] = failed
+        while isinstance(error, BaseExceptionGroup):
+            error = error.exceptions[0]
+        raise error from None
     finally:
         claim.release()
 

@@ -7,15 +7,8 @@ default, or an era's own (``fakecgfs.eras``).  The filesystem never asks which e
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
 
-from .cftypes import CFTYPES, CfType, Origin
-
-
-class Member(Protocol):
-    """What a table needs of a group: whether it is the root (``CfType.present_in``)."""
-
-    def is_root(self) -> bool: ...
+from .cftypes import CFTYPES, CfType, Cgroup, Origin
 
 
 class CfTable:
@@ -25,13 +18,13 @@ class CfTable:
         self.cftypes = tuple(sorted(cftypes, key=lambda cft: cft.name))
         self.by_name = {cft.name: cft for cft in self.cftypes}
 
-    def files_of(self, memcg: Member, *, strict: bool = False) -> list[CfType]:
+    def files_of(self, memcg: Cgroup, *, strict: bool = False) -> list[CfType]:
         """The control files of a group, as its directory lists them."""
         return [cft for cft in self.cftypes
                 if cft.present_in(memcg)
                 and not (strict and cft.origin is Origin.FAKECGFS)]  # fmt: skip
 
-    def lookup(self, memcg: Member, name: str, *, strict: bool = False) -> CfType | None:
+    def lookup(self, memcg: Cgroup, name: str, *, strict: bool = False) -> CfType | None:
         cft = self.by_name.get(name)
         if cft is None or not cft.present_in(memcg) or (strict and cft.origin is Origin.FAKECGFS):
             return None

@@ -9,13 +9,17 @@ Everything is in pages; the filesystem layer converts bytes.
 from __future__ import annotations
 
 import errno
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Callable, Iterator
 
 import trio
 
 from .compaction import (
-    COMPACT_AFTER_REMOVALS, COMPACT_IDLE, clear_free_lists, shrink_dict, trim_malloc,
+    COMPACT_AFTER_REMOVALS,
+    COMPACT_IDLE,
+    clear_free_lists,
+    shrink_dict,
+    trim_malloc,
 )  # fmt: skip
 from .constants import (
     KMEM_FIRST_CHILD_PAGES,
@@ -78,7 +82,7 @@ def _local_stat(memcg: MemCgroup) -> tuple[int, ...]:
     simulated = _simulated_stat(memcg)
     if not any(memcg.real):
         return simulated
-    return tuple(map(sum, zip(simulated, _real_stat(memcg))))
+    return tuple(map(sum, zip(simulated, _real_stat(memcg), strict=True)))
 
 
 def _simulated_stat(memcg: MemCgroup) -> tuple[int, ...]:
@@ -229,7 +233,8 @@ class MemoryController:
                 memcg.stock += need
                 continue
             over, memsw = refused
-            if not self.reclaim(over, SWAP_CLUSTER_MAX, cause="direct", may_swap=not memsw).reclaimed:
+            result = self.reclaim(over, SWAP_CLUSTER_MAX, cause="direct", may_swap=not memsw)
+            if not result.reclaimed:
                 if not retries:
                     raise ControllerError(errno.ENOMEM, "no memory for the group's structures")
                 retries -= 1
@@ -375,7 +380,8 @@ class MemoryController:
     # -- charge and uncharge -------------------------------------------------------------------
 
     async def charge(
-        self, memcg: MemCgroup, nr_pages: int, kind: PageKind = PageKind.ANON, *, dirty: bool = False
+        self, memcg: MemCgroup, nr_pages: int, kind: PageKind = PageKind.ANON, *,
+        dirty: bool = False,
     ) -> None:
         """Charge ``nr_pages`` new pages to ``memcg``, as a task faulting them in would.
 
@@ -408,7 +414,8 @@ class MemoryController:
             memcg.charging -= 1
 
     def charge_now(
-        self, memcg: MemCgroup, nr_pages: int, kind: PageKind = PageKind.ANON, *, dirty: bool = False
+        self, memcg: MemCgroup, nr_pages: int, kind: PageKind = PageKind.ANON, *,
+        dirty: bool = False,
     ) -> bool:
         """The charge's fast path: if every page fits under every limit on the way up, charge
         them all and return True; else change nothing and return False (charge() then reclaims
@@ -452,10 +459,12 @@ class MemoryController:
                 return
             over, memsw = refused
             counter = over.memsw if memsw else over.memory
-            self.emit(over, EventKind.CHARGE_REFUSED, pages=nr, counter="memsw" if memsw else "memory",
+            self.emit(over, EventKind.CHARGE_REFUSED, pages=nr,
+                      counter="memsw" if memsw else "memory",
                       usage=counter.usage * PAGE_SIZE, limit=counter.limit * PAGE_SIZE)  # fmt: skip
             # Swapping out cannot lower memory+swap, so a memsw refusal reclaims without it.
-            result = self.reclaim(over, max(nr, SWAP_CLUSTER_MAX), cause="direct", may_swap=not memsw)
+            result = self.reclaim(over, max(nr, SWAP_CLUSTER_MAX), cause="direct",
+                                  may_swap=not memsw)
             if counter.margin() >= nr or result.reclaimed:
                 # Progress: retry, but let others run first, as the kernel's reclaim
                 # cond_resched()s; a pass that "frees" forever cannot stall the loop.
@@ -591,7 +600,8 @@ class MemoryController:
     @staticmethod
     def _excess(memcg: MemCgroup) -> int:
         """Pages by which the group is over its memory or memory+swap limit (0: it fits)."""
-        return max(memcg.memory.usage - memcg.memory.limit, memcg.memsw.usage - memcg.memsw.limit, 0)
+        return max(memcg.memory.usage - memcg.memory.limit,
+                   memcg.memsw.usage - memcg.memsw.limit, 0)
 
     def _check_real_limits(self, memcg: MemCgroup) -> None:
         """After a real charge: the lowest group on the way up that is over a limit is where
@@ -739,7 +749,8 @@ class MemoryController:
             raise ControllerError(errno.EINVAL, "limits cannot be set on the root group")
 
     async def set_limit(self, memcg: MemCgroup, nr_pages: int) -> None:
-        """memory.limit_in_bytes: reclaim down to it first; EBUSY (value unchanged) if impossible."""
+        """memory.limit_in_bytes: reclaim down to it first; EBUSY (value unchanged) if
+        impossible."""
         if self.set_limit_now(memcg, nr_pages):
             return
         self._check_limit(memcg, nr_pages)
@@ -845,7 +856,8 @@ class MemoryController:
         """Pages of the subtree that no reclaim can free now: anonymous pages when there is no
         swap room or swappiness is 0."""
         if self.swap.free() > 0:
-            return sum(n.lruvec.resident(PageKind.ANON) for n in memcg.subtree() if not n.swappiness)
+            return sum(n.lruvec.resident(PageKind.ANON) for n in memcg.subtree()
+                       if not n.swappiness)
         return sum(n.lruvec.resident(PageKind.ANON) for n in memcg.subtree())
 
     def _warn_about_watermarks(self, memcg: MemCgroup) -> None:
@@ -927,13 +939,13 @@ class MemoryController:
 
     def memory_stat(self, memcg: MemCgroup) -> list[tuple[str, int]]:
         """memory.stat's lines as (name, value), in kernel 6.18's order and units."""
-        return list(zip(MEMORY_STAT_NAMES, self.memory_stat_values(memcg)))
+        return list(zip(MEMORY_STAT_NAMES, self.memory_stat_values(memcg), strict=True))
 
     def memory_stat_values(self, memcg: MemCgroup) -> tuple[int, ...]:
         """memory.stat's values alone, in MEMORY_STAT_NAMES' order."""
         local = _local_stat(memcg)
         if memcg.children:
-            totals = tuple(map(sum, zip(*map(_local_stat, memcg.subtree()))))
+            totals = tuple(map(sum, zip(*map(_local_stat, memcg.subtree()), strict=True)))
         else:
             totals = local
         limits = (memcg.hierarchical_limit() * PAGE_SIZE,

@@ -30,7 +30,6 @@ from .constants import BACKOFF_MAX, BACKOFF_MIN, NO_PROGRESS_PASSES, PAGE_SIZE, 
 from .events import EventKind
 from .res_counter import ResCounter
 
-
 BACKOFF_WARNING = (f"{NO_PROGRESS_PASSES} reclaim passes freed nothing: usage above the low "
                    "watermark is not reclaimable (anonymous memory without swap?); backing off")
 

@@ -19,8 +19,8 @@ import os
 import stat
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
@@ -78,7 +78,7 @@ def _bytes(text: str) -> int | None:
 def read_group(directory: str | int, path: str) -> GroupRow:
     """One group's row, from its directory's path or an open descriptor of it; OSError or
     ValueError if it went away while being read."""
-    f = lambda name: (directory, name)  # noqa: E731
+    f = lambda name: (directory, name)
     usage = int(_read(*f("memory.usage_in_bytes")))
     limit = _bytes(_read(*f("memory.limit_in_bytes")))
     failcnt = int(_read(*f("memory.failcnt")))
@@ -243,7 +243,7 @@ def usage_bar(row: GroupRow, width: int, *, scale: int | None = None,
             chars[i] = mark
             styles[i] = style + (" reverse" if i < filled else "")
     text = Text()
-    for ch, style in zip(chars, styles):
+    for ch, style in zip(chars, styles, strict=True):
         text.append(ch, style)
     text.append("|" if row.limit is not None else " ", "bold")
     return text
@@ -341,7 +341,8 @@ def render(mountpoint: str, rows: list[GroupRow], width: int, *, ascii_only: boo
             table.add_column(column, width=COLUMN_WIDTH[column], justify="right", no_wrap=True)
     for row in rows:
         cells = [Text(_short_path(row.path, group_width)), _cell(row, "USAGE"),
-                 usage_bar(row, bar_width, scale=scale, ascii_only=ascii_only), _cell(row, "TASK")]  # fmt: skip
+                 usage_bar(row, bar_width, scale=scale, ascii_only=ascii_only),
+                 _cell(row, "TASK")]  # fmt: skip
         cells += [_cell(row, c) for c in OPTIONAL_COLUMNS if c in kept]
         table.add_row(*cells)
     parts: list[RenderableType] = [title, legend, table]
