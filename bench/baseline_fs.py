@@ -27,13 +27,15 @@ import time
 import fuse
 
 VALUE = b"9223372036854771712\n"
-STAT_NAMES = (
+STAT_NAMES = (  # noqa: SIM905 - the kernel's names, read as memory.stat prints them
     "cache rss rss_huge shmem mapped_file dirty writeback swap pgpgin pgpgout pgfault pgmajfault "
     "inactive_anon active_anon inactive_file active_file unevictable hierarchical_memory_limit "
     "hierarchical_memsw_limit"
 ).split()
 STAT = "".join(f"{name} {i * 4096}\n" for i, name in enumerate(STAT_NAMES))
-STAT = (STAT + "".join(f"total_{name} {i * 4096}\n" for i, name in enumerate(STAT_NAMES[:-2]))).encode()
+STAT = (
+    STAT + "".join(f"total_{name} {i * 4096}\n" for i, name in enumerate(STAT_NAMES[:-2]))
+).encode()
 
 DIRS = ("/", "/g")
 FILES = ("value", "stat")
@@ -47,8 +49,9 @@ class BaselineFS:
     def __init__(self) -> None:
         now = time.time_ns()
         self._lock = threading.Lock()
-        self._content = {f"{d.rstrip('/')}/{f}": (VALUE if f == "value" else STAT)
-                         for d in DIRS for f in FILES}  # fmt: skip
+        self._content = {
+            f"{d.rstrip('/')}/{f}": (VALUE if f == "value" else STAT) for d in DIRS for f in FILES
+        }
         self._times = {"st_atime": now, "st_mtime": now, "st_ctime": now}
 
     def __call__(self, op, *args):
@@ -84,13 +87,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("mountpoint")
     parser.add_argument("--nothreads", action="store_true", help="fusepy's single-threaded mode")
-    parser.add_argument("--attr-timeout", type=float, default=0.0, metavar="S",
-                        help="attr_timeout, entry_timeout and negative_timeout (default 0)")
+    parser.add_argument(
+        "--attr-timeout",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="attr_timeout, entry_timeout and negative_timeout (default 0)",
+    )
     args = parser.parse_args()
     t = args.attr_timeout
-    options = dict(foreground=True, fsname="baseline", subtype="baselinefs", direct_io=True,
-                   attr_timeout=t, entry_timeout=t, negative_timeout=t, big_writes=True,
-                   max_write=131072, default_permissions=True)  # fmt: skip
+    options = dict(  # noqa: C408 - fusepy's keyword options, spelt as on the command line
+        foreground=True,
+        fsname="baseline",
+        subtype="baselinefs",
+        direct_io=True,
+        attr_timeout=t,
+        entry_timeout=t,
+        negative_timeout=t,
+        big_writes=True,
+        max_write=131072,
+        default_permissions=True,
+    )
     if os.getuid() == 0:
         options["allow_other"] = True
     fuse.FUSE(BaselineFS(), args.mountpoint, nothreads=args.nothreads, **options)

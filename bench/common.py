@@ -17,9 +17,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 from fakecgfs import mounting
 from fakecgfs.testing import fuse_unavailable_reason, mounted
@@ -46,7 +46,9 @@ def quantile(samples: list[float], q: float) -> float:
 # -- timing ------------------------------------------------------------------------------------
 
 
-def op_latency_us(op: Callable[[], object], iterations: int, repeats: int, warmup: int = 50) -> dict:
+def op_latency_us(
+    op: Callable[[], object], iterations: int, repeats: int, warmup: int = 50
+) -> dict:
     """``op`` timed one call at a time (perf_counter_ns) ``iterations`` times, ``repeats`` times:
     median, min and max over the repeats of each repeat's median, in microseconds; ``p99`` is the
     median over repeats of each repeat's 99th percentile."""
@@ -232,11 +234,20 @@ def fuse_skip_reason() -> str | None:
 @contextlib.contextmanager
 def fakecgfs_mount(*options: str, group: str = "bench") -> Iterator[Mount]:
     """A fakecgfs server in a child process (fakecgfs.testing.mounted) with a group ``group``."""
-    with tempfile.TemporaryDirectory(prefix="fakecgfs-bench-") as tmp, \
-            mounted(Path(tmp), *options) as m:  # fmt: skip
+    with (
+        tempfile.TemporaryDirectory(prefix="fakecgfs-bench-") as tmp,
+        mounted(Path(tmp), *options) as m,
+    ):
         os.mkdir(m.path / group)
-        yield Mount("fakecgfs", m.path, m.process.pid, m.path / group,
-                    "memory.usage_in_bytes", "memory.stat", "memory.limit_in_bytes")  # fmt: skip
+        yield Mount(
+            "fakecgfs",
+            m.path,
+            m.process.pid,
+            m.path / group,
+            "memory.usage_in_bytes",
+            "memory.stat",
+            "memory.limit_in_bytes",
+        )
 
 
 def fakecgfs_attr_timeout() -> float:
@@ -256,17 +267,24 @@ def baseline_mount(nothreads: bool) -> Iterator[Mount]:
         mountpoint = Path(tmp) / "mnt"
         mountpoint.mkdir()
         log = Path(tmp) / "server.log"
-        command = [sys.executable, str(BENCH_DIR / "baseline_fs.py"), str(mountpoint),
-                   "--attr-timeout", str(fakecgfs_attr_timeout())]  # fmt: skip
+        command = [
+            sys.executable,
+            str(BENCH_DIR / "baseline_fs.py"),
+            str(mountpoint),
+            "--attr-timeout",
+            str(fakecgfs_attr_timeout()),
+        ]
         if nothreads:
             command.append("--nothreads")
         with open(log, "wb") as log_file:
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file,
-                                       stderr=log_file)  # fmt: skip
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file
+            )
         try:
             ready = mounting.wait_until(
                 lambda: process.poll() is not None or is_mount(str(mountpoint), "fuse.baselinefs"),
-                MOUNT_TIMEOUT)  # fmt: skip
+                MOUNT_TIMEOUT,
+            )
             if process.poll() is not None or not ready:
                 raise RuntimeError(f"baseline did not mount: {log.read_text()}")
             name = "fusepy-nothreads" if nothreads else "fusepy-mt"
@@ -307,8 +325,15 @@ def kernel_mount() -> Iterator[Mount | None]:
     except OSError:
         group = None  # read-only use only: no write column
     try:
-        yield Mount("kernel", KERNEL_ROOT, None, group, "memory.usage_in_bytes", "memory.stat",
-                    "memory.limit_in_bytes")  # fmt: skip
+        yield Mount(
+            "kernel",
+            KERNEL_ROOT,
+            None,
+            group,
+            "memory.usage_in_bytes",
+            "memory.stat",
+            "memory.limit_in_bytes",
+        )
     finally:
         if group is not None:
             for _ in range(50):

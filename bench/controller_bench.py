@@ -51,9 +51,15 @@ async def _idle_tasks(groups: int, idle_seconds: float) -> dict[str, float]:
         passes = sum(g.daemon.stats.passes for g in made)
         current, _peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        return {"groups": groups, "daemons": len(ctl.daemons()), "idle_s": idle_seconds,
-                "wakeups_while_idle": after - before, "passes": passes, "cpu_s": cpu,
-                "bytes_per_group": current / groups}  # fmt: skip
+        return {
+            "groups": groups,
+            "daemons": len(ctl.daemons()),
+            "idle_s": idle_seconds,
+            "wakeups_while_idle": after - before,
+            "passes": passes,
+            "cpu_s": cpu,
+            "bytes_per_group": current / groups,
+        }
 
 
 async def _memory_for_pages(total: int, groups: int) -> float:
@@ -73,11 +79,15 @@ def run(quick: bool) -> dict:
     repeats = 1 if quick else 5
     total = (64 << 20) if quick else GiB
     results: dict = {}
-    for name, batch, limited in (("charge_256K_batches", 256 << 10, False),
-                                 ("charge_64K_batches_over_limit", 64 << 10, True)):  # fmt: skip
+    for name, batch, limited in (
+        ("charge_256K_batches", 256 << 10, False),
+        ("charge_64K_batches_over_limit", 64 << 10, True),
+    ):
         rates = [trio.run(_charge_rate, total, batch, limited) for _ in range(repeats)]
         results[name] = {**_median_min_max([r / GiB for r in rates]), "unit": "GiB/s"}
     results["idle_tasks"] = trio.run(_idle_tasks, 500 if quick else 10_000, 0.5 if quick else 10.0)
     results["memory_16GiB_pages"] = {
-        "bytes": trio.run(_memory_for_pages, 16 * GiB, 64), "unit": "bytes traced"}
+        "bytes": trio.run(_memory_for_pages, 16 * GiB, 64),
+        "unit": "bytes traced",
+    }
     return results

@@ -26,8 +26,8 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from fakecgfs import mounting
 
@@ -54,14 +54,19 @@ def build_c_floor(build_dir: Path) -> tuple[Path | None, str]:
         return None, "no C compiler (cc); ./scripts/setup --bench installs one"
     if shutil.which("pkg-config") is None:
         return None, "no pkg-config; ./scripts/setup --bench installs it"
-    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "fuse"], capture_output=True,
-                           text=True)  # fmt: skip
+    flags = subprocess.run(
+        ["pkg-config", "--cflags", "--libs", "fuse"], capture_output=True, text=True
+    )
     if flags.returncode != 0:
-        return None, ("no libfuse2 headers (pkg-config fuse); ./scripts/setup --bench installs "
-                      "libfuse-dev")
+        return None, (
+            "no libfuse2 headers (pkg-config fuse); ./scripts/setup --bench installs libfuse-dev"
+        )
     binary = build_dir / "c_floor"
-    built = subprocess.run([cc, "-O2", "-Wall", "-o", str(binary), str(C_SOURCE),
-                            *flags.stdout.split()], capture_output=True, text=True)  # fmt: skip
+    built = subprocess.run(
+        [cc, "-O2", "-Wall", "-o", str(binary), str(C_SOURCE), *flags.stdout.split()],
+        capture_output=True,
+        text=True,
+    )
     if built.returncode != 0:
         return None, f"{cc} failed: {built.stderr.strip()[-300:]}"
     return binary, ""
@@ -88,12 +93,14 @@ def c_floor_mount(binary: Path, single_threaded: bool) -> Iterator[Mount]:
         if single_threaded:
             command.append("-s")
         with open(log, "wb") as log_file:
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file,
-                                       stderr=log_file)  # fmt: skip
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file
+            )
         try:
             ready = mounting.wait_until(
                 lambda: process.poll() is not None or common.is_mount(str(mountpoint), C_FSTYPE),
-                common.MOUNT_TIMEOUT)  # fmt: skip
+                common.MOUNT_TIMEOUT,
+            )
             if process.poll() is not None or not ready:
                 raise RuntimeError(f"the C floor did not mount: {log.read_text()}")
             name = "C -s" if single_threaded else "C MT"
@@ -111,8 +118,10 @@ def operations(m: Mount) -> Iterator[dict[str, Callable[[], object]]]:
     read_path = str(m.root / m.limit)
     fd = os.open(read_path, os.O_RDONLY)
     try:
-        ops = {"open+read+close": common.read_whole(read_path),
-               "pread": lambda: os.pread(fd, 4096, 0)}  # fmt: skip
+        ops = {
+            "open+read+close": common.read_whole(read_path),
+            "pread": lambda: os.pread(fd, 4096, 0),
+        }
         if m.group is not None:
             ops["open+write+close"] = common.write_once(str(m.group / m.limit), WRITTEN)
         yield ops
@@ -162,8 +171,10 @@ def server_cpu(mounts: list[Mount], count: int) -> dict:
                     op()
                 used = common.cpu_seconds(m.pid) - before
                 results[(op_name, m.name)] = {
-                    "value": used / count * 1e6, "unit": "us",
-                    "resolution_us": 1e6 / common.CLK_TCK / count}  # fmt: skip
+                    "value": used / count * 1e6,
+                    "unit": "us",
+                    "resolution_us": 1e6 / common.CLK_TCK / count,
+                }
     return results
 
 
@@ -190,40 +201,57 @@ def run(quick: bool) -> dict:
     duration, tp_repeats = (0.2, 1) if quick else (1.0, 3)
     cpu_count = 200 if quick else 20000
     results: dict = {}
-    with tempfile.TemporaryDirectory(prefix="fakecgfs-bench-build-") as build_dir, \
-            contextlib.ExitStack() as stack:  # fmt: skip
+    with (
+        tempfile.TemporaryDirectory(prefix="fakecgfs-bench-build-") as build_dir,
+        contextlib.ExitStack() as stack,
+    ):
         binary, why = build_c_floor(Path(build_dir))
         mounts: list[Mount] = []
         if binary is None:
             results["C floor"] = {"skipped": why}
         else:
-            mounts += [stack.enter_context(c_floor_mount(binary, single_threaded=single))
-                       for single in (True, False)]
-        mounts += [stack.enter_context(common.baseline_mount(nothreads=True)),
-                   stack.enter_context(common.baseline_mount(nothreads=False)),
-                   stack.enter_context(common.fakecgfs_mount())]  # fmt: skip
+            mounts += [
+                stack.enter_context(c_floor_mount(binary, single_threaded=single))
+                for single in (True, False)
+            ]
+        mounts += [
+            stack.enter_context(common.baseline_mount(nothreads=True)),
+            stack.enter_context(common.baseline_mount(nothreads=False)),
+            stack.enter_context(common.fakecgfs_mount()),
+        ]
         kernel = stack.enter_context(common.kernel_mount())
         if kernel is not None:
             mounts.append(kernel)
-        results["columns"] = {"mounts": ", ".join(m.name for m in mounts),
-                              "repeats": repeats, "iterations": iterations}  # fmt: skip
+        results["columns"] = {
+            "mounts": ", ".join(m.name for m in mounts),
+            "repeats": repeats,
+            "iterations": iterations,
+        }
         for label, cpu in PINNINGS:
             figures = latencies(mounts, iterations, repeats, cpu)
-            figures.update({("8 readers", name): v
-                            for name, v in readers(mounts, duration, tp_repeats, cpu).items()})
+            figures.update(
+                {
+                    ("8 readers", name): v
+                    for name, v in readers(mounts, duration, tp_repeats, cpu).items()
+                }
+            )
             for (op_name, mount_name), value in figures.items():
                 results[f"{label} {op_name} / {mount_name}"] = value
             for op_name in (*OPERATIONS, "8 readers"):
                 for floor, ratio in _ratios(figures, op_name, "median").items():
-                    results[f"{label} {op_name} / fakecgfs to {floor}"] = {"ratio": ratio,
-                                                                            "unit": "x"}
+                    results[f"{label} {op_name} / fakecgfs to {floor}"] = {
+                        "ratio": ratio,
+                        "unit": "x",
+                    }
         cpu_figures = server_cpu(mounts, cpu_count)
         for (op_name, mount_name), value in cpu_figures.items():
             results[f"server CPU per op, {op_name} / {mount_name}"] = value
         for op_name in OPERATIONS:
             for floor, ratio in _ratios(cpu_figures, op_name, "value").items():
                 results[f"server CPU per op, {op_name} / fakecgfs to {floor}"] = {
-                    "ratio": ratio, "unit": "x"}
+                    "ratio": ratio,
+                    "unit": "x",
+                }
     return results
 
 

@@ -25,6 +25,7 @@ from fakecgfs import mounting
 from . import common
 from .common import Mount, median_min_max
 
+
 def _latency_ops(m: Mount) -> dict[str, tuple]:
     """name -> (op factory, cleanup); factories return a zero-argument op."""
     ops: dict[str, tuple] = {
@@ -32,12 +33,19 @@ def _latency_ops(m: Mount) -> dict[str, tuple]:
         "read stat (open+read+close)": (common.read_whole(str(m.root / m.stat)), None),
     }
     fd = os.open(m.root / m.usage, os.O_RDONLY)
-    ops["pread usage_in_bytes (kept-open fd)"] = (lambda: os.pread(fd, 4096, 0), lambda: os.close(fd))
+    ops["pread usage_in_bytes (kept-open fd)"] = (
+        lambda: os.pread(fd, 4096, 0),
+        lambda: os.close(fd),
+    )
     if m.group is not None:
         ops["write limit_in_bytes 4096 (open+write+close)"] = (
-            common.write_once(str(m.group / m.limit), b"4096\n"), None)  # fmt: skip
+            common.write_once(str(m.group / m.limit), b"4096\n"),
+            None,
+        )
         ops["read usage_in_bytes in a group (depth 2)"] = (
-            common.read_whole(str(m.group / m.usage)), None)  # fmt: skip
+            common.read_whole(str(m.group / m.usage)),
+            None,
+        )
     return ops
 
 
@@ -60,7 +68,9 @@ def latencies(mounts: list[Mount], iterations: int, repeats: int) -> dict:
     for (op_name, mount_name), rs in samples.items():
         medians = [r["median"] for r in rs]
         results[f"{op_name} / {mount_name}"] = {
-            **median_min_max(medians, "us"), "p99": statistics.median(r["p99"] for r in rs)}
+            **median_min_max(medians, "us"),
+            "p99": statistics.median(r["p99"] for r in rs),
+        }
     # Ratios against the faster fusepy baseline of the same run (the targets).
     for op_name in per_mount["fakecgfs"]:
         fake = results.get(f"{op_name} / fakecgfs")
@@ -68,7 +78,9 @@ def latencies(mounts: list[Mount], iterations: int, repeats: int) -> dict:
         bases = [results[k]["median"] for k in keys if k in results]
         if fake and bases:
             results[f"{op_name} / ratio to faster fusepy"] = {
-                "ratio": fake["median"] / min(bases), "unit": "x"}
+                "ratio": fake["median"] / min(bases),
+                "unit": "x",
+            }
     return results
 
 
@@ -95,9 +107,11 @@ def blocked_charge(iterations: int, repeats: int) -> dict:
         read_other = common.read_whole(str(m.group / "memory.usage_in_bytes"))
         read_other_stat = common.read_whole(str(m.group / "memory.stat"))
         results["blocked charge: read other group, nothing blocked"] = common.op_latency_us(
-            read_other, iterations, repeats)  # fmt: skip
-        results["blocked charge: read other group's memory.stat, nothing blocked"] = \
+            read_other, iterations, repeats
+        )
+        results["blocked charge: read other group's memory.stat, nothing blocked"] = (
             common.op_latency_us(read_other_stat, iterations, repeats)
+        )
         common.write_once(str(blocked / "memory.limit_in_bytes"), b"64M")()
         common.write_once(str(blocked / "memory.oom_control"), b"1")()
         outcome: dict = {}
@@ -115,14 +129,20 @@ def blocked_charge(iterations: int, repeats: int) -> dict:
         try:
             waiting = mounting.wait_until(
                 lambda: b"under_oom 1" in common.read_whole(str(blocked / "memory.oom_control"))(),
-                10.0, 0.005)  # fmt: skip
+                10.0,
+                0.005,
+            )
             if not waiting:
                 raise RuntimeError("the charge did not block under oom_kill_disable 1")
-            results["blocked charge: read other group, while a charge waits"] = common.op_latency_us(
-                read_other, iterations, repeats)  # fmt: skip
-            results["blocked charge: read other group's memory.stat, while a charge waits"] = \
+            results["blocked charge: read other group, while a charge waits"] = (
+                common.op_latency_us(read_other, iterations, repeats)
+            )
+            results["blocked charge: read other group's memory.stat, while a charge waits"] = (
                 common.op_latency_us(read_other_stat, iterations, repeats)
-            still_blocked = b"under_oom 1" in common.read_whole(str(blocked / "memory.oom_control"))()
+            )
+            still_blocked = (
+                b"under_oom 1" in common.read_whole(str(blocked / "memory.oom_control"))()
+            )
             released_at = time.perf_counter()
         finally:
             common.write_once(str(blocked / "memory.limit_in_bytes"), b"256M")()
@@ -130,16 +150,21 @@ def blocked_charge(iterations: int, repeats: int) -> dict:
         results["blocked charge: still blocked after measuring"] = {"value": still_blocked}
         if "returned" in outcome:
             results["blocked charge: limit raise to charge write() return"] = {
-                "value": (outcome["returned"] - released_at) * 1000, "unit": "ms",
-                "charge": "succeeded" if "error" not in outcome else f"failed: {outcome['error']}"}
+                "value": (outcome["returned"] - released_at) * 1000,
+                "unit": "ms",
+                "charge": "succeeded" if "error" not in outcome else f"failed: {outcome['error']}",
+            }
         else:
             results["blocked charge: limit raise to charge write() return"] = {
-                "value": "the charge had not returned 10 s after the limit was raised"}
+                "value": "the charge had not returned 10 s after the limit was raised"
+            }
         for what in ("read other group", "read other group's memory.stat"):
             during = results[f"blocked charge: {what}, while a charge waits"]["median"]
             before = results[f"blocked charge: {what}, nothing blocked"]["median"]
             results[f"blocked charge: {what}, ratio blocked / unblocked"] = {
-                "ratio": during / before, "unit": "x"}
+                "ratio": during / before,
+                "unit": "x",
+            }
     return results
 
 
@@ -178,8 +203,11 @@ def _mount_cli_once() -> dict:
         pid = None
         try:
             t0 = time.perf_counter()
-            cli = subprocess.Popen([*fakecgfs, "mount", str(mnt), "--log", f"{tmp}/log"],
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+            cli = subprocess.Popen(
+                [*fakecgfs, "mount", str(mnt), "--log", f"{tmp}/log"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
             t_read = _first_read(mnt / "memory.usage_in_bytes", t0 + 15)
             out, _ = cli.communicate(timeout=15)
             t_cli = time.perf_counter()
@@ -190,8 +218,12 @@ def _mount_cli_once() -> dict:
             t_umount = time.perf_counter()
             mounting.wait_until(lambda: pid is None or _gone(pid), 10, 0.001)
             t_exit = time.perf_counter()
-            return {"to_first_read": t_read - t0, "cli_returned": t_cli - t0,
-                    "umount_cmd": t_umount - t1, "umount_to_server_exit": t_exit - t1}  # fmt: skip
+            return {
+                "to_first_read": t_read - t0,
+                "cli_returned": t_cli - t0,
+                "umount_cmd": t_umount - t1,
+                "umount_to_server_exit": t_exit - t1,
+            }
         finally:
             if common.is_mount(str(mnt), "fuse.fakecgfs") or mounting.is_stale(str(mnt)):
                 subprocess.run(["fusermount", "-u", "-z", str(mnt)], capture_output=True)
@@ -206,8 +238,12 @@ def _mount_server_once(command: list[str], fstype: str, filename: str) -> dict:
         mnt = Path(tmp) / "mnt"
         mnt.mkdir()
         t0 = time.perf_counter()
-        server = subprocess.Popen([*command, str(mnt)], stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        server = subprocess.Popen(
+            [*command, str(mnt)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             t_read = _first_read(mnt / filename, t0 + 15)
             t1 = time.perf_counter()
@@ -215,8 +251,11 @@ def _mount_server_once(command: list[str], fstype: str, filename: str) -> dict:
             t_umount = time.perf_counter()
             server.wait(10)
             t_exit = time.perf_counter()
-            return {"to_first_read": t_read - t0, "umount_cmd": t_umount - t1,
-                    "umount_to_server_exit": t_exit - t1}  # fmt: skip
+            return {
+                "to_first_read": t_read - t0,
+                "umount_cmd": t_umount - t1,
+                "umount_to_server_exit": t_exit - t1,
+            }
         finally:
             common.unmount_and_reap(mnt, server, fstype)
 
@@ -228,10 +267,11 @@ def mount_times(repeats: int) -> dict:
     for _ in range(repeats):
         runs = {
             "fakecgfs mount (CLI)": _mount_cli_once(),
-            "fakecgfs mount --foreground": _mount_server_once(foreground, "fuse.fakecgfs",
-                                                              "memory.usage_in_bytes"),
+            "fakecgfs mount --foreground": _mount_server_once(
+                foreground, "fuse.fakecgfs", "memory.usage_in_bytes"
+            ),
             "fusepy-mt baseline": _mount_server_once(baseline, "fuse.baselinefs", "value"),
-        }  # fmt: skip
+        }
         for name, figures in runs.items():
             for key, value in figures.items():
                 samples.setdefault(name, {}).setdefault(key, []).append(value * 1000)
@@ -250,14 +290,18 @@ def run(quick: bool) -> dict:
     duration, tp_repeats = (0.25, 1) if quick else (1.0, 3)
     results: dict = {}
     with contextlib.ExitStack() as stack:
-        mounts = [stack.enter_context(common.fakecgfs_mount()),
-                  stack.enter_context(common.baseline_mount(nothreads=False)),
-                  stack.enter_context(common.baseline_mount(nothreads=True))]  # fmt: skip
+        mounts = [
+            stack.enter_context(common.fakecgfs_mount()),
+            stack.enter_context(common.baseline_mount(nothreads=False)),
+            stack.enter_context(common.baseline_mount(nothreads=True)),
+        ]
         kernel = stack.enter_context(common.kernel_mount())
         if kernel is not None:
             mounts.append(kernel)
-        results["columns"] = {"mounts": " ".join(m.name for m in mounts),
-                              "attr_entry_timeout_s": common.fakecgfs_attr_timeout()}  # fmt: skip
+        results["columns"] = {
+            "mounts": " ".join(m.name for m in mounts),
+            "attr_entry_timeout_s": common.fakecgfs_attr_timeout(),
+        }
         pids = [m.pid for m in mounts if m.pid is not None]
         for label, cpu in (("1 CPU", 0), ("2 CPUs", None)):
             with common.pinned(pids, cpu):

@@ -68,7 +68,8 @@ def usage_read_cost(m: common.Mount, sizes: tuple[int, ...], iterations: int, re
             _join(group, sleepers.start(n))
             read = common.read_whole(str(group / "memory.usage_in_bytes"))
             results[f"read usage_in_bytes, {n} members"] = common.op_latency_us(
-                read, iterations, repeats, warmup=10)
+                read, iterations, repeats, warmup=10
+            )
             sleepers.end()
     finally:
         sleepers.end()
@@ -91,9 +92,14 @@ def sampler_cpu(m: common.Mount, members: int, window: float) -> dict:
         loaded = busy(window)
     finally:
         sleepers.end()
-    return {f"sampler CPU, {members} idle members": {
-        "value": round(loaded, 3), "unit": "% of a core", "without members": round(idle, 3),
-        "window_s": window}}
+    return {
+        f"sampler CPU, {members} idle members": {
+            "value": round(loaded, 3),
+            "unit": "% of a core",
+            "without members": round(idle, 3),
+            "window_s": window,
+        }
+    }
 
 
 def _build_memhog(directory: str) -> Path | None:
@@ -130,8 +136,13 @@ def time_to_kill(m: common.Mount, binary: Path, repeats: int) -> dict:
                 signal.pidfd_send_signal(pidfd, signal.SIGKILL)
             p.wait()
             os.close(pidfd)
-    return {"over-limit allocation to kill": {**median_min_max(times, "ms"),
-                                              "p90": quantile(times, 0.9), "n": len(times)}}
+    return {
+        "over-limit allocation to kill": {
+            **median_min_max(times, "ms"),
+            "p90": quantile(times, 0.9),
+            "n": len(times),
+        }
+    }
 
 
 def run(quick: bool) -> dict:

@@ -97,16 +97,20 @@ def reclaim_through_mount(m: common.Mount, size: int, repeats: int) -> dict:
         os.rmdir(group)
     label = f"reclaim {size // MiB} MiB high->low"
     return {
-        f"{label}: charge write() return to settled (client, 1 ms polls)":
-            median_min_max([t * 1000 for t in client], "ms"),
-        f"{label}: task time running (server, time_running_ns)":
-            median_min_max([t * 1000 for t in server], "ms"),
+        f"{label}: charge write() return to settled (client, 1 ms polls)": median_min_max(
+            [t * 1000 for t in client], "ms"
+        ),
+        f"{label}: task time running (server, time_running_ns)": median_min_max(
+            [t * 1000 for t in server], "ms"
+        ),
         f"{label}: passes": {"value": statistics.median(passes)},
         "read another group's memory.stat, nothing running": idle,
-        f"read another group's memory.stat while the task reclaims {size // MiB} MiB":
-            {**median_min_max([t * 1e6 for t in poll_lat], "us"),
-             "p99": common.quantile([t * 1e6 for t in poll_lat], 0.99), "reads": len(poll_lat)},
-    }  # fmt: skip
+        f"read another group's memory.stat while the task reclaims {size // MiB} MiB": {
+            **median_min_max([t * 1e6 for t in poll_lat], "us"),
+            "p99": common.quantile([t * 1e6 for t in poll_lat], 0.99),
+            "reads": len(poll_lat),
+        },
+    }
 
 
 # -- through the mount, with the trace: wake-up latency ----------------------------------------
@@ -171,10 +175,16 @@ def wakeup_through_mount(repeats: int, calibration: int) -> dict:
                         break
                     time.sleep(0.001)
             events = [ev for ev in _events(trace) if ev["group"] == "/wake"]
-    woke = [ev["time"] - offset for ev in events
-            if ev["kind"] == "daemon_state" and ev.get("state") == "running"]  # fmt: skip
-    passes = [ev["time"] - offset for ev in events
-              if ev["kind"] == "reclaim" and ev.get("cause") == "background"]  # fmt: skip
+    woke = [
+        ev["time"] - offset
+        for ev in events
+        if ev["kind"] == "daemon_state" and ev.get("state") == "running"
+    ]
+    passes = [
+        ev["time"] - offset
+        for ev in events
+        if ev["kind"] == "reclaim" and ev.get("cause") == "background"
+    ]
     figures: dict[str, list[float]] = {"running": [], "pass": [], "pass_from_return": []}
     for t0, t1 in writes:
         first_woke = min((t for t in woke if t >= t0 - uncertainty), default=None)
@@ -186,15 +196,21 @@ def wakeup_through_mount(repeats: int, calibration: int) -> dict:
         figures["pass_from_return"].append((first_pass - t1) * 1e6)
     n = len(figures["pass"])
     return {
-        "wake-up: write() call to the task running (mount, trace)":
-            {**median_min_max(figures["running"], "us"), "samples": n,
-             "clock_uncertainty_us": uncertainty * 1e6},
-        "wake-up: write() call to first background pass done (mount, trace)":
-            {**median_min_max(figures["pass"], "us"), "samples": n,
-             "clock_uncertainty_us": uncertainty * 1e6},
-        "wake-up: write() return to first background pass done (mount, trace)":
-            {**median_min_max(figures["pass_from_return"], "us"), "samples": n},
-    }  # fmt: skip
+        "wake-up: write() call to the task running (mount, trace)": {
+            **median_min_max(figures["running"], "us"),
+            "samples": n,
+            "clock_uncertainty_us": uncertainty * 1e6,
+        },
+        "wake-up: write() call to first background pass done (mount, trace)": {
+            **median_min_max(figures["pass"], "us"),
+            "samples": n,
+            "clock_uncertainty_us": uncertainty * 1e6,
+        },
+        "wake-up: write() return to first background pass done (mount, trace)": {
+            **median_min_max(figures["pass_from_return"], "us"),
+            "samples": n,
+        },
+    }
 
 
 # -- in process: the controller API, no FUSE ---------------------------------------------------
@@ -219,9 +235,17 @@ async def _api_wakeup_and_reclaim(size: int, repeats: int) -> dict:
     asleep: list[float] = []
 
     def listener(ev) -> None:
-        if ev.kind is EventKind.RECLAIM and ev.values.get("cause") == "background" and not first_pass:
+        if (
+            ev.kind is EventKind.RECLAIM
+            and ev.values.get("cause") == "background"
+            and not first_pass
+        ):
             first_pass.append(ev.time)
-        if ev.kind is EventKind.DAEMON_STATE and ev.values.get("state") == "running" and not running:
+        if (
+            ev.kind is EventKind.DAEMON_STATE
+            and ev.values.get("state") == "running"
+            and not running
+        ):
             running.append(ev.time)
         if ev.kind is EventKind.DAEMON_STATE and ev.values.get("state") == "sleeping":
             asleep.append(ev.time)
@@ -259,14 +283,19 @@ def api(quick: bool) -> dict:
         results[f"API charge throughput, {label}"] = median_min_max(rates, "pages/s")
     size = 64 * MiB if quick else GiB
     r = trio.run(_api_wakeup_and_reclaim, size, 1 if quick else 5)
-    results.update({
-        "wake-up: charge() call to the task running (API, no FUSE)":
-            median_min_max(r["woke"], "us"),
-        "wake-up: charge() call to first background pass done (API, no FUSE)":
-            median_min_max(r["wake"], "us"),
-        f"reclaim {size // MiB} MiB high->low: charge to task asleep (API, no FUSE)":
-            median_min_max(r["reclaim"], "ms"),
-    })  # fmt: skip
+    results.update(
+        {
+            "wake-up: charge() call to the task running (API, no FUSE)": median_min_max(
+                r["woke"], "us"
+            ),
+            "wake-up: charge() call to first background pass done (API, no FUSE)": median_min_max(
+                r["wake"], "us"
+            ),
+            f"reclaim {size // MiB} MiB high->low: charge to task asleep (API, no FUSE)": (
+                median_min_max(r["reclaim"], "ms")
+            ),
+        }
+    )
     return results
 
 

@@ -39,8 +39,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
@@ -65,8 +65,16 @@ class Server:
     """A server to start: its command (mount point last), its fstype, and the paths its
     operations use, relative to the mount point."""
 
-    def __init__(self, name: str, command: list[str], fstype: str, read: str, write: str,
-                 group: str | None = None, env: dict | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        command: list[str],
+        fstype: str,
+        read: str,
+        write: str,
+        group: str | None = None,
+        env: dict | None = None,
+    ) -> None:
         self.name, self.command, self.fstype = name, command, fstype
         self.read, self.write, self.group, self.env = read, write, group, env
 
@@ -76,29 +84,46 @@ def servers(c_floor: Path | None) -> list[Server]:
     out = []
     if c_floor is not None:
         options = ["-f", "-o", floor_bench.c_floor_options()]
-        out.append(Server("C -s", [str(c_floor), *options, "-s"], floor_bench.C_FSTYPE,
-                          "value", "g/value"))  # fmt: skip
-        out.append(Server("C MT", [str(c_floor), *options], floor_bench.C_FSTYPE,
-                          "value", "g/value"))  # fmt: skip
-    baseline = [python, str(common.BENCH_DIR / "baseline_fs.py"), "--attr-timeout",
-                str(common.fakecgfs_attr_timeout())]  # fmt: skip
-    out.append(Server("fusepy-nothreads", [*baseline, "--nothreads"], "fuse.baselinefs",
-                      "value", "g/value"))  # fmt: skip
+        out.append(
+            Server("C -s", [str(c_floor), *options, "-s"], floor_bench.C_FSTYPE, "value", "g/value")
+        )
+        out.append(
+            Server("C MT", [str(c_floor), *options], floor_bench.C_FSTYPE, "value", "g/value")
+        )
+    baseline = [
+        python,
+        str(common.BENCH_DIR / "baseline_fs.py"),
+        "--attr-timeout",
+        str(common.fakecgfs_attr_timeout()),
+    ]
+    out.append(
+        Server(
+            "fusepy-nothreads", [*baseline, "--nothreads"], "fuse.baselinefs", "value", "g/value"
+        )
+    )
     out.append(Server("fusepy-mt", baseline, "fuse.baselinefs", "value", "g/value"))
     from fakecgfs.cgroupfs import session
 
     for poll_ns in (session.POLL_AFTER_REQUEST_NS, 0):
         name = "fakecgfs" if poll_ns else "fakecgfs, no poll"
-        out.append(Server(name, [python, "-c", FAKECGFS_RUNNER, str(poll_ns), "mount",
-                                 "--foreground"], "fuse.fakecgfs", "memory.limit_in_bytes",
-                          "bench/memory.limit_in_bytes", group="bench",
-                          env=mounting.server_environment()))  # fmt: skip
+        out.append(
+            Server(
+                name,
+                [python, "-c", FAKECGFS_RUNNER, str(poll_ns), "mount", "--foreground"],
+                "fuse.fakecgfs",
+                "memory.limit_in_bytes",
+                "bench/memory.limit_in_bytes",
+                group="bench",
+                env=mounting.server_environment(),
+            )
+        )
     return out
 
 
 @contextlib.contextmanager
-def started(server: Server, prefix: list[str] = (), timeout: float = common.MOUNT_TIMEOUT
-            ) -> Iterator[tuple[Path, subprocess.Popen, Path]]:  # fmt: skip
+def started(
+    server: Server, prefix: list[str] = (), timeout: float = common.MOUNT_TIMEOUT
+) -> Iterator[tuple[Path, subprocess.Popen, Path]]:
     """``server`` mounted (under ``prefix``, e.g. valgrind) in a temporary directory: its
     mount point, its process and its log; always unmounted and reaped."""
     with tempfile.TemporaryDirectory(prefix="fakecgfs-profile-") as tmp:
@@ -106,13 +131,21 @@ def started(server: Server, prefix: list[str] = (), timeout: float = common.MOUN
         mountpoint.mkdir()
         log = Path(tmp) / "server.log"
         with open(log, "wb") as log_file:
-            process = subprocess.Popen([*prefix, *server.command, str(mountpoint)],
-                                       stdin=subprocess.DEVNULL, stdout=log_file,
-                                       stderr=log_file, env=server.env, cwd=tmp)  # fmt: skip
+            process = subprocess.Popen(
+                [*prefix, *server.command, str(mountpoint)],
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+                env=server.env,
+                cwd=tmp,
+            )
         try:
-            ready = mounting.wait_until(lambda: process.poll() is not None
-                                        or common.is_mount(str(mountpoint), server.fstype),
-                                        timeout)  # fmt: skip
+            ready = mounting.wait_until(
+                lambda: (
+                    process.poll() is not None or common.is_mount(str(mountpoint), server.fstype)
+                ),
+                timeout,
+            )
             if process.poll() is not None or not ready:
                 raise RuntimeError(f"{server.name} did not mount: {log.read_text()}")
             if server.group:
@@ -127,10 +160,13 @@ def operations(server: Server, mountpoint: Path) -> Iterator[dict[str, Callable[
     read_path = str(mountpoint / server.read)
     fd = os.open(read_path, os.O_RDONLY)
     try:
-        yield {"open+read+close": common.read_whole(read_path),
-               "pread": lambda: os.pread(fd, 4096, 0),
-               "open+write+close": common.write_once(str(mountpoint / server.write),
-                                                     floor_bench.WRITTEN)}  # fmt: skip
+        yield {
+            "open+read+close": common.read_whole(read_path),
+            "pread": lambda: os.pread(fd, 4096, 0),
+            "open+write+close": common.write_once(
+                str(mountpoint / server.write), floor_bench.WRITTEN
+            ),
+        }
     finally:
         os.close(fd)
 
@@ -165,8 +201,9 @@ def requests_per_operation(c_floor: Path, count: int) -> dict[str, dict[str, flo
             for _ in range(count):
                 op()
             after = settled(before)
-            result[name] = {k: (after[k] - before[k]) / count
-                            for k in after if after[k] > before[k]}  # fmt: skip
+            result[name] = {
+                k: (after[k] - before[k]) / count for k in after if after[k] > before[k]
+            }
     return result
 
 
@@ -183,9 +220,8 @@ def _cpu_ns(pid: int) -> int:
     which matters only for the multithreaded servers, whose figure is then a lower bound)."""
     total = 0
     for tid in os.listdir(f"/proc/{pid}/task"):
-        with contextlib.suppress(FileNotFoundError):
-            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                total += int(f.read().split()[0])
+        with contextlib.suppress(FileNotFoundError), open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+            total += int(f.read().split()[0])
     return total
 
 
@@ -209,7 +245,8 @@ def syscalls_per_operation(server_list: list[Server], count: int) -> dict:
                             "reads": (io1["syscr"] - io0["syscr"]) / count,
                             "writes": (io1["syscw"] - io0["syscw"]) / count,
                             "sleeps": (sleeps1 - sleeps0) / count,
-                            "cpu_us": (cpu1 - cpu0) / count / 1000}  # fmt: skip
+                            "cpu_us": (cpu1 - cpu0) / count / 1000,
+                        }
     return result
 
 
@@ -217,8 +254,9 @@ def syscalls_per_operation(server_list: list[Server], count: int) -> dict:
 
 
 def _callgrind(pid: int, command: str) -> None:
-    subprocess.run(["callgrind_control", command, str(pid)], check=True, capture_output=True,
-                   timeout=60)  # fmt: skip
+    subprocess.run(
+        ["callgrind_control", command, str(pid)], check=True, capture_output=True, timeout=60
+    )
 
 
 def _total(dump: Path) -> int:
@@ -234,10 +272,16 @@ def instructions_per_operation(server_list: list[Server], count: int) -> dict:
     result = {}
     for server in server_list:
         with tempfile.TemporaryDirectory(prefix="fakecgfs-callgrind-") as out:
-            prefix = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.out",
-                      "--dump-instr=no"]  # fmt: skip
-            with started(server, prefix, VALGRIND_MOUNT_TIMEOUT) as (mountpoint, process, _), \
-                    operations(server, mountpoint) as ops:  # fmt: skip
+            prefix = [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={out}/cg.out",
+                "--dump-instr=no",
+            ]
+            with (
+                started(server, prefix, VALGRIND_MOUNT_TIMEOUT) as (mountpoint, process, _),
+                operations(server, mountpoint) as ops,
+            ):
                 for n, (name, op) in enumerate(ops.items()):
                     for _ in range(WARMUP):
                         op()
@@ -264,10 +308,16 @@ def wakeup_instructions(server_list: list[Server], count: int, pause: float) -> 
     result = {}
     for server in server_list:
         with tempfile.TemporaryDirectory(prefix="fakecgfs-callgrind-") as out:
-            prefix = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.out",
-                      "--dump-instr=no"]  # fmt: skip
-            with started(server, prefix, VALGRIND_MOUNT_TIMEOUT) as (mountpoint, process, _), \
-                    operations(server, mountpoint) as ops:  # fmt: skip
+            prefix = [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={out}/cg.out",
+                "--dump-instr=no",
+            ]
+            with (
+                started(server, prefix, VALGRIND_MOUNT_TIMEOUT) as (mountpoint, process, _),
+                operations(server, mountpoint) as ops,
+            ):
                 op = ops["pread"]
                 for _ in range(WARMUP):
                     op()
@@ -281,9 +331,11 @@ def wakeup_instructions(server_list: list[Server], count: int, pause: float) -> 
                 _callgrind(process.pid, "-d")
                 dump = Path(out) / "cg.out.1"
                 mounting.wait_until(dump.exists, 30)
-                result[server.name] = {"instructions": _total(dump) / count,
-                                       "reads": (io1["syscr"] - io0["syscr"]) / count,
-                                       "sleeps": (switches1 - switches0) / count}  # fmt: skip
+                result[server.name] = {
+                    "instructions": _total(dump) / count,
+                    "reads": (io1["syscr"] - io0["syscr"]) / count,
+                    "sleeps": (switches1 - switches0) / count,
+                }
     return result
 
 
@@ -291,11 +343,10 @@ def _sleeps(pid: int) -> int:
     """Voluntary context switches of every live thread of ``pid``: how often it blocked."""
     total = 0
     for tid in os.listdir(f"/proc/{pid}/task"):
-        with contextlib.suppress(FileNotFoundError):
-            with open(f"/proc/{pid}/task/{tid}/status") as f:
-                for line in f:
-                    if line.startswith("voluntary_ctxt_switches:"):
-                        total += int(line.split()[1])
+        with contextlib.suppress(FileNotFoundError), open(f"/proc/{pid}/task/{tid}/status") as f:
+            for line in f:
+                if line.startswith("voluntary_ctxt_switches:"):
+                    total += int(line.split()[1])
     return total
 
 
@@ -308,7 +359,7 @@ LAYERS = {
     "Struct_unpack_from": "struct.unpack_from (request headers)",
     "os_write": "os.write (the session's own replies)",
     "select_epoll_poll": "epoll (trio's sleep)",
-}  # fmt: skip
+}
 
 
 def _layers(dump: Path, count: int) -> dict[str, float]:
@@ -329,33 +380,56 @@ def _layers(dump: Path, count: int) -> dict[str, float]:
 
 
 def report(results: dict) -> str:
-    lines = ["## FUSE requests per operation (every server gets these)", "",
-             "| operation | requests |", "|---|---|"]  # fmt: skip
+    lines = [
+        "## FUSE requests per operation (every server gets these)",
+        "",
+        "| operation | requests |",
+        "|---|---|",
+    ]
     for op, counts in results.get("requests", {}).items():
         lines.append(f"| {op} | " + ", ".join(f"{k} {v:g}" for k, v in counts.items()) + " |")
-    lines += ["", "## read() and write() calls and CPU of the server per operation", "",
-              "| server | pinning | operation | read() | write() | sleeps | CPU µs |",
-              "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines += [
+        "",
+        "## read() and write() calls and CPU of the server per operation",
+        "",
+        "| server | pinning | operation | read() | write() | sleeps | CPU µs |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for key, v in results.get("syscalls", {}).items():
-        lines.append(f"| {key} | {v['reads']:.2f} | {v['writes']:.2f} | {v['sleeps']:.2f} "
-                     f"| {v['cpu_us']:.1f} |")
+        lines.append(
+            f"| {key} | {v['reads']:.2f} | {v['writes']:.2f} | {v['sleeps']:.2f} "
+            f"| {v['cpu_us']:.1f} |"
+        )
     if "instructions" in results:
-        lines += ["", "## User-space instructions of the server per operation (callgrind)", "",
-                  "| server | operation | instructions | sleeps |", "|---|---|---|---|"]
+        lines += [
+            "",
+            "## User-space instructions of the server per operation (callgrind)",
+            "",
+            "| server | operation | instructions | sleeps |",
+            "|---|---|---|---|",
+        ]
         for key, v in results["instructions"].items():
             lines.append(f"| {key} | {v['instructions']:,.0f} | {v['sleeps']:.3f} |")
-        lines += ["", "## One pread after the server went idle (callgrind)", "",
-                  "| server | instructions | read() | sleeps |", "|---|---|---|---|"]
+        lines += [
+            "",
+            "## One pread after the server went idle (callgrind)",
+            "",
+            "| server | instructions | read() | sleeps |",
+            "|---|---|---|---|",
+        ]
         for key, v in results.get("wakeups", {}).items():
-            lines.append(f"| {key} | {v['instructions']:,.0f} | {v['reads']:.2f} "
-                         f"| {v['sleeps']:.2f} |")
+            lines.append(
+                f"| {key} | {v['instructions']:,.0f} | {v['reads']:.2f} | {v['sleeps']:.2f} |"
+            )
         layered = {k: v["layers"] for k, v in results["instructions"].items() if "layers" in v}
         if layered:
-            lines += ["", "## fakecgfs: instructions per operation in each layer (inclusive: "
-                      "layers nest)", "",
-                      "| function | what | "
-                      + " | ".join(k.replace(" | ", ": ") for k in layered) + " |",
-                      "|---|---|" + "---|" * len(layered)]  # fmt: skip
+            lines += [
+                "",
+                "## fakecgfs: instructions per operation in each layer (inclusive: layers nest)",
+                "",
+                "| function | what | " + " | ".join(k.replace(" | ", ": ") for k in layered) + " |",
+                "|---|---|" + "---|" * len(layered),
+            ]
             for name, what in LAYERS.items():
                 cells = " | ".join(f"{v.get(name, 0):,.0f}" for v in layered.values())
                 lines.append(f"| {name} | {what} | {cells} |")
@@ -363,12 +437,14 @@ def report(results: dict) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--ops", type=int, default=2000, help="operations per figure")
     parser.add_argument("--no-callgrind", action="store_true")
-    parser.add_argument("--paused-ops", type=int, default=200,
-                        help="preads after the server went idle, per server")
+    parser.add_argument(
+        "--paused-ops", type=int, default=200, help="preads after the server went idle, per server"
+    )
     parser.add_argument("--json", help="write the figures here too")
     args = parser.parse_args()
     reason = common.fuse_skip_reason()

@@ -30,8 +30,9 @@ def run(quick: bool) -> dict:
         for _ in range(200):
             common.read_whole(str(m.group / "memory.stat"))()
         iterations = 50 if quick else 200
-        read_before = common.op_latency_us(common.read_whole(str(m.group / "memory.usage_in_bytes")),
-                                           iterations, 1, warmup=5)  # fmt: skip
+        read_before = common.op_latency_us(
+            common.read_whole(str(m.group / "memory.usage_in_bytes")), iterations, 1, warmup=5
+        )
         time.sleep(0.2)
         rss_start = common.rss_bytes(pid)
         names = [root / f"s{i}" for i in range(groups)]
@@ -56,12 +57,15 @@ def run(quick: bool) -> dict:
         idle_wall = time.perf_counter() - t0
 
         # What group count does to reads: a group's own file, and the root's hierarchical stat.
-        read_group = common.op_latency_us(common.read_whole(str(names[-1] / "memory.usage_in_bytes")),
-                                          iterations, 1, warmup=5)  # fmt: skip
-        read_root_stat = common.op_latency_us(common.read_whole(str(root / "memory.stat")),
-                                              iterations // 5, 1, warmup=2)  # fmt: skip
-        read_daemons = common.op_latency_us(common.read_whole(str(root / "fake.daemons")),
-                                            iterations // 5, 1, warmup=2)  # fmt: skip
+        read_group = common.op_latency_us(
+            common.read_whole(str(names[-1] / "memory.usage_in_bytes")), iterations, 1, warmup=5
+        )
+        read_root_stat = common.op_latency_us(
+            common.read_whole(str(root / "memory.stat")), iterations // 5, 1, warmup=2
+        )
+        read_daemons = common.op_latency_us(
+            common.read_whole(str(root / "fake.daemons")), iterations // 5, 1, warmup=2
+        )
 
         t0 = time.perf_counter()
         for path in names:
@@ -72,28 +76,44 @@ def run(quick: bool) -> dict:
         rss_removed_1s = common.rss_bytes(pid)
         daemons_left = _daemons(root)
 
-    results.update({
-        "mkdir": {"value": groups / mkdir_s, "unit": "groups/s", "total_s": mkdir_s},
-        "arm high watermark (write + task start)": {"value": arm_s, "unit": "s",
-                                                    "per_group_us": arm_s / groups * 1e6},
-        "reclaim tasks running": {"value": daemons},
-        "server RSS at start": {"value": rss_start / MiB, "unit": "MiB"},
-        "server RSS with the groups": {"value": rss_groups / MiB, "unit": "MiB"},
-        "server RSS with the groups armed": {"value": rss_armed / MiB, "unit": "MiB",
-                                             "per_group_KiB": (rss_armed - rss_start) / groups / 1024},
-        "server CPU idle with tasks armed": {"value": idle_cpu / idle_wall * 100,
-                                             "unit": "% of one core", "over_s": idle_wall,
-                                             "resolution_pct": 100 / common.CLK_TCK / idle_wall},
-        "read usage_in_bytes of one group, before the groups": read_before,
-        "read usage_in_bytes of one group, with the groups": read_group,
-        "read root memory.stat, with the groups": read_root_stat,
-        "read root fake.daemons, with the groups": read_daemons,
-        "rmdir all": {"value": rmdir_s, "unit": "s", "per_group_us": rmdir_s / groups * 1e6},
-        "server RSS after rmdir": {"value": rss_removed / MiB, "unit": "MiB",
-                                   "vs_start_pct": (rss_removed / rss_start - 1) * 100},
-        "server RSS 1 s after rmdir": {"value": rss_removed_1s / MiB, "unit": "MiB",
-                                       "vs_start_pct": (rss_removed_1s / rss_start - 1) * 100},
-        "reclaim tasks left": {"value": daemons_left},
-    })  # fmt: skip
+    results.update(
+        {
+            "mkdir": {"value": groups / mkdir_s, "unit": "groups/s", "total_s": mkdir_s},
+            "arm high watermark (write + task start)": {
+                "value": arm_s,
+                "unit": "s",
+                "per_group_us": arm_s / groups * 1e6,
+            },
+            "reclaim tasks running": {"value": daemons},
+            "server RSS at start": {"value": rss_start / MiB, "unit": "MiB"},
+            "server RSS with the groups": {"value": rss_groups / MiB, "unit": "MiB"},
+            "server RSS with the groups armed": {
+                "value": rss_armed / MiB,
+                "unit": "MiB",
+                "per_group_KiB": (rss_armed - rss_start) / groups / 1024,
+            },
+            "server CPU idle with tasks armed": {
+                "value": idle_cpu / idle_wall * 100,
+                "unit": "% of one core",
+                "over_s": idle_wall,
+                "resolution_pct": 100 / common.CLK_TCK / idle_wall,
+            },
+            "read usage_in_bytes of one group, before the groups": read_before,
+            "read usage_in_bytes of one group, with the groups": read_group,
+            "read root memory.stat, with the groups": read_root_stat,
+            "read root fake.daemons, with the groups": read_daemons,
+            "rmdir all": {"value": rmdir_s, "unit": "s", "per_group_us": rmdir_s / groups * 1e6},
+            "server RSS after rmdir": {
+                "value": rss_removed / MiB,
+                "unit": "MiB",
+                "vs_start_pct": (rss_removed / rss_start - 1) * 100,
+            },
+            "server RSS 1 s after rmdir": {
+                "value": rss_removed_1s / MiB,
+                "unit": "MiB",
+                "vs_start_pct": (rss_removed_1s / rss_start - 1) * 100,
+            },
+            "reclaim tasks left": {"value": daemons_left},
+        }
+    )
     return results
-

@@ -7,7 +7,7 @@ nothing either.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 MB = 1_000_000
 MiB = 1 << 20
@@ -45,23 +45,38 @@ def _throughput(kind: str) -> Iterator[Callable[[dict], tuple | None]]:
         fake, mt = get(results, "fakecgfs"), get(results, "fusepy-mt")
         if fake is None or mt is None:
             return None
-        return (f"8 concurrent readers ({kind}) vs fusepy-mt", f"{_fmt(fake)} vs {_fmt(mt)} ops/s",
-                ">= fusepy-mt", fake >= mt)  # fmt: skip
+        return (
+            f"8 concurrent readers ({kind}) vs fusepy-mt",
+            f"{_fmt(fake)} vs {_fmt(mt)} ops/s",
+            ">= fusepy-mt",
+            fake >= mt,
+        )
 
     def vs_nothreads(results: dict):
         fake, single = get(results, "fakecgfs"), get(results, "fusepy-nothreads")
         if fake is None or single is None:
             return None
-        return (f"8 concurrent readers ({kind}) vs fusepy-nothreads",
-                f"{_fmt(fake)} vs {_fmt(single)} ops/s", ">= half of fusepy-nothreads",
-                fake >= single / 2)  # fmt: skip
+        return (
+            f"8 concurrent readers ({kind}) vs fusepy-nothreads",
+            f"{_fmt(fake)} vs {_fmt(single)} ops/s",
+            ">= half of fusepy-nothreads",
+            fake >= single / 2,
+        )
 
     yield vs_mt
     yield vs_nothreads
 
 
-def _value(label: str, section: str, needles: tuple[str, ...], key: str, unit: str,
-           limit: float, below: bool, scale: float = 1.0) -> Callable[[dict], tuple | None]:  # fmt: skip
+def _value(
+    label: str,
+    section: str,
+    needles: tuple[str, ...],
+    key: str,
+    unit: str,
+    limit: float,
+    below: bool,
+    scale: float = 1.0,
+) -> Callable[[dict], tuple | None]:
     def check(results: dict):
         found = _find(results, section, *needles)
         if not found or key not in found[1]:
@@ -78,42 +93,97 @@ def _rss_back(results: dict):
     if not found:
         return None
     pct = found[1]["vs_start_pct"]
-    return "RSS back near the start after removing all groups", f"{pct:+.1f}% of start", \
-        "within 10%", abs(pct) <= 10
+    return (
+        "RSS back near the start after removing all groups",
+        f"{pct:+.1f}% of start",
+        "within 10%",
+        abs(pct) <= 10,
+    )
 
 
 CHECKS: list[Callable[[dict], tuple | None]] = [
-    *(_ratio(f"read {f} open+read+close", f"read {f} (open+read+close)", cpus, 1.3)
-      for cpus in ("1 CPU", "2 CPUs") for f in ("usage_in_bytes", "stat")),
-    *(_ratio("pread on a kept-open fd", "pread usage_in_bytes", cpus, 1.3)
-      for cpus in ("1 CPU", "2 CPUs")),
-    *(_ratio("write limit_in_bytes open+write+close", "write limit_in_bytes", cpus, 2.0)
-      for cpus in ("1 CPU", "2 CPUs")),
+    *(
+        _ratio(f"read {f} open+read+close", f"read {f} (open+read+close)", cpus, 1.3)
+        for cpus in ("1 CPU", "2 CPUs")
+        for f in ("usage_in_bytes", "stat")
+    ),
+    *(
+        _ratio("pread on a kept-open fd", "pread usage_in_bytes", cpus, 1.3)
+        for cpus in ("1 CPU", "2 CPUs")
+    ),
+    *(
+        _ratio("write limit_in_bytes open+write+close", "write limit_in_bytes", cpus, 2.0)
+        for cpus in ("1 CPU", "2 CPUs")
+    ),
     *_throughput("processes"),
     *_throughput("threads"),
     _value("mkdir rate", "scale", ("mkdir",), "value", "groups/s", 500, below=False),
-    _value("server RSS with all groups armed", "scale", ("server RSS with the groups armed",),
-           "value", "MB", 150.0001, below=True, scale=MiB / MB),
-    _value("server CPU over idle seconds with all tasks armed", "scale", ("server CPU idle",), "value",
-           "% of a core", 1, below=True),
+    _value(
+        "server RSS with all groups armed",
+        "scale",
+        ("server RSS with the groups armed",),
+        "value",
+        "MB",
+        150.0001,
+        below=True,
+        scale=MiB / MB,
+    ),
+    _value(
+        "server CPU over idle seconds with all tasks armed",
+        "scale",
+        ("server CPU idle",),
+        "value",
+        "% of a core",
+        1,
+        below=True,
+    ),
     _rss_back,
-    _value("fake.charge of 1 GiB (one write)", "reclaim", ("fake.charge", "MiB file"), "median", "s",
-           0.5, below=True, scale=1e-3),
-    _value("reclaim 1 GiB high->low at full speed (client)", "reclaim",
-           ("high->low: charge write() return to settled",), "median", "s", 1, below=True, scale=1e-3),
-    _value("wake-up latency, write() call to first pass (median)", "reclaim",
-           ("wake-up: write() call to first background pass done",), "median", "ms", 1,
-           below=True, scale=1e-3),
-    _value("mount to first read (fakecgfs mount CLI)", "fs",
-           ("mount time: fakecgfs mount (CLI): to_first_read",), "median", "s", 1, below=True,
-           scale=1e-3),
-]  # fmt: skip
+    _value(
+        "fake.charge of 1 GiB (one write)",
+        "reclaim",
+        ("fake.charge", "MiB file"),
+        "median",
+        "s",
+        0.5,
+        below=True,
+        scale=1e-3,
+    ),
+    _value(
+        "reclaim 1 GiB high->low at full speed (client)",
+        "reclaim",
+        ("high->low: charge write() return to settled",),
+        "median",
+        "s",
+        1,
+        below=True,
+        scale=1e-3,
+    ),
+    _value(
+        "wake-up latency, write() call to first pass (median)",
+        "reclaim",
+        ("wake-up: write() call to first background pass done",),
+        "median",
+        "ms",
+        1,
+        below=True,
+        scale=1e-3,
+    ),
+    _value(
+        "mount to first read (fakecgfs mount CLI)",
+        "fs",
+        ("mount time: fakecgfs mount (CLI): to_first_read",),
+        "median",
+        "s",
+        1,
+        below=True,
+        scale=1e-3,
+    ),
+]
 
 
-
-
-def _to_floor(label: str, key: str, floor: str, limit: float,
-              at_least: bool = False) -> Callable[[dict], tuple | None]:  # fmt: skip
+def _to_floor(
+    label: str, key: str, floor: str, limit: float, at_least: bool = False
+) -> Callable[[dict], tuple | None]:
     """Issue 19: a fakecgfs figure of section floor as a ratio to a floor's."""
 
     def check(results: dict):
@@ -128,12 +198,16 @@ def _to_floor(label: str, key: str, floor: str, limit: float,
 
 
 CHECKS += [
-    *(_to_floor(f"{op} pinned, to C", f"pinned {op}", "C -s", 1.5)
-      for op in ("open+read+close", "pread", "open+write+close")),
+    *(
+        _to_floor(f"{op} pinned, to C", f"pinned {op}", "C -s", 1.5)
+        for op in ("open+read+close", "pread", "open+write+close")
+    ),
     _to_floor("8 readers unpinned, to C MT", "unpinned 8 readers", "C MT", 0.8, at_least=True),
-    *(_to_floor(f"server CPU per {op}, to C", f"server CPU per op, {op}", "C -s", 1.5)
-      for op in ("open+read+close", "pread", "open+write+close")),
-]  # fmt: skip
+    *(
+        _to_floor(f"server CPU per {op}, to C", f"server CPU per op, {op}", "C -s", 1.5)
+        for op in ("open+read+close", "pread", "open+write+close")
+    ),
+]
 
 
 def evaluate(results: dict) -> list[dict]:
@@ -142,6 +216,12 @@ def evaluate(results: dict) -> list[dict]:
         row = check(results)
         if row is not None:
             target, measured, limit, ok = row
-            rows.append({"target": target, "measured": measured, "limit": limit,
-                         "result": "PASS" if ok else "MISS"})  # fmt: skip
+            rows.append(
+                {
+                    "target": target,
+                    "measured": measured,
+                    "limit": limit,
+                    "result": "PASS" if ok else "MISS",
+                }
+            )
     return rows

@@ -46,8 +46,10 @@ NORMALIZE = [
     (re.compile(r"server pid \d+"), "server pid <pid>"),
     (re.compile(r"\blog /[^ )]+"), "log <log>"),  # where runtime files go is not the doc's
     # ls -l's modification time
-    (re.compile(r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d \d\d:\d\d\b"),
-     "<date>"),
+    (
+        re.compile(r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d \d\d:\d\d\b"),
+        "<date>",
+    ),
 ]
 JOB_CONTROL = re.compile(r"^\[\d+\][+-]?\s+(\d+|Done.*|Running.*)$")
 """What an interactive shell prints for `&` and finished jobs; a script's shell does not."""

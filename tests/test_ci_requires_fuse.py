@@ -10,7 +10,7 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
 
-PLUGIN = '''
+PLUGIN = """
 import fakecgfs.mounting
 import fakecgfs.testing
 import fakecgfs.testing.mount
@@ -20,7 +20,7 @@ def pretended():
 
 for module in (fakecgfs.mounting, fakecgfs.testing, fakecgfs.testing.mount):
     module.fuse_unavailable_reason = pretended
-'''
+"""
 
 
 def run_pytest(tmp_path: Path, ci: str | None) -> subprocess.CompletedProcess:

@@ -51,8 +51,12 @@ def test_steps_call(tmp_path):
     assert s.call("mkdir again", "mkdir", os.mkdir, str(tmp_path / "d")) is None
     assert s.call("len", "read", len, b"abc") == 3
     assert s.call("shown", "read", lambda: b"x\n", show=c.text) == b"x\n"
-    assert s.d == {"mkdir": "ok", "mkdir again": {"errno": "EEXIST", "syscall": "mkdir"},
-                   "len": 3, "shown": "x\n"}
+    assert s.d == {
+        "mkdir": "ok",
+        "mkdir again": {"errno": "EEXIST", "syscall": "mkdir"},
+        "len": 3,
+        "shown": "x\n",
+    }
 
 
 def test_ctx_read_write_record_errnos(tmp_path):
@@ -77,15 +81,18 @@ def test_text_is_lossless_through_json():
     assert json.loads(json.dumps(c.text(data))).encode("latin-1") == data
 
 
-@pytest.mark.parametrize("raw, escaped", [
-    (b"4096", "4096"),
-    (b"4096\n", "4096\\n"),
-    (b"\t\r\v", "\\t\\r\\v"),
-    (b"4096\x00junk", "4096\\x00junk"),
-    (b"a\\b", "a\\\\b"),
-    (b"\xff", "\\xff"),
-    (b"", ""),
-])
+@pytest.mark.parametrize(
+    "raw, escaped",
+    [
+        (b"4096", "4096"),
+        (b"4096\n", "4096\\n"),
+        (b"\t\r\v", "\\t\\r\\v"),
+        (b"4096\x00junk", "4096\\x00junk"),
+        (b"a\\b", "a\\\\b"),
+        (b"\xff", "\\xff"),
+        (b"", ""),
+    ],
+)
 def test_escape_bytes(raw, escaped):
     assert c.escape_bytes(raw) == escaped
     assert c.unescape_bytes(escaped) == raw
@@ -126,10 +133,26 @@ def test_oct_mode_and_stat_dict(tmp_path):
 # -- safety guards ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("data", [
-    b"0", b"-0", b"+0", b"00", b"0x0", b"0\n", b" 0 ", b"1", b"1.5", b"010", b"4194304",
-    b"1234", b"abc 1", b"0\x00", b"2147483647 1",
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"0",
+        b"-0",
+        b"+0",
+        b"00",
+        b"0x0",
+        b"0\n",
+        b" 0 ",
+        b"1",
+        b"1.5",
+        b"010",
+        b"4194304",
+        b"1234",
+        b"abc 1",
+        b"0\x00",
+        b"2147483647 1",
+    ],
+)
 def test_pid_guard_refuses_anything_that_may_name_a_process(data):
     assert not c.pid_input_is_safe(data)
 
@@ -149,8 +172,12 @@ def test_ctx_guard(tmp_path):
     ctx.guard(str(base))
     ctx.guard(str(base / "a" / "b"))
     ctx.guard(str(base / "a" / ".."))
-    for bad in (str(tmp_path), str(tmp_path / "other"), str(base / ".." / "x"),
-                str(base) + "-sibling"):
+    for bad in (
+        str(tmp_path),
+        str(tmp_path / "other"),
+        str(base / ".." / "x"),
+        str(base) + "-sibling",
+    ):
         with pytest.raises(c.GuardError):
             ctx.guard(bad)
     with pytest.raises(c.GuardError):
@@ -195,8 +222,23 @@ def test_catalogue_shape():
     assert len(c.BYTE_INPUTS) >= 60
     assert "write/memory.limit_in_bytes/0x1000k" in ids
     areas = c.area_counts(ids)
-    for area in ("root", "child", "read", "fd-read", "write", "fd-write", "open", "event_control",
-                 "mkdir", "rmdir", "rename", "create", "meta", "held-fd", "inherit"):
+    for area in (
+        "root",
+        "child",
+        "read",
+        "fd-read",
+        "write",
+        "fd-write",
+        "open",
+        "event_control",
+        "mkdir",
+        "rmdir",
+        "rename",
+        "create",
+        "meta",
+        "held-fd",
+        "inherit",
+    ):
         assert areas.get(area, 0) > 0, area
     # areas are contiguous, so the report groups cleanly
     seen: list[str] = []
@@ -223,19 +265,30 @@ def test_watermark_probes_pair_with_limit_probes():
 
 
 def _rec(*entries):
-    return {"meta": {}, "probes": [
-        dict({"id": pid, "answer": answer, "machine_dependent": False}, **extra)
-        for pid, answer, extra in entries
-    ]}
+    return {
+        "meta": {},
+        "probes": [
+            dict({"id": pid, "answer": answer, "machine_dependent": False}, **extra)
+            for pid, answer, extra in entries
+        ],
+    }
 
 
 GOLDEN = _rec(
     ("write/memory.limit_in_bytes/4096", {"write": 4, "read": "4096\n"}, {}),
     ("read/memory.stat", {"read": "cache 0\n"}, {}),
     ("root/read/memory.usage_in_bytes", {"read": "123\n"}, {"machine_dependent": True}),
-    ("write/memory.high_wmark_in_bytes/4096", {"write": {"errno": "ENOENT", "syscall": "open"}},
-     {"fakecgfs_only": True, "compare_with": {"id": "write/memory.limit_in_bytes/4096",
-                                              "answer": {"write": 4, "read": "4096\n"}}}),
+    (
+        "write/memory.high_wmark_in_bytes/4096",
+        {"write": {"errno": "ENOENT", "syscall": "open"}},
+        {
+            "fakecgfs_only": True,
+            "compare_with": {
+                "id": "write/memory.limit_in_bytes/4096",
+                "answer": {"write": 4, "read": "4096\n"},
+            },
+        },
+    ),
 )
 
 
@@ -272,7 +325,8 @@ def test_diff_ignores_machine_dependent_by_default():
     new["probes"][2]["answer"]["read"] = "456\n"
     assert c.diff(GOLDEN, new) == []
     assert [d.id for d in c.diff(GOLDEN, new, ignore_machine_dependent=False)] == [
-        "root/read/memory.usage_in_bytes"]
+        "root/read/memory.usage_in_bytes"
+    ]
 
 
 def test_diff_ignores_fakecgfs_only_by_default_and_compare_with():
@@ -283,7 +337,8 @@ def test_diff_ignores_fakecgfs_only_by_default_and_compare_with():
     assert c.diff_compare_with(GOLDEN, new) == []
     new["probes"][3]["answer"] = {"write": 4, "read": "8192\n"}
     assert [d.id for d in c.diff_compare_with(GOLDEN, new)] == [
-        "write/memory.high_wmark_in_bytes/4096"]
+        "write/memory.high_wmark_in_bytes/4096"
+    ]
 
 
 def test_diff_cli_summary_line(tmp_path, capsys):
@@ -325,4 +380,3 @@ def test_help_names_the_command_and_is_plain_text(capsys):
     out = capsys.readouterr().out
     assert out.startswith("usage: fakecgfs conformance ")
     assert "python -m" not in out and "``" not in out and "::" not in out
-

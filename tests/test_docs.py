@@ -62,9 +62,14 @@ def test_parser():
         "```sh\n# a comment\nmkdir x   # trailing\n\n```\n"
     )  # fmt: skip
     assert [(b.language, b.skip) for b in blocks] == [
-        ("console", None), ("", "a picture of a live view"), ("sh", None)]
+        ("console", None),
+        ("", "a picture of a live view"),
+        ("sh", None),
+    ]
     assert [(s.command, s.expected, s.line) for s in blocks[0].steps] == [
-        ("echo a; echo b", ["a", "b"], 3), ("true", [], 6)]
+        ("echo a; echo b", ["a", "b"], 3),
+        ("true", [], 6),
+    ]
     assert [(s.command, s.expected) for s in blocks[2].steps] == [("mkdir x   # trailing", None)]
     with pytest.raises(DocError, match="neither run"):
         parse("```python\nprint()\n```\n")
@@ -89,6 +94,8 @@ def test_runner_reports_wrong_outputs_and_failed_commands(tmp_path):
     (tmp_path / "here").mkdir()
     failures = run_document(doc, tmp_path, tmp_path, dict(os.environ))
     assert [(f.step.line, f.step.command) for f in failures] == [
-        (4, "echo hi"), (11, "false   # fails")]
+        (4, "echo hi"),
+        (11, "false   # fails"),
+    ]
     assert "expected:\n  bye\ngot:\n  hi" in failures[0].message
     assert failures[1].message.startswith("exit status 1")

@@ -54,10 +54,14 @@ def test_a_full_file_refuses_before_create_or_replace_is_looked_at():
     quotas, inode = Quotas(), Inode()
     for i in range(128):
         quotas.set_xattr(inode, f"user.{i}", b"v", 0, 1000)
-    assert errno_of(lambda: quotas.set_xattr(inode, "user.0", b"w", os.XATTR_CREATE, 1000)) \
-        == errno.ENOSPC  # kernfs counts first: not EEXIST
-    assert errno_of(lambda: quotas.set_xattr(inode, "user.x", b"w", os.XATTR_REPLACE, 1000)) \
-        == errno.ENOSPC  # not ENODATA
+    assert (
+        errno_of(lambda: quotas.set_xattr(inode, "user.0", b"w", os.XATTR_CREATE, 1000))
+        == errno.ENOSPC
+    )  # kernfs counts first: not EEXIST
+    assert (
+        errno_of(lambda: quotas.set_xattr(inode, "user.x", b"w", os.XATTR_REPLACE, 1000))
+        == errno.ENOSPC
+    )  # not ENODATA
     quotas.set_xattr(inode, "trusted.x", b"w", 0, 0)  # other namespaces are not counted
     quotas.remove_xattr(inode, "user.0")
     quotas.set_xattr(inode, "user.0", b"w", os.XATTR_CREATE, 1000)

@@ -16,8 +16,9 @@ from fakecgfs.testing import fuse_unavailable_reason
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
-pytestmark = pytest.mark.skipif(fuse_unavailable_reason() is not None,
-                                reason=f"FUSE unavailable: {fuse_unavailable_reason()}")
+pytestmark = pytest.mark.skipif(
+    fuse_unavailable_reason() is not None, reason=f"FUSE unavailable: {fuse_unavailable_reason()}"
+)
 
 
 def copy_example(name: str, tmp_path: Path) -> Path:

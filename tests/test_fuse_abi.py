@@ -86,7 +86,8 @@ def test_request_and_reply_layouts_match_linux_fuse_h(c_layout):
     assert c_layout["fuse_write_out"] == (session.WRITE_OUT.size,)
     opcodes = (session.FUSE_READ, session.FUSE_WRITE, session.FUSE_INTERRUPT)
     assert (c_layout["FUSE_READ"], c_layout["FUSE_WRITE"], c_layout["FUSE_INTERRUPT"]) == tuple(
-        (opcode,) for opcode in opcodes)
+        (opcode,) for opcode in opcodes
+    )
 
 
 def test_the_offset_is_64_bits_wide_as_with_FILE_OFFSET_BITS_64():

@@ -31,8 +31,13 @@ def _size(path: Path) -> int:
 @pytest.mark.timeout(600)
 def test_pip_install_is_light(tmp_path):
     source = tmp_path / "source"  # pip builds in the tree it is given: not in the checkout
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
-        ".venv", ".git", "build", "*.egg-info", "__pycache__", ".pytest_cache", "tests", "bench"))
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".venv", ".git", "build", "*.egg-info", "__pycache__", ".pytest_cache", "tests", "bench"
+        ),
+    )
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     before = _size(venv)

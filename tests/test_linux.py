@@ -87,7 +87,7 @@ def test_this_architectures_numbers_match_the_c_headers(tmp_path):
         "#elif defined(__i386__)\n#define ARCH AUDIT_ARCH_I386\n"
         "#elif defined(__riscv)\n#define ARCH AUDIT_ARCH_RISCV64\n"
         "#elif defined(__arm__)\n#define ARCH AUDIT_ARCH_ARM\n#endif\n"
-        "int main(void) { printf(\"%u %d %d %d %d %d\\n\", (unsigned)ARCH, SYS_seccomp,"
+        'int main(void) { printf("%u %d %d %d %d %d\\n", (unsigned)ARCH, SYS_seccomp,'
         " SYS_pidfd_send_signal, SYS_pidfd_open, SYS_pidfd_getfd, SYS_process_madvise);"
         " return 0; }\n"
     )
@@ -97,8 +97,14 @@ def test_this_architectures_numbers_match_the_c_headers(tmp_path):
         pytest.skip(f"headers lack a number: {build.stderr.strip().splitlines()[-1]}")
     values = [int(v) for v in subprocess.check_output([str(binary)], text=True).split()]
     numbers = linux.arch(platform.machine())
-    assert values == [numbers.audit_arch, numbers.seccomp, numbers.pidfd_send_signal,
-                      numbers.pidfd_open, numbers.pidfd_getfd, numbers.process_madvise]
+    assert values == [
+        numbers.audit_arch,
+        numbers.seccomp,
+        numbers.pidfd_send_signal,
+        numbers.pidfd_open,
+        numbers.pidfd_getfd,
+        numbers.process_madvise,
+    ]
 
 
 def _signal_through_aio(context: int, eventfd: int) -> int:
@@ -136,7 +142,8 @@ def test_an_aio_completion_signals_an_eventfd_without_blocking_and_saturates():
 
 
 def test_every_architecture_has_aio_numbers():
-    numbers = {(a.io_setup, a.io_destroy, a.io_submit, a.io_getevents)
-               for a in linux.ARCHES.values()}
+    numbers = {
+        (a.io_setup, a.io_destroy, a.io_submit, a.io_getevents) for a in linux.ARCHES.values()
+    }
     assert all(len(set(n)) == 4 for n in numbers)
     assert linux.arch("x86_64").io_submit == 209 and linux.arch("aarch64").io_submit == 2

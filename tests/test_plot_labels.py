@@ -38,11 +38,14 @@ def _labels(boxes) -> str:
     return "\n".join(text for text, _ in boxes)
 
 
-@pytest.mark.parametrize("trace, group", [
-    ("demo.jsonl", "/demo"),
-    ("tutorial-section8.jsonl", "/demo"),
-    ("tutorial-section9-backoff.jsonl", "/anon"),
-])
+@pytest.mark.parametrize(
+    "trace, group",
+    [
+        ("demo.jsonl", "/demo"),
+        ("tutorial-section8.jsonl", "/demo"),
+        ("tutorial-section9-backoff.jsonl", "/anon"),
+    ],
+)
 def test_no_text_overlaps_another(trace, group):
     _, boxes = _figure(list(read_trace(str(TRACES / trace))), group)
     assert len(boxes) > 10  # title, legend, line labels, ticks, annotations
@@ -79,7 +82,8 @@ def test_failed_charges_are_told_from_reclaimed_ones():
     ]  # fmt: skip
     _, boxes = _figure(events, "/g")
     text = _labels(boxes)
-    assert ("limit hit 3x (failcnt): direct reclaim\n"
-            "made room, but 1 charge failed (OOM kill)") in text
+    assert (
+        "limit hit 3x (failcnt): direct reclaim\nmade room, but 1 charge failed (OOM kill)"
+    ) in text
     assert "its passes free nothing:\nthe task backs off" in text
     assert _overlapping(boxes) == []

@@ -23,8 +23,10 @@ def test_trace_md_is_up_to_date():
 def test_every_control_file_has_an_entry():
     text = render()
     for cft in CFTYPES:
-        assert f"| `{cft.name}` | {cft.mode:04o} |" in text or \
-            f"| [`{cft.name}`](#{reference.anchor(cft.name)}) | {cft.mode:04o} |" in text
+        assert (
+            f"| `{cft.name}` | {cft.mode:04o} |" in text
+            or f"| [`{cft.name}`](#{reference.anchor(cft.name)}) | {cft.mode:04o} |" in text
+        )
         assert reference.entry(cft) in text
 
 

@@ -80,7 +80,8 @@ def _measurements(lines: list[str]) -> list[tuple[str, float, float, str]]:
 
 def test_the_yield_loop_burns_a_cpu_and_the_repaired_task_does_not(run_all):
     first_posted, first_repaired, then_posted, then_repaired = _measurements(
-        split_steps(run_all[0])[7])
+        split_steps(run_all[0])[7]
+    )
     for mount, rate, cpu, state in (first_posted, then_posted):
         assert (mount, state) == ("as posted", "running")
         assert rate >= 20 and cpu >= 0.5

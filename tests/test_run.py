@@ -26,8 +26,9 @@ FUSE_SUPER_MAGIC = 0x65735546
 RUN_TIMEOUT = 90
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mount namespaces)")
-needs_fuse = pytest.mark.skipif(fuse_unavailable_reason() is not None,
-                                reason=f"FUSE unavailable: {fuse_unavailable_reason()}")
+needs_fuse = pytest.mark.skipif(
+    fuse_unavailable_reason() is not None, reason=f"FUSE unavailable: {fuse_unavailable_reason()}"
+)
 needs_supervisor = pytest.mark.skipif(seccomp.unavailable_reason() is not None,
                                       reason=str(seccomp.unavailable_reason()))  # fmt: skip
 real_run = [needs_root, needs_fuse, needs_supervisor]
@@ -106,8 +107,9 @@ def test_mountinfo_shows_the_fake_as_the_only_memory_hierarchy():
 
 
 def test_mountinfo_keeps_optional_fields():
-    line = ("60 31 0:41 / /sys/fs/cgroup/memory rw,nosuid shared:7 master:2"
-            " - fuse.fakecgfs cgroup rw\n")
+    line = (
+        "60 31 0:41 / /sys/fs/cgroup/memory rw,nosuid shared:7 master:2 - fuse.fakecgfs cgroup rw\n"
+    )
     assert procfiles.present_mountinfo(line, (0, 41)) == (
         "60 31 0:41 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:7 master:2 "
         "- cgroup cgroup rw,memory\n")  # fmt: skip
@@ -161,7 +163,7 @@ def test_path_call_numbers_match_the_c_headers(tmp_path):
     source.write_text(
         "#include <stdio.h>\n#include <sys/syscall.h>\n"
         "#ifndef SYS_open\n#define SYS_open -1\n#endif\n"
-        "int main(void) { printf(\"%d %d %d %d %d %d %d\\n\", SYS_open, SYS_openat,"
+        'int main(void) { printf("%d %d %d %d %d %d %d\\n", SYS_open, SYS_openat,'
         " SYS_openat2, SYS_statfs, SYS_fstatfs, SYS_mount, SYS_fsopen); return 0; }\n"
     )
     binary = tmp_path / "numbers"
@@ -280,7 +282,8 @@ def test_mountinfo_readers_find_one_memory_hierarchy_the_fake():
         major, minor = (int(n) for n in fields[2].split(":"))
         assert os.makedev(major, minor) == int(device.split(":")[0])  # stat()'s st_dev
     assert [ln for ln in mounts.splitlines() if " /sys/fs/cgroup/" in ln] == [
-        "cgroup /sys/fs/cgroup/memory cgroup rw,nosuid,nodev,noexec,relatime,memory 0 0"]
+        "cgroup /sys/fs/cgroup/memory cgroup rw,nosuid,nodev,noexec,relatime,memory 0 0"
+    ]
 
 
 @needs_root
@@ -306,11 +309,15 @@ def test_proc_cgroup_names_the_fake_group_and_cgroups_lists_memory():
 @needs_root
 @needs_fuse
 @needs_supervisor
-@pytest.mark.skipif(not server_supports_real_processes(),
-                    reason="a child joins its parent's group with --real-processes (issue 14)")
+@pytest.mark.skipif(
+    not server_supports_real_processes(),
+    reason="a child joins its parent's group with --real-processes (issue 14)",
+)
 def test_a_forked_child_shows_the_group_its_parent_joined():
-    result = run_sh("echo $$ > /sys/fs/cgroup/memory/tasks; mkdir /sys/fs/cgroup/memory/x;"
-                    "echo $$ > /sys/fs/cgroup/memory/x/tasks; cat /proc/self/cgroup")
+    result = run_sh(
+        "echo $$ > /sys/fs/cgroup/memory/tasks; mkdir /sys/fs/cgroup/memory/x;"
+        "echo $$ > /sys/fs/cgroup/memory/x/tasks; cat /proc/self/cgroup"
+    )
     assert result.stdout == "1:memory:/x\n"
 
 
@@ -425,8 +432,9 @@ CGROUP_TOOLS = """
     test ! -e /sys/fs/cgroup/memory/x && echo deleted
 """
 CGROUP_TOOLS_OUTPUT = ["67108864", "67108864", "1:memory:/x", "memory:/", "memory:/x", "deleted"]
-needs_cgroup_tools = pytest.mark.skipif(shutil.which("cgcreate") is None,
-                                        reason="cgroup-tools is not installed (scripts/setup)")
+needs_cgroup_tools = pytest.mark.skipif(
+    shutil.which("cgcreate") is None, reason="cgroup-tools is not installed (scripts/setup)"
+)
 
 
 @needs_root
@@ -497,6 +505,7 @@ def test_without_seccomp_notification_run_works_and_says_so_once():
 
 # -- normal users ---------------------------------------------------------------------------
 
+
 @needs_root
 @needs_fuse
 @needs_supervisor
@@ -538,7 +547,7 @@ def test_read_string_stops_at_the_nul_and_at_the_end_of_a_mapping():
     try:
         text = b"/proc/self/mountinfo"
         start = page - len(text) - 1  # its NUL is the first page's last byte
-        region[start : page] = text + b"\0"
+        region[start:page] = text + b"\0"
         assert read_string(os.getpid(), base + start) == text
         region[page - 4 : page + 4] = b"abcdefg\0"  # across the page boundary
         assert read_string(os.getpid(), base + page - 4) == b"abcdefg"

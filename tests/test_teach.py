@@ -136,7 +136,7 @@ def test_trace_schema_samples_and_idle(mount_factory, tmp_path):
     mnt.write("other/memory.swappiness", "10")  # not sampled
     mnt.write("g/fake.uncharge", "1M file")
     later = wait_caught_up(mnt, trace, "/", "/g", "/other")
-    new = [json.loads(x) for x in later[len(lines):]]
+    new = [json.loads(x) for x in later[len(lines) :]]
     assert {(n["kind"], n["group"]) for n in new} == {("sample", "/g"), ("sample", "/")}
     assert len(new) == 2
 
@@ -236,12 +236,16 @@ def test_top_ascii_bar():
 def test_top_reads_files_only_and_other_commands_load_no_plotting():
     """top must not import the controller (it reads the mount like cat); the other commands
     must not pay for rich or matplotlib."""
-    code = ("import sys, fakecgfs.teach.top; "
-            "print('fakecgfs.controller' in sys.modules, 'matplotlib' in sys.modules)")
+    code = (
+        "import sys, fakecgfs.teach.top; "
+        "print('fakecgfs.controller' in sys.modules, 'matplotlib' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
     assert out.split() == ["False", "False"]
-    code = ("import sys; from fakecgfs import cli; cli.build_parser(); "
-            "print('matplotlib' in sys.modules)")
+    code = (
+        "import sys; from fakecgfs import cli; cli.build_parser(); "
+        "print('matplotlib' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
     assert out.split() == ["False"]
 

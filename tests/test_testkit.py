@@ -21,8 +21,9 @@ from fakecgfs.testing.commands import shell_lib_path
 
 pytest_plugins = ["pytester"]
 
-needs_fuse = pytest.mark.skipif(fuse_unavailable_reason() is not None,
-                                reason=f"FUSE unavailable: {fuse_unavailable_reason()}")
+needs_fuse = pytest.mark.skipif(
+    fuse_unavailable_reason() is not None, reason=f"FUSE unavailable: {fuse_unavailable_reason()}"
+)
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mount namespaces)")
 
 
@@ -158,8 +159,11 @@ def test_bad_size_on_the_command_line(pytester):
 def test_fixture_skips_where_fuse_is_unavailable(pytester, monkeypatch):
     import fakecgfs.pytest_plugin
 
-    monkeypatch.setattr(fakecgfs.pytest_plugin, "fuse_unavailable_reason",
-                        lambda: "no /dev/fuse (load the fuse module or pass --device /dev/fuse)")
+    monkeypatch.setattr(
+        fakecgfs.pytest_plugin,
+        "fuse_unavailable_reason",
+        lambda: "no /dev/fuse (load the fuse module or pass --device /dev/fuse)",
+    )
     pytester.makepyfile("def test_needs_it(fakecgfs): pass")
     result = pytester.runpytest("-rs")
     result.assert_outcomes(skipped=1)

@@ -69,8 +69,9 @@ def test_progress_only_after_a_second_and_erased(monkeypatch):
     assert piped.getvalue() == ""
 
 
-def run_on_pty(argv: list[str], env: dict[str, str], *, until: bytes | None = None,
-               timeout: float = 60) -> bytes:
+def run_on_pty(
+    argv: list[str], env: dict[str, str], *, until: bytes | None = None, timeout: float = 60
+) -> bytes:
     """Run ``argv`` with stdout and stderr on a pseudo terminal; its output.  With ``until``,
     stop it (SIGINT, as Ctrl-C) once the output contains it three times."""
     master, slave = pty.openpty()

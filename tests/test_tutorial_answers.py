@@ -46,8 +46,10 @@ def test_answer_8_2_daemons_before_and_after_rmdir(mount_factory):
 
 
 def test_answer_9_1_freed_column_from_100_columns():
-    rows = [GroupRow("/", 0, None, None, None, 0, 0, False, "-"),
-            GroupRow("/anon", 40 * MiB, 64 * MiB, 32 * MiB, 24 * MiB, 0, 0, False, "backoff")]
+    rows = [
+        GroupRow("/", 0, None, None, None, 0, 0, False, "-"),
+        GroupRow("/anon", 40 * MiB, 64 * MiB, 32 * MiB, 24 * MiB, 0, 0, False, "backoff"),
+    ]
     assert "FREED" not in layout(rows, 80)[1]
     assert "FREED" in layout(rows, 100)[1]
     assert "on a terminal of 100 columns or more, `FREED`" in TUTORIAL

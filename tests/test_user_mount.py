@@ -69,7 +69,8 @@ def test_a_users_mount_is_fully_usable_by_that_user(shared):
 
 
 def test_allow_other_applies_the_modes_to_others(shared):
-    result = run(f"""
+    result = run(
+        f"""
         $AS_USER $FAKECGFS mount {shared}/m --allow-other >/dev/null || exit 1
         cd {shared}/m
         $AS_OTHER cat memory.limit_in_bytes >/dev/null && echo other-reads
@@ -84,7 +85,9 @@ def test_allow_other_applies_the_modes_to_others(shared):
         $AS_USER rmdir g
         cd /
         $AS_USER $FAKECGFS umount {shared}/m
-    """, fuse_conf="user_allow_other\n")
+    """,
+        fuse_conf="user_allow_other\n",
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
         "other-reads", "other-may-read", "other-may-not-write", "other-cannot-mkdir",
@@ -107,12 +110,15 @@ def test_where_dev_fuse_cannot_be_opened_mount_fixture_and_shell_lib_skip(shared
     if probe.returncode == 0:
         pytest.skip("uid 65534 can open this machine's /dev/fuse")
     (shared / "test_it.py").write_text("def test_needs_it(fakecgfs):\n    pass\n")
-    result = run(f"""
+    result = run(
+        f"""
         $AS_USER $FAKECGFS mount {shared}/m; echo "mount: $?"
         $AS_USER sh -c '. "$($FAKECGFS shell-lib)"; fakecg_mount; echo not reached'
         echo "shell-lib: $?"
         $AS_USER $PY -m pytest -q -rs -p no:cacheprovider {shared}/test_it.py
-    """, device=False)
+    """,
+        device=False,
+    )
     assert "mount: 77" in result.stdout
     reason = "FUSE is unavailable here: cannot open /dev/fuse: Permission denied"
     assert f"fakecgfs: {reason}" in result.stderr  # fakecgfs mount, and the shell library's
@@ -123,7 +129,8 @@ def test_where_dev_fuse_cannot_be_opened_mount_fixture_and_shell_lib_skip(shared
 
 
 def test_the_fixture_passes_as_that_user(shared):
-    (shared / "test_it.py").write_text(textwrap.dedent("""
+    (shared / "test_it.py").write_text(
+        textwrap.dedent("""
         import os
 
         def test_mkdir_limits_tasks_rmdir(fakecgfs):
@@ -135,7 +142,8 @@ def test_the_fixture_passes_as_that_user(shared):
             group.rmdir()
             fakecgfs.charge("/", "4M")
             assert fakecgfs.usage() >= 4 << 20
-    """))
+    """)
+    )
     (shared / "tmp").mkdir()
     os.chown(shared / "tmp", 65534, 65534)
     result = run(f"""

@@ -74,8 +74,10 @@ def in_fuse_namespace(
     with tempfile.TemporaryDirectory(prefix="fakecgfs-users-") as scratch:
         prelude = ""
         if device:
-            prelude += (f"mknod -m 0666 {scratch}/fuse c 10 229 && "
-                        f"mount --bind {scratch}/fuse /dev/fuse && ")
+            prelude += (
+                f"mknod -m 0666 {scratch}/fuse c 10 229 && "
+                f"mount --bind {scratch}/fuse /dev/fuse && "
+            )
         if fuse_conf is not None:
             Path(scratch, "fuse.conf").write_text(fuse_conf)
             prelude += f"mount --bind {scratch}/fuse.conf /etc/fuse.conf && "

@@ -335,7 +335,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not os.path.exists(os.path.join(root, "memory.usage_in_bytes")):
         return _fail(f"{root}: not a fakecgfs mount (no memory.usage_in_bytes)")
     rows: list[tuple[str, ...]] = [
-        ("GROUP", "USAGE", "LIMIT", "HIGH", "LOW", "FAILCNT", "TASK", "PASSES")]
+        ("GROUP", "USAGE", "LIMIT", "HIGH", "LOW", "FAILCNT", "TASK", "PASSES")
+    ]
     try:
         rows += [(group, *row) for group, row in _walk_groups(root)]
     except OSError as e:
@@ -366,7 +367,8 @@ def cmd_wait(args: argparse.Namespace) -> int:
         with Progress(sys.stderr, f"waiting for {args.group} to settle") as progress:
             ok = mounting.wait_until(
                 lambda: settled(args.group) or progress.show(lambda: _wait_state(args.group)),
-                args.timeout, POLL_INTERVAL,
+                args.timeout,
+                POLL_INTERVAL,
             )
     except OSError as e:
         return _fail(f"{args.group}: {_errno_text(e)}", 2)
@@ -394,37 +396,70 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("mountpoint")
     p.add_argument("--foreground", "-f", action="store_true", help="serve in this process")
     p.add_argument("--strict", action="store_true", help="hide the fakecgfs-only fake.* files")
-    p.add_argument("--swap", type=parse_size, default=0, metavar="SIZE",
-                   help="simulated swap size (default 0: anonymous memory cannot be reclaimed)")
-    p.add_argument("--reclaim-rate", type=parse_size, default=None, metavar="RATE",
-                   help="background reclaim speed in bytes per second, e.g. 4M (default: full)")
-    p.add_argument("--trace", metavar="FILE",
-                   help="append the controller's events as JSON lines (see docs/trace.md)")
+    p.add_argument(
+        "--swap",
+        type=parse_size,
+        default=0,
+        metavar="SIZE",
+        help="simulated swap size (default 0: anonymous memory cannot be reclaimed)",
+    )
+    p.add_argument(
+        "--reclaim-rate",
+        type=parse_size,
+        default=None,
+        metavar="RATE",
+        help="background reclaim speed in bytes per second, e.g. 4M (default: full)",
+    )
+    p.add_argument(
+        "--trace",
+        metavar="FILE",
+        help="append the controller's events as JSON lines (see docs/trace.md)",
+    )
     p.add_argument("--trace-interval", type=float, default=None, metavar="S",
                    help="with --trace: seconds between usage samples of each group (default "
                    "0.1); a sample is written only when something changed")  # fmt: skip
-    p.add_argument("--allow-other", action="store_true",
-                   help="let other users see the mount (default when mounted by root)")
-    p.add_argument("--log", metavar="FILE",
-                   help="server log (default: a file in the private runtime directory, "
-                   "/run/fakecgfs for root)")
-    p.add_argument("--era", choices=ERAS, default=ERAS[0],
-                   help="6.18 (default): kernel 6.18's v1 controller with the RFC repaired; "
-                   "rfc-2008: 2.6.26-rc2-mm1 with the 2008 RFC exactly as posted")
-    p.add_argument("--real-processes", action="store_true",
-                   help="charge the real memory of processes moved into groups to them; limits "
-                   "then reclaim, stop or kill them (docs/real-processes.md)")
-    p.add_argument("--debug", action="store_true",
-                   help="log every controller event and failed request, not only what "
-                   "happened to the mount (mounted, options, warnings, OOM kills, unmounted)")
+    p.add_argument(
+        "--allow-other",
+        action="store_true",
+        help="let other users see the mount (default when mounted by root)",
+    )
+    p.add_argument(
+        "--log",
+        metavar="FILE",
+        help="server log (default: a file in the private runtime directory, "
+        "/run/fakecgfs for root)",
+    )
+    p.add_argument(
+        "--era",
+        choices=ERAS,
+        default=ERAS[0],
+        help="6.18 (default): kernel 6.18's v1 controller with the RFC repaired; "
+        "rfc-2008: 2.6.26-rc2-mm1 with the 2008 RFC exactly as posted",
+    )
+    p.add_argument(
+        "--real-processes",
+        action="store_true",
+        help="charge the real memory of processes moved into groups to them; limits "
+        "then reclaim, stop or kill them (docs/real-processes.md)",
+    )
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        help="log every controller event and failed request, not only what "
+        "happened to the mount (mounted, options, warnings, OOM kills, unmounted)",
+    )
     p.set_defaults(func=cmd_mount)
 
     p = sub.add_parser("umount", help="unmount (also clears a dead mount)",
                        description="Unmount MOUNTPOINT; the server exits. A dead mount (ENOTCONN) "
                        "is detached.")  # fmt: skip
     p.add_argument("mountpoint")
-    p.add_argument("--lazy", "-z", action="store_true",
-                   help="even if files are open in it: stop the server, detach the mount")
+    p.add_argument(
+        "--lazy",
+        "-z",
+        action="store_true",
+        help="even if files are open in it: stop the server, detach the mount",
+    )
     p.set_defaults(func=cmd_umount)
 
     for name, verb in (("charge", "charge simulated memory to"), ("uncharge", "free memory of")):
@@ -438,8 +473,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--dirty", action="store_true", help="file pages start dirty")
         p.set_defaults(func=cmd_charge if name == "charge" else cmd_uncharge)
 
-    p = sub.add_parser("status", help="one row per group",
-                       description="Usage, limit, watermarks and reclaim task of every group.")
+    p = sub.add_parser(
+        "status",
+        help="one row per group",
+        description="Usage, limit, watermarks and reclaim task of every group.",
+    )
     p.add_argument("mountpoint")
     p.set_defaults(func=cmd_status)
 
@@ -456,8 +494,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "second show progress. On a --strict mount the task's state is hidden: "
                        "it waits for usage at or under the low watermark.")  # fmt: skip
     p.add_argument("group", metavar="GROUPDIR")
-    p.add_argument("--settled", action="store_true",
-                   help="the condition to wait for (the default, and the only one so far)")
+    p.add_argument(
+        "--settled",
+        action="store_true",
+        help="the condition to wait for (the default, and the only one so far)",
+    )
     p.add_argument("--timeout", type=float, default=30.0, metavar="S")
     p.set_defaults(func=cmd_wait)
 

@@ -79,8 +79,9 @@ def _raise_errno(what: str) -> None:
 # What syscall(2)'s variadic arguments may be, as ctypes passes them: a C scalar (c_int...), an
 # array (decays to a pointer) or byref(); plain ints go as C ints.  The private names are
 # typeshed's (annotations are not evaluated at run time).
-def _syscall(name: str, *args: int | ctypes._SimpleCData[Any] | ctypes.Array[Any]
-             | ctypes._CArgObject) -> int:
+def _syscall(
+    name: str, *args: int | ctypes._SimpleCData[Any] | ctypes.Array[Any] | ctypes._CArgObject
+) -> int:
     result = _libc.syscall(ctypes.c_long(getattr(arch(), name)), *args)
     if result < 0:
         _raise_errno(name)

@@ -91,8 +91,11 @@ def man_page(parser: argparse.ArgumentParser, version: str) -> str:
                   roff(sub.description or _help_of(parser, name))]  # fmt: skip
         for action in _positionals(sub):
             if action.help:
-                lines += [".TP", f"\\fI{roff(_metavar(action, action.dest))}\\fR",
-                          roff(action.help)]
+                lines += [
+                    ".TP",
+                    f"\\fI{roff(_metavar(action, action.dest))}\\fR",
+                    roff(action.help),
+                ]
         for action in _options(sub):
             if action.dest == "help":
                 continue
@@ -103,7 +106,9 @@ def man_page(parser: argparse.ArgumentParser, version: str) -> str:
         "\\fIOPTIONS\\fR] is run by \\fBmount\\fR(8) for \\fB\\-t fuse.fakecgfs\\fR and fstab "
         f"lines once \\fB{prog} install\\-mount\\-helper\\fR has linked it into /sbin. Options: "
         + roff(", ".join(o + ("=VALUE" if v else "") for o, (_, v) in MOUNT_OPTIONS.items()))
-        + "; ignored: " + roff(", ".join(sorted(IGNORED_OPTIONS))) + ".",
+        + "; ignored: "
+        + roff(", ".join(sorted(IGNORED_OPTIONS)))
+        + ".",
         ".PP",
         ".nf",
         roff("mount -t fuse.fakecgfs fakecgfs /tmp/memory -o swap=64M,strict"),
@@ -158,7 +163,7 @@ def bash_completion(parser: argparse.ArgumentParser) -> str:
     fi
     opts=
     case "$command" in
-{''.join(cases)}    esac
+{"".join(cases)}    esac
     if [[ "$cur" == -* ]]; then
         COMPREPLY=($(compgen -W "$opts" -- "$cur"))
     fi

@@ -121,8 +121,9 @@ def unmount(path: str, *, lazy: bool = False, timeout: float = UNMOUNT_TIMEOUT) 
     try:
         result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise OSError(errno.ETIMEDOUT,
-                      f"fusermount -u {path} did not finish in {timeout:g}s") from None
+        raise OSError(
+            errno.ETIMEDOUT, f"fusermount -u {path} did not finish in {timeout:g}s"
+        ) from None
     if result.returncode != 0:
         raise OSError(errno.EBUSY, result.stderr.strip() or f"cannot unmount {path}")
 

@@ -195,6 +195,8 @@ def busy_message(mountpoint: str, error: OSError) -> str:
     if not found:
         return f"{error} (--lazy stops the server anyway)"
     listed = "\n  ".join(str(h) for h in found)
-    return (f"{mountpoint}: busy, in use by:\n  {listed}\n"
-            "cd out of it and close these files, or unmount with --lazy (stops the server "
-            "anyway; open descriptors then fail with ENOTCONN)")
+    return (
+        f"{mountpoint}: busy, in use by:\n  {listed}\n"
+        "cd out of it and close these files, or unmount with --lazy (stops the server "
+        "anyway; open descriptors then fail with ENOTCONN)"
+    )

@@ -38,17 +38,38 @@ def _size(text: str) -> str:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("fakecgfs", "fakecgfs mount of the `fakecgfs` fixture")
-    group.addoption("--fakecgfs-strict", action="store_true", default=None,
-                    help="hide the fakecgfs-only fake.* files, as on a real cgroupfs")
-    group.addoption("--fakecgfs-swap", metavar="SIZE", type=_size, default=None,
-                    help="simulated swap size, e.g. 64M (default 0: no swap)")
-    group.addoption("--fakecgfs-reclaim-rate", metavar="RATE", type=_size, default=None,
-                    help="background reclaim speed in bytes per second (default: full speed)")
-    parser.addini("fakecgfs_strict", type="bool", default=False,
-                  help="fakecgfs fixture: hide the fake.* files")
+    group.addoption(
+        "--fakecgfs-strict",
+        action="store_true",
+        default=None,
+        help="hide the fakecgfs-only fake.* files, as on a real cgroupfs",
+    )
+    group.addoption(
+        "--fakecgfs-swap",
+        metavar="SIZE",
+        type=_size,
+        default=None,
+        help="simulated swap size, e.g. 64M (default 0: no swap)",
+    )
+    group.addoption(
+        "--fakecgfs-reclaim-rate",
+        metavar="RATE",
+        type=_size,
+        default=None,
+        help="background reclaim speed in bytes per second (default: full speed)",
+    )
+    parser.addini(
+        "fakecgfs_strict",
+        type="bool",
+        default=False,
+        help="fakecgfs fixture: hide the fake.* files",
+    )
     parser.addini("fakecgfs_swap", default="", help="fakecgfs fixture: simulated swap size")
-    parser.addini("fakecgfs_reclaim_rate", default="",
-                  help="fakecgfs fixture: background reclaim speed in bytes per second")
+    parser.addini(
+        "fakecgfs_reclaim_rate",
+        default="",
+        help="fakecgfs fixture: background reclaim speed in bytes per second",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -88,21 +88,25 @@ class RuntimeDir:
             except FileExistsError:
                 pass
             except OSError as e:
-                raise RuntimeFileError(e.errno,
-                                       f"cannot create {self.path}: {e.strerror}") from None
+                raise RuntimeFileError(
+                    e.errno, f"cannot create {self.path}: {e.strerror}"
+                ) from None
         try:
             self.fd = os.open(self.path, DIR_FLAGS)
         except OSError as e:
             why = "a symlink" if e.errno in (errno.ELOOP, errno.ENOTDIR) else e.strerror
-            raise RuntimeFileError(e.errno,
-                                   f"runtime directory {self.path}: {why}; refusing it") from None
+            raise RuntimeFileError(
+                e.errno, f"runtime directory {self.path}: {why}; refusing it"
+            ) from None
         st = os.fstat(self.fd)
         if not _private_dir(st):
             os.close(self.fd)
             raise RuntimeFileError(
-                errno.EPERM, f"runtime directory {self.path}: owned by uid {st.st_uid} with "
+                errno.EPERM,
+                f"runtime directory {self.path}: owned by uid {st.st_uid} with "
                 f"mode {stat.S_IMODE(st.st_mode):04o}, not by uid {os.getuid()} with 0700; "
-                "refusing it (remove it)")
+                "refusing it (remove it)",
+            )
 
     def open(self, name: str, flags: int, mode: int = 0o600) -> int:
         """Open a file of the directory, never through a symlink; it must be ours, and regular."""
@@ -201,8 +205,12 @@ class ServerClaim:
         """Write the pid file, exclusively (the mount is up)."""
         fd = self._dir.open(self._pid_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
         try:
-            os.write(fd, f"{os.getpid()} {_start_time('self')}\n{self.mountpoint}\n".encode(
-                errors="surrogateescape"))
+            os.write(
+                fd,
+                f"{os.getpid()} {_start_time('self')}\n{self.mountpoint}\n".encode(
+                    errors="surrogateescape"
+                ),
+            )
         finally:
             os.close(fd)
         self._published = True
@@ -272,7 +280,7 @@ def _argv_names(pid: int, mountpoint: str) -> bool:
     if not runs_fakecgfs or "mount" not in argv:
         return False
     cwd = os.readlink(f"/proc/{pid}/cwd")
-    rest = argv[argv.index("mount") + 1:]
+    rest = argv[argv.index("mount") + 1 :]
     return any(mount_path(os.path.join(cwd, arg)) == mountpoint for arg in rest)
 
 

@@ -66,8 +66,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        "/proc/self/mountinfo) with its server's pid, and those whose server "
                        "is gone (stale: every access fails with ENOTCONN, as after a kill -9 "
                        "of the server). --clean detaches the stale ones.")  # fmt: skip
-    p.add_argument("mountpoints", nargs="*", metavar="MOUNTPOINT",
-                   help="only these (default: every fakecgfs mount)")
+    p.add_argument(
+        "mountpoints",
+        nargs="*",
+        metavar="MOUNTPOINT",
+        help="only these (default: every fakecgfs mount)",
+    )
     p.add_argument("--clean", action="store_true", help="detach the stale mounts")
     p.set_defaults(func=cmd_list)
 

@@ -62,14 +62,15 @@ class TraceWriter:
         line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
         try:
             while line:
-                line = line[os.write(self._fd, line):]
+                line = line[os.write(self._fd, line) :]
         except OSError as e:
             self._fail(e)
 
     def _fail(self, error: OSError) -> None:
         name = errno.errorcode.get(error.errno or 0, str(error.errno))
-        self.failure = (f"trace {self.path}: {name} ({os.strerror(error.errno or 0)}), "
-                        "tracing stopped")
+        self.failure = (
+            f"trace {self.path}: {name} ({os.strerror(error.errno or 0)}), tracing stopped"
+        )
         log.error("%s", self.failure)
         self.close()
         if self._on_failure is not None:
@@ -111,8 +112,9 @@ def sample_values(memcg: MemCgroup) -> dict[str, Any]:
 class Sampler:
     """Emits a ``sample`` event for each group whose values changed since its last one."""
 
-    def __init__(self, controller: MemoryController,
-                 values: Callable[[Any], dict[str, Any]] = sample_values) -> None:
+    def __init__(
+        self, controller: MemoryController, values: Callable[[Any], dict[str, Any]] = sample_values
+    ) -> None:
         self.controller = controller
         self.values = values  # a group's sample values (an era's controller has its own)
         self._last: dict[str, dict[str, Any]] = {}  # group path -> values of its last sample
@@ -134,8 +136,11 @@ class Sampler:
         return emitted
 
 
-async def run_sampler(controller: MemoryController, interval: float = SAMPLE_INTERVAL,
-                      values: Callable[[Any], dict[str, Any]] = sample_values) -> None:
+async def run_sampler(
+    controller: MemoryController,
+    interval: float = SAMPLE_INTERVAL,
+    values: Callable[[Any], dict[str, Any]] = sample_values,
+) -> None:
     """Sample every ``interval`` seconds until cancelled."""
     sampler = Sampler(controller, values)
     while True:

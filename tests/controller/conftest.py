@@ -69,8 +69,9 @@ def trio_test(fn: Callable) -> Callable:
     return wrapper
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 600.0,
-                   step: float = 0.01) -> None:
+async def wait_for(
+    predicate: Callable[[], bool], timeout: float = 600.0, step: float = 0.01
+) -> None:
     """Poll ``predicate`` every ``step`` virtual seconds; fail after ``timeout`` virtual seconds."""
     with trio.fail_after(timeout):
         while not predicate():

@@ -578,8 +578,9 @@ async def test_daemon_state_events():
 
 def test_daemon_stats_defaults():
     s = DaemonStats()
-    assert (s.wakeups, s.passes, s.pages_scanned, s.pages_reclaimed,
-            s.no_progress_passes) == (0,) * 5
+    assert (s.wakeups, s.passes, s.pages_scanned, s.pages_reclaimed, s.no_progress_passes) == (
+        0,
+    ) * 5
     assert s.time_running == 0.0 and s.last_warning == ""
 
 

@@ -103,7 +103,8 @@ def check_invariants(ctl: MemoryController, background: int = 0) -> None:
         assert mem.usage <= mem.limit, f"{where}: usage {mem.usage} > limit {mem.limit}"
         assert memsw.usage <= memsw.limit, f"{where}: memsw usage > memsw limit"
         assert mem.usage == resident + kernel, (
-            f"{where}: usage {mem.usage} != pages {resident} + kernel {kernel}")
+            f"{where}: usage {mem.usage} != pages {resident} + kernel {kernel}"
+        )
         assert memsw.usage == resident + swap + kernel, f"{where}: memsw usage != pages + swap"
         assert g.kmem.usage == sum(n.kernel_pages for n in subtree), f"{where}: kmem usage"
         assert mem.usage >= sum(c.memory.usage for c in g.children.values()), where
@@ -122,8 +123,9 @@ def check_invariants(ctl: MemoryController, background: int = 0) -> None:
         assert (g.daemon.state is DaemonState.STOPPED) == (not g.daemon.is_running()), where
         if not background:
             assert g.oom_waiters == 0 and g.charging == 0, f"{where}: a charge left behind"
-        assert g.oom_waiters <= g.charging or any(
-            n.charging for n in g.subtree()), f"{where}: under_oom without a charge"
+        assert g.oom_waiters <= g.charging or any(n.charging for n in g.subtree()), (
+            f"{where}: under_oom without a charge"
+        )
         lru = g.lruvec
         for lst in (lru.inactive_anon, lru.active_anon, lru.inactive_file, lru.active_file):
             assert 0 <= lst.referenced <= lst.nr and 0 <= lst.dirty <= lst.nr, where
@@ -229,7 +231,8 @@ async def steps(ctl, processes, ops, alive, nursery, pending) -> None:
             allowed = allowed_write_errnos(BY_NAME[name], data) | {errno.EINTR}
             assert code is None or code in allowed, (
                 f"write {data[:60]!r} to {target.path}/{name}: {errname(code)}, the kernel "
-                f"returns one of {sorted(errname(c) for c in allowed)}")
+                f"returns one of {sorted(errname(c) for c in allowed)}"
+            )
             ERRNOS[f"{name} {errname(code)}"] += 1
             FIGURES["writes"] += 1
         elif kind == "charge":

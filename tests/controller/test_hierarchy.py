@@ -447,7 +447,6 @@ async def test_swappiness_zero_keeps_a_groups_anon_pages_out_of_swap():
         assert exc.value.errno == errno.EBUSY
 
 
-
 @trio_test
 async def test_mkdir_under_a_full_parent_reclaims_for_its_structures_or_fails_enomem():
     """Kernel memory is charged under the limits like any page: usage never exceeds a limit."""

@@ -143,7 +143,9 @@ def test_reclaimable_ranges_are_file_backed_unless_there_is_swap():
             b"7f038f72b000-7f038f751000 r--p 00000000 fe:00 339380    /usr/lib/libc.so.6\n"
             b"7f038f918000-7f038f91c000 r--p 00000000 00:00 0         [vvar]\n")  # fmt: skip
     assert reclaimable_ranges(maps, b"00:01", anon=False) == [
-        (0x562CF718F000, PAGE_SIZE), (0x7F038F72B000, 0x26000)]
+        (0x562CF718F000, PAGE_SIZE),
+        (0x7F038F72B000, 0x26000),
+    ]
     assert len(reclaimable_ranges(maps, b"00:01", anon=True)) == 5  # not [vvar]
 
 
@@ -156,13 +158,20 @@ def test_sysvipc_shm_columns():
             b"                     0\n")  # fmt: skip
     (segment,) = parse_sysvipc_shm(text).values()
     assert (segment.shmid, segment.cpid, segment.nattch, segment.ctime, segment.rss) == (
-        7, 1234, 1, 1764750999, 100)
+        7,
+        1234,
+        1,
+        1764750999,
+        100,
+    )
 
 
 def test_small_parsers():
     assert parse_children(b"12 34 ") == [12, 34]
-    stat = (b"9 (memhog) S 8 9 8 34816 9 4194304 111 0 0 0 0 0 0 0 20 0 1 0 1234 2801664 "
-            b"120 18446744073709551615 94589734789120 94589734793625 140721 0 0 0 0 0 0 0 0 0")
+    stat = (
+        b"9 (memhog) S 8 9 8 34816 9 4194304 111 0 0 0 0 0 0 0 20 0 1 0 1234 2801664 "
+        b"120 18446744073709551615 94589734789120 94589734793625 140721 0 0 0 0 0 0 0 0 0"
+    )
     assert image_of(stat) == (94589734789120, 94589734793625)
     assert image_of(b"") is None
     fields = stat_fields(b"42 (a) b) c) S 1 42 42 0 -1 4194560 0")

@@ -54,6 +54,7 @@ class FakeProcesses:
     def all_threads(self) -> list[int]:
         return sorted(self.pids)
 
+
 MiB = 1 << 20
 PAGE = 4096
 CALLER = Caller(pid=1, uid=0, gid=0)

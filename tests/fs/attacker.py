@@ -125,8 +125,14 @@ def swap_race(group: str, tries: str) -> None:
         leaked = len(peer.recv(4096))
     except BlockingIOError:
         leaked = 0
-    done({"outcomes": outcomes, "leaked": leaked, "socket": os.readlink(
-        f"/proc/self/fd/{mine.fileno()}"), "signals": eventfd_count(efd)})
+    done(
+        {
+            "outcomes": outcomes,
+            "leaked": leaked,
+            "socket": os.readlink(f"/proc/self/fd/{mine.fileno()}"),
+            "signals": eventfd_count(efd),
+        }
+    )
 
 
 def many_registrations(group: str, count: str) -> None:
@@ -164,8 +170,9 @@ def o_path(group: str, name: str) -> None:
     cfd = os.open(os.path.join(group, name), os.O_PATH)
     efd_path = os.open(f"/proc/self/fd/{efd}", os.O_PATH)
     control = os.open(os.path.join(group, "memory.oom_control"), os.O_RDONLY)
-    done({"control": register(group, efd, cfd, "4096"),
-          "event": register(group, efd_path, control)})
+    done(
+        {"control": register(group, efd, cfd, "4096"), "event": register(group, efd_path, control)}
+    )
 
 
 def held_open(group: str, name: str) -> None:

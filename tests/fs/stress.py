@@ -265,7 +265,8 @@ def check_at_rest(mount: Path) -> None:
     daemons = _read(mount / "fake.daemons").decode().splitlines()
     assert int(daemons[0]) == len(daemons) - 1
     assert sorted(d.rstrip("/") or "/" for d in daemons[1:]) == sorted(
-        a.rstrip("/") or "/" for a in armed), f"fake.daemons {daemons[1:]} != armed {armed}"
+        a.rstrip("/") or "/" for a in armed
+    ), f"fake.daemons {daemons[1:]} != armed {armed}"
 
 
 def _diagnose(pids: list[int], server: int) -> str:
@@ -320,8 +321,10 @@ def run_stress(mountpoint: Path, server_pid: int, *, processes: int = 8, seconds
             try:
                 w.wait(PAUSE_ACK_TIMEOUT)
             except subprocess.TimeoutExpired:
-                raise AssertionError("a worker did not stop: deadlock?\n"
-                                     + _diagnose([w.pid for w in workers], server_pid)) from None
+                raise AssertionError(
+                    "a worker did not stop: deadlock?\n"
+                    + _diagnose([w.pid for w in workers], server_pid)
+                ) from None
             assert w.returncode == 0, f"worker {w.pid} failed ({w.returncode})"
         pool.submit(check_at_rest, mountpoint).result(CHECK_TIMEOUT)
         result.invariant_checks += 1
@@ -348,8 +351,10 @@ def _pause_and_check(control, workers, mountpoint, server_pid, pool, result) -> 
         deadline = time.monotonic() + PAUSE_ACK_TIMEOUT
         while sum(1 for p in control.glob("ack.*")) < len(workers):
             if time.monotonic() > deadline:
-                raise AssertionError("workers did not reach the pause: deadlock?\n"
-                                     + _diagnose([w.pid for w in workers], server_pid))
+                raise AssertionError(
+                    "workers did not reach the pause: deadlock?\n"
+                    + _diagnose([w.pid for w in workers], server_pid)
+                )
             time.sleep(0.005)
         result.peak_threads = max(result.peak_threads, server_threads(server_pid))
         pool.submit(check_at_rest, mountpoint).result(CHECK_TIMEOUT)
@@ -407,9 +412,15 @@ def flood_handles(mountpoint: Path, server_pid: int, count: int, rounds: int = 3
         os.listdir(mountpoint)
         time.sleep(0.2)
         after.append(server_memory(server_pid)[0])
-    return {"handles": count, "rounds": rounds, "seconds": round(time.monotonic() - start, 1),
-            "rss_kib_before": before, "rss_kib_with_handles": peaks,
-            "rss_kib_after_close": after, "growth_after_first_round_kib": after[-1] - after[0]}
+    return {
+        "handles": count,
+        "rounds": rounds,
+        "seconds": round(time.monotonic() - start, 1),
+        "rss_kib_before": before,
+        "rss_kib_with_handles": peaks,
+        "rss_kib_after_close": after,
+        "growth_after_first_round_kib": after[-1] - after[0],
+    }
 
 
 def inprocess_churn(groups: int, handles: int) -> dict:

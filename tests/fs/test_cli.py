@@ -167,7 +167,7 @@ def test_a_chosen_allocator_is_kept(monkeypatch):
     monkeypatch.delenv("PYTHONMALLOC")
     assert mounting.server_environment()["PYTHONMALLOC"] == mounting.SERVER_ALLOCATOR == "malloc"
     cli._exec_with_server_allocator()
-    (executable, argv, env), = execs
+    ((executable, argv, env),) = execs
     assert executable == sys.executable and argv[1:] == sys.orig_argv[1:]
     assert env["PYTHONMALLOC"] == "malloc"
 

@@ -54,7 +54,11 @@ def test_getattr_fills_the_stat_as_fusepy_does():
     fuse.set_st_attrs(theirs, _Stat()("getattr", "/g", None), use_ns=True)
     assert bytes(ours) == bytes(theirs)
     assert (ours.st_mode, ours.st_uid, ours.st_mtimespec.tv_sec, ours.st_mtimespec.tv_nsec) == (
-        0o40755, 7, 1_600_000_000, 1)
+        0o40755,
+        7,
+        1_600_000_000,
+        1,
+    )
 
 
 def test_getattr_keeps_nothing_per_request():

@@ -221,8 +221,10 @@ def test_open_errors(group):
     assert errno_of(lambda: os.open(group / "missing", os.O_RDONLY)) == errno.ENOENT
     assert errno_of(lambda: os.open(group / "tasks", os.O_RDONLY | os.O_DIRECTORY)) == errno.ENOTDIR
     assert errno_of(lambda: os.open(group, os.O_WRONLY)) == errno.EISDIR
-    assert errno_of(lambda: os.open(group / "tasks", os.O_CREAT | os.O_EXCL | os.O_WRONLY)) \
+    assert (
+        errno_of(lambda: os.open(group / "tasks", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
         == errno.EEXIST
+    )
 
 
 def test_listing_shows_new_groups_at_once(group):
@@ -258,9 +260,12 @@ def test_renameat2_flags(group):
     assert {"a", "b"} <= set(os.listdir(group)) and "c" not in os.listdir(group)
 
 
-@pytest.mark.xfail(strict=True, reason="libfuse's high-level API has no path for a removed "
-                   "directory: reading a group's directory descriptor held across rmdir is "
-                   "ENOENT, where kernfs lists it as empty")
+@pytest.mark.xfail(
+    strict=True,
+    reason="libfuse's high-level API has no path for a removed "
+    "directory: reading a group's directory descriptor held across rmdir is "
+    "ENOENT, where kernfs lists it as empty",
+)
 def test_listing_a_directory_descriptor_held_across_rmdir(group):
     os.mkdir(group / "gone")
     fd = os.open(group / "gone", os.O_RDONLY | os.O_DIRECTORY)

@@ -25,9 +25,16 @@ LLONG_MAX = 9223372036854775807
 # mem_cgroup_files[] of 2.6.26 + the RFC's two files, cgroup core's files of 2.6.26
 # (release_agent at the root only), and the fake.* files.
 KERNEL_FILES = {
-    "memory.usage_in_bytes", "memory.max_usage_in_bytes", "memory.limit_in_bytes",
-    "memory.failcnt", "memory.force_empty", "memory.stat", "memory.high_wmark_in_bytes",
-    "memory.low_wmark_in_bytes", "tasks", "notify_on_release",
+    "memory.usage_in_bytes",
+    "memory.max_usage_in_bytes",
+    "memory.limit_in_bytes",
+    "memory.failcnt",
+    "memory.force_empty",
+    "memory.stat",
+    "memory.high_wmark_in_bytes",
+    "memory.low_wmark_in_bytes",
+    "tasks",
+    "notify_on_release",
 }
 FAKE_FILES = {"fake.charge", "fake.uncharge", "fake.touch", "fake.reclaim_daemon"}
 
@@ -92,8 +99,10 @@ def test_the_trap_through_sh(group):
     done = subprocess.run(["bash", "-c", f"echo 64M > {limit}"], capture_output=True, text=True,
                           timeout=30)  # fmt: skip
     assert done.returncode != 0 and os.strerror(errno.EINVAL) in done.stderr
-    script = (f"cd {group} && echo 32M > memory.low_wmark_in_bytes && "
-              "echo 48M > memory.high_wmark_in_bytes && echo 64M > memory.limit_in_bytes")
+    script = (
+        f"cd {group} && echo 32M > memory.low_wmark_in_bytes && "
+        "echo 48M > memory.high_wmark_in_bytes && echo 64M > memory.limit_in_bytes"
+    )
     subprocess.run(["sh", "-c", script], check=True, timeout=30)
     assert read(limit) == f"{64 * MiB}\n"
     assert read(group / "memory.high_wmark_in_bytes") == f"{48 * MiB}\n"
@@ -188,10 +197,12 @@ def test_tasks_of_2_6_26(rfc, group):
                               capture_output=True, text=True, timeout=30)  # fmt: skip
         assert done.returncode != 0  # mode 0644, root's file: nobody may not even open it
         os.chown(group / "tasks", 65534, 65534)  # delegated: now nobody may write, not move root's
-        attempt = ("import errno, os\n"
-                   f"fd = os.open({str(group / 'tasks')!r}, os.O_WRONLY)\n"
-                   f"try: os.write(fd, b'{sleeper.pid}')\n"
-                   "except OSError as e: print(errno.errorcode[e.errno])\n")
+        attempt = (
+            "import errno, os\n"
+            f"fd = os.open({str(group / 'tasks')!r}, os.O_WRONLY)\n"
+            f"try: os.write(fd, b'{sleeper.pid}')\n"
+            "except OSError as e: print(errno.errorcode[e.errno])\n"
+        )
         done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                                sys.executable, "-c", attempt], capture_output=True, text=True,
                               timeout=30)  # fmt: skip

@@ -156,9 +156,12 @@ def test_a_blocked_charge_is_interrupted_by_sigint(group):
     assert stat_lines(group)["rss"] == 4 * MiB
 
 
-@pytest.mark.xfail(strict=True, reason="FUSE holds the file's inode lock for a whole write(), so a "
-                   "second write to the same file waits behind a charge asleep in OOM; kernfs "
-                   "lets writers of one file proceed independently")
+@pytest.mark.xfail(
+    strict=True,
+    reason="FUSE holds the file's inode lock for a whole write(), so a "
+    "second write to the same file waits behind a charge asleep in OOM; kernfs "
+    "lets writers of one file proceed independently",
+)
 def test_a_second_charge_does_not_wait_behind_a_sleeping_one(group):
     sleeper = _blocked_charge(group)
     second = subprocess.Popen(["sh", "-c", "echo '1M file' > fake.charge"], cwd=group)

@@ -81,13 +81,19 @@ SETTING_FILES = ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes",
                  "memory.oom_control", "memory.swappiness", "fake.reclaim_daemon",
                  "memory.force_empty", "memory.max_usage_in_bytes"]  # fmt: skip
 WATCHES = [  # (control file, args, registers?): the kernel's rules for each watch
-    ("memory.usage_in_bytes", b"4M", True), ("memory.usage_in_bytes", b"0", True),
-    ("memory.usage_in_bytes", b"-1", True), ("memory.usage_in_bytes", b"x", False),
-    ("memory.memsw.usage_in_bytes", b"1M", True), ("memory.oom_control", b"", True),
+    ("memory.usage_in_bytes", b"4M", True),
+    ("memory.usage_in_bytes", b"0", True),
+    ("memory.usage_in_bytes", b"-1", True),
+    ("memory.usage_in_bytes", b"x", False),
+    ("memory.memsw.usage_in_bytes", b"1M", True),
+    ("memory.oom_control", b"", True),
     ("memory.oom_control", b"x", True),  # oom_control's args are ignored
-    ("memory.pressure_level", b"low", True), ("memory.pressure_level", b"medium,hierarchy", True),
-    ("memory.pressure_level", b"critical,local", True), ("memory.pressure_level", b"x", False),
-    ("memory.high_wmark_in_bytes", b"", True), ("memory.stat", b"", False),
+    ("memory.pressure_level", b"low", True),
+    ("memory.pressure_level", b"medium,hierarchy", True),
+    ("memory.pressure_level", b"critical,local", True),
+    ("memory.pressure_level", b"x", False),
+    ("memory.high_wmark_in_bytes", b"", True),
+    ("memory.stat", b"", False),
 ]
 MKDIR_ERRNOS = {errno.EEXIST, errno.ENOMEM, errno.EINVAL, errno.ENAMETOOLONG}
 FIRST_WAIT = 0.05  # seconds before a write is suspected of sleeping in OOM
@@ -194,15 +200,18 @@ class MountFuzz(RuleBasedStateMachine):
                 except concurrent.futures.TimeoutError:
                     pass
                 assert not released or time.monotonic() - released < 5, (
-                    f"{name}: write {data[:60]!r} still asleep 5 s after its release")
+                    f"{name}: write {data[:60]!r} still asleep 5 s after its release"
+                )
                 if not released and self.release_oom():
                     released = time.monotonic()
                 assert time.monotonic() - start < HANG_LIMIT, (
-                    f"write {data[:60]!r} to {group!r}/{name} hangs (not in OOM)")
+                    f"write {data[:60]!r} to {group!r}/{name} hangs (not in OOM)"
+                )
             if released:
                 FIGURES["writes_released_from_oom"] += 1
                 assert code == errno.ENOMEM or name != "fake.charge", (
-                    f"a charge released from OOM answered {errname(code)}, not ENOMEM")
+                    f"a charge released from OOM answered {errname(code)}, not ENOMEM"
+                )
         assert code != errno.EIO, f"EIO from write {data[:60]!r} to {group!r}/{name}"
         assert self.mount.process.poll() is None, "the server died"
         FIGURES["writes"] += 1
@@ -214,7 +223,8 @@ class MountFuzz(RuleBasedStateMachine):
         allowed = allowed_write_errnos(BY_NAME[name], data)
         assert code is None or code in allowed, (
             f"write {data[:80]!r} to {group!r}/{name}: {errname(code)}; the kernel returns "
-            f"one of {sorted(errname(c) for c in allowed)} (or succeeds)")
+            f"one of {sorted(errname(c) for c in allowed)} (or succeeds)"
+        )
 
     # -- rules --------------------------------------------------------------------------------
 
@@ -292,8 +302,13 @@ class MountFuzz(RuleBasedStateMachine):
             self.check_write(group, name, data)
 
     @precondition(lambda self: len(self.groups) > 1)
-    @rule(index=st.integers(0, 15), limit=st.integers(0, 2048), memsw=st.booleans(),
-          oom_disable=st.booleans(), kind=st.sampled_from([b"anon", b"file", b"file dirty"]))
+    @rule(
+        index=st.integers(0, 15),
+        limit=st.integers(0, 2048),
+        memsw=st.booleans(),
+        oom_disable=st.booleans(),
+        kind=st.sampled_from([b"anon", b"file", b"file dirty"]),
+    )
     def squeeze(self, index: int, limit: int, memsw: bool, oom_disable: bool, kind: bytes) -> None:
         """A tight spot: a small limit (maybe memsw too, maybe oom_kill_disable 1), then a charge
         beyond it: direct reclaim, swap, ENOMEM, or a sleep in OOM that the fuzz releases."""
@@ -363,7 +378,8 @@ class MountFuzz(RuleBasedStateMachine):
                 stock = usage[g] - pages - kmem[g]
                 subtree = sum(1 for c in groups if g == b"" or c == g or c.startswith(g + b"/"))
                 assert 0 <= stock <= MAX_STOCK_PAGES * 4096 * subtree, (
-                    f"{where}: usage {usage[g]} - pages {pages} - kmem {kmem[g]} = {stock}")
+                    f"{where}: usage {usage[g]} - pages {pages} - kmem {kmem[g]} = {stock}"
+                )
                 FIGURES["exact_usage_checks"] += 1
             daemon = self.read_pairs(g, "fake.reclaim_daemon")
             high, low = int(daemon["high_wmark"]), int(daemon["low_wmark"])

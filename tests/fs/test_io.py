@@ -192,8 +192,11 @@ def test_fsync_is_fine(group):
         os.close(fd)
 
 
-@pytest.mark.xfail(strict=True, reason="fusepy has no poll operation, so the FUSE default answers "
-                   "(POLLIN|POLLOUT); kernfs_fop_poll() adds POLLERR|POLLPRI (0xf for IN|PRI|OUT)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="fusepy has no poll operation, so the FUSE default answers "
+    "(POLLIN|POLLOUT); kernfs_fop_poll() adds POLLERR|POLLPRI (0xf for IN|PRI|OUT)",
+)
 def test_poll_answers_like_kernfs(group):
     fd = os.open(group / "memory.usage_in_bytes", os.O_RDONLY)
     try:

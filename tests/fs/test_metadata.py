@@ -108,8 +108,11 @@ def test_recreated_group_forgets_metadata(group):
     assert stat.S_IMODE(os.stat(group / "a" / "tasks").st_mode) == 0o644
 
 
-@pytest.mark.xfail(strict=True, reason="a FUSE file system always reports the FUSE magic "
-                   "0x65735546 to statfs; cgroupfs reports CGROUP_SUPER_MAGIC 0x27e0eb")
+@pytest.mark.xfail(
+    strict=True,
+    reason="a FUSE file system always reports the FUSE magic "
+    "0x65735546 to statfs; cgroupfs reports CGROUP_SUPER_MAGIC 0x27e0eb",
+)
 def test_statfs_type_is_cgroups(shared):
     result = subprocess.run(["stat", "-f", "-c", "%t", str(shared.path)], capture_output=True,
                             text=True, check=True)  # fmt: skip

@@ -69,9 +69,11 @@ def test_mount_options_map_to_flags():
             options_to_flags(bad)
     assert options_to_flags("bogus,strict", sloppy=True) == ["--strict"]
     assert parse_argv(["fakecgfs", "/m", "-n", "-o", "rw,strict", "-t", "fuse.fakecgfs"]) == (
-        Invocation("/m", ["--strict"]))
+        Invocation("/m", ["--strict"])
+    )
     assert parse_argv(["fakecgfs", "/m", "-fv", "-oswap=1G"]) == (
-        Invocation("/m", ["--swap", "1G"], fake=True, verbose=True))
+        Invocation("/m", ["--swap", "1G"], fake=True, verbose=True)
+    )
     with pytest.raises(UsageError):
         parse_argv(["/m"])
 

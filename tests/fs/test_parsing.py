@@ -56,11 +56,16 @@ LIMITS = ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes")
 E = errno
 
 BAD: list[Bad] = [
-    *(Bad(name, value, E.EINVAL, setup)
-      for name, setup in BYTE_FILES.items() for value in BAD_SIZES),
+    *(
+        Bad(name, value, E.EINVAL, setup)
+        for name, setup in BYTE_FILES.items()
+        for value in BAD_SIZES
+    ),
     # u64 files (kstrtoull): no spaces, one trailing newline at most
-    *(Bad("memory.swappiness", v, E.EINVAL, (("memory.swappiness", "33"),))
-      for v in (b"201", b"-1", b" 60", b"60 ", b"60\r\n", b"abc", b"1k", b"\n", b"60\n\n", b"+")),
+    *(
+        Bad("memory.swappiness", v, E.EINVAL, (("memory.swappiness", "33"),))
+        for v in (b"201", b"-1", b" 60", b"60 ", b"60\r\n", b"abc", b"1k", b"\n", b"60\n\n", b"+")
+    ),
     Bad("memory.swappiness", b"99999999999999999999", E.ERANGE),
     Bad("memory.swappiness", b"18446744073709551616", E.ERANGE),
     *(Bad("memory.use_hierarchy", v, E.EINVAL) for v in (b"0", b"2", b"abc", b"-1", b" 1")),
@@ -71,41 +76,102 @@ BAD: list[Bad] = [
     *(Bad("cgroup.clone_children", v, E.EINVAL) for v in (b"abc", b"-1")),
     Bad("cgroup.clone_children", b"0x10000000000000000", E.ERANGE),
     # tasks and cgroup.procs
-    *(Bad(name, v, E.EINVAL, watch=TASKS) for name in TASKS
-      for v in (b"abc", b"-1", b"2147483648", b"-2147483649", b"1 2", b" ", b"12x", b"0x80000000")),
-    *(Bad(name, v, E.ESRCH, watch=TASKS) for name in TASKS
-      for v in (b"4194304", b"2147483647", b" 4194305\n")),
+    *(
+        Bad(name, v, E.EINVAL, watch=TASKS)
+        for name in TASKS
+        for v in (b"abc", b"-1", b"2147483648", b"-2147483649", b"1 2", b" ", b"12x", b"0x80000000")
+    ),
+    *(
+        Bad(name, v, E.ESRCH, watch=TASKS)
+        for name in TASKS
+        for v in (b"4194304", b"2147483647", b" 4194305\n")
+    ),
     # limits of the root group
-    *(Bad(name, b"4M", E.EINVAL, root=True) for name in (
-        "memory.limit_in_bytes", "memory.memsw.limit_in_bytes", "memory.kmem.limit_in_bytes",
-        "memory.kmem.tcp.limit_in_bytes")),
+    *(
+        Bad(name, b"4M", E.EINVAL, root=True)
+        for name in (
+            "memory.limit_in_bytes",
+            "memory.memsw.limit_in_bytes",
+            "memory.kmem.limit_in_bytes",
+            "memory.kmem.tcp.limit_in_bytes",
+        )
+    ),
     Bad("memory.limit_in_bytes", b"-1", E.EINVAL, root=True),
     Bad("memory.oom_control", b"1", E.EINVAL, root=True),
     Bad("memory.force_empty", b"0", E.EINVAL, root=True, watch=("memory.usage_in_bytes",)),
     # the memsw rule: limit <= memsw.limit, checked after rounding, both ways
     Bad("memory.memsw.limit_in_bytes", b"64M", E.EINVAL, watch=LIMITS),
-    Bad("memory.memsw.limit_in_bytes", b"32M", E.EINVAL,
-        (("memory.limit_in_bytes", "64M"), ("memory.memsw.limit_in_bytes", "128M")), watch=LIMITS),
-    Bad("memory.memsw.limit_in_bytes", b"67104768", E.EINVAL,  # 64M - 4096
-        (("memory.limit_in_bytes", "64M"), ("memory.memsw.limit_in_bytes", "128M")), watch=LIMITS),
-    Bad("memory.limit_in_bytes", b"256M", E.EINVAL,
-        (("memory.limit_in_bytes", "64M"), ("memory.memsw.limit_in_bytes", "128M")), watch=LIMITS),
-    Bad("memory.limit_in_bytes", b"-1", E.EINVAL,
-        (("memory.limit_in_bytes", "64M"), ("memory.memsw.limit_in_bytes", "128M")), watch=LIMITS),
+    Bad(
+        "memory.memsw.limit_in_bytes",
+        b"32M",
+        E.EINVAL,
+        (("memory.limit_in_bytes", "64M"), ("memory.memsw.limit_in_bytes", "128M")),
+        watch=LIMITS,
+    ),
+    Bad(
+        "memory.memsw.limit_in_bytes",
+        b"67104768",
+        E.EINVAL,  # 64M - 4096
+        (("memory.limit_in_bytes", "64M"), ("memory.memsw.limit_in_bytes", "128M")),
+        watch=LIMITS,
+    ),
+    Bad(
+        "memory.limit_in_bytes",
+        b"256M",
+        E.EINVAL,
+        (("memory.limit_in_bytes", "64M"), ("memory.memsw.limit_in_bytes", "128M")),
+        watch=LIMITS,
+    ),
+    Bad(
+        "memory.limit_in_bytes",
+        b"-1",
+        E.EINVAL,
+        (("memory.limit_in_bytes", "64M"), ("memory.memsw.limit_in_bytes", "128M")),
+        watch=LIMITS,
+    ),
     # a limit below what cannot be reclaimed (anonymous memory, no swap)
-    Bad("memory.limit_in_bytes", b"4M", E.EBUSY, (("fake.charge", "8M anon"),),
-        watch=(*USAGE, "memory.failcnt")),
-    Bad("memory.limit_in_bytes", b"0", E.EBUSY, (("fake.charge", "1M anon"),),
-        watch=(*USAGE, "memory.failcnt")),
+    Bad(
+        "memory.limit_in_bytes",
+        b"4M",
+        E.EBUSY,
+        (("fake.charge", "8M anon"),),
+        watch=(*USAGE, "memory.failcnt"),
+    ),
+    Bad(
+        "memory.limit_in_bytes",
+        b"0",
+        E.EBUSY,
+        (("fake.charge", "1M anon"),),
+        watch=(*USAGE, "memory.failcnt"),
+    ),
     # fake.charge and fake.uncharge
-    *(Bad("fake.charge", v, E.EINVAL, (("fake.charge", "1M file"),), watch=USAGE) for v in (
-        b"abc", b"4M anonx", b"4M anon dirty", b" ", b"\n", b"\t \n", b"4M file dirty x",
-        b"-1", b"4M FILE", b"4Mx", b"4M file clean", b"file 4M", b"4M dirty")),
-    *(Bad("fake.uncharge", v, E.EINVAL, (("fake.charge", "1M file"),), watch=USAGE) for v in (
-        b"4M file dirty", b"abc", b"4M swap", b" ", b"-1")),
+    *(
+        Bad("fake.charge", v, E.EINVAL, (("fake.charge", "1M file"),), watch=USAGE)
+        for v in (
+            b"abc",
+            b"4M anonx",
+            b"4M anon dirty",
+            b" ",
+            b"\n",
+            b"\t \n",
+            b"4M file dirty x",
+            b"-1",
+            b"4M FILE",
+            b"4Mx",
+            b"4M file clean",
+            b"file 4M",
+            b"4M dirty",
+        )
+    ),
+    *(
+        Bad("fake.uncharge", v, E.EINVAL, (("fake.charge", "1M file"),), watch=USAGE)
+        for v in (b"4M file dirty", b"abc", b"4M swap", b" ", b"-1")
+    ),
     # the reclaim task
-    *(Bad("fake.reclaim_daemon", v, E.EINVAL, watch=("fake.reclaim_daemon",)) for v in (
-        b"start", b"START", b"foo", b"")),
+    *(
+        Bad("fake.reclaim_daemon", v, E.EINVAL, watch=("fake.reclaim_daemon",))
+        for v in (b"start", b"START", b"foo", b"")
+    ),
     # cgroup.event_control
     Bad("cgroup.event_control", b"abc", E.EINVAL),
     Bad("cgroup.event_control", b"1000 1001", E.EBADF),

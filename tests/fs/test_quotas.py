@@ -40,7 +40,9 @@ def test_user_xattrs_per_file_stop_where_kernfs_stops(world):
     assert raised.value.errno == 28  # ENOSPC
     other = str(group / "memory.soft_limit_in_bytes")
     assert world.run(USER_A, "xattrs", other, "3", str(XATTR_VALUE_MAX)) == {
-        "set": KERNFS_XATTR_BYTES // XATTR_VALUE_MAX, "error": "ENOSPC"}
+        "set": KERNFS_XATTR_BYTES // XATTR_VALUE_MAX,
+        "error": "ENOSPC",
+    }
     os.removexattr(other, "user.a1")
     os.setxattr(other, "user.b", b"z" * XATTR_VALUE_MAX)  # room again
 

@@ -126,7 +126,10 @@ def test_shared_anonymous_pages_are_cache_shmem_mapped_file_not_rss(real, group,
         "inactive_file": 0}  # fmt: skip
     hog.cmd("free")
     assert pages_of(before, stat(group), "cache", "shmem", "mapped_file") == {
-        "cache": 0, "shmem": 0, "mapped_file": 0}
+        "cache": 0,
+        "shmem": 0,
+        "mapped_file": 0,
+    }
 
 
 def test_mapped_file_pages_are_cache_and_mapped_file(real, group, hogs, tmp_path):
@@ -154,7 +157,11 @@ def test_locked_pages_are_unevictable(real, group, hogs, command):
     hog.cmd(f"{command} {N}")
     after = stat(group)
     assert pages_of(before, after, "unevictable", "rss", "inactive_anon", "active_anon") == {
-        "unevictable": N, "rss": N, "inactive_anon": 0, "active_anon": 0}
+        "unevictable": N,
+        "rss": N,
+        "inactive_anon": 0,
+        "active_anon": 0,
+    }
     hog.cmd("free")
     assert pages_of(before, stat(group), "unevictable", "rss") == {"unevictable": 0, "rss": 0}
 
@@ -173,10 +180,17 @@ def test_sysv_shm_outlives_its_process_until_removed(real, group, hogs):
     try:
         after = stat(group)
         assert pages_of(before, after, "cache", "shmem", "mapped_file", "rss") == {
-            "cache": N, "shmem": N, "mapped_file": N, "rss": 0}
+            "cache": N,
+            "shmem": N,
+            "mapped_file": N,
+            "rss": 0,
+        }
         hog.cmd("shmdt")  # no longer mapped: still cache and shmem
         assert pages_of(before, stat(group), "cache", "shmem", "mapped_file") == {
-            "cache": N, "shmem": N, "mapped_file": 0}
+            "cache": N,
+            "shmem": N,
+            "mapped_file": 0,
+        }
         hog.end()
         wait_until(lambda: not (group / "tasks").read_text(), what="the helper to leave")
         assert pages_of(before, stat(group), "cache", "shmem") == {"cache": N, "shmem": N}
@@ -394,8 +408,12 @@ def _sh(script: str, *args: str, timeout: float = 30.0) -> subprocess.CompletedP
 
 
 def test_shell_a_process_over_its_limit_is_killed(real, group, memhog_binary):
-    result = _sh('echo 4096 > "$1/memory.limit_in_bytes" && echo $$ > "$1/cgroup.procs" && '
-                 'exec "$2" <<EOF\nanon 64\npause\nEOF', str(group), str(memhog_binary))
+    result = _sh(
+        'echo 4096 > "$1/memory.limit_in_bytes" && echo $$ > "$1/cgroup.procs" && '
+        'exec "$2" <<EOF\nanon 64\npause\nEOF',
+        str(group),
+        str(memhog_binary),
+    )
     assert result.returncode == -9, result
     result = _sh('grep "^oom_kill " "$1/memory.oom_control"; cat "$1/memory.failcnt"', str(group))
     kill_line, failcnt = result.stdout.splitlines()
@@ -405,7 +423,7 @@ def test_shell_a_process_over_its_limit_is_killed(real, group, memhog_binary):
 def test_shell_usage_moves_by_what_a_member_allocates(real, group, memhog_binary, tmp_path):
     # The shell starts memhog, warms it up, moves it in by its PID ($!) and reads rss before
     # and after it allocates.  The shell itself stays out: its own memory moves as it runs.
-    script = r'''
+    script = r"""
         mkfifo "$3/in" "$3/out"
         "$2" < "$3/in" > "$3/out" &
         exec 3> "$3/in" 4< "$3/out"
@@ -419,7 +437,7 @@ def test_shell_usage_moves_by_what_a_member_allocates(real, group, memhog_binary
         echo exit >&3; read r <&4
         wait
         echo $(( (after - before) / 4096 ))
-    '''
+    """
     os.chmod(tmp_path, 0o755)
     result = _sh(script, str(group), str(memhog_binary), str(tmp_path))
     assert result.returncode == 0, result
@@ -444,7 +462,7 @@ def test_members_an_oom_stopped_are_continued_when_the_mount_goes_away(tmp_path,
     assert hog._reply(20.0) == "ok"
 
 
-RUN_SCRIPT = r'''
+RUN_SCRIPT = r"""
     R=$FAKECG_ROOT
     mkdir "$R/g"
     mkfifo "$1/in"
@@ -459,11 +477,13 @@ RUN_SCRIPT = r'''
     while read name value; do [ "$name" = rss ] && echo $((value / 4096)); done < "$R/g/memory.stat"
     echo exit >&3
     wait
-'''
+"""
 
 
-@pytest.mark.parametrize("flags, rss_wanted", [((), lambda rss: rss >= 256),
-                                               (("--no-real-processes",), lambda rss: rss == 0)])
+@pytest.mark.parametrize(
+    "flags, rss_wanted",
+    [((), lambda rss: rss >= 256), (("--no-real-processes",), lambda rss: rss == 0)],
+)
 def test_run_follows_real_processes_unless_told_not_to(tmp_path, memhog_binary, flags, rss_wanted):
     if os.geteuid() != 0 or fuse_unavailable_reason():
         pytest.skip("fakecgfs run needs root and FUSE")
@@ -508,12 +528,15 @@ def test_a_usage_threshold_fires_without_anybody_reading(real, group, hogs):
 def test_a_member_that_execs_is_charged_for_its_whole_new_image(real, group):
     """Even exec'ing the very same program (sh): its new image was made in the group."""
     if Path("/proc/sys/kernel/randomize_va_space").read_text().strip() == "0":
-        pytest.skip("address space randomisation is off: an exec of the same program at the "
-                    "same address cannot be told from /proc")
+        pytest.skip(
+            "address space randomisation is off: an exec of the same program at the "
+            "same address cannot be told from /proc"
+        )
     shell = subprocess.Popen(["sh", "-c", 'echo $$ > "$1/cgroup.procs" && exec sh -c "read x"',
                               "sh", str(group)], stdin=subprocess.PIPE)  # fmt: skip
     pidfd = os.pidfd_open(shell.pid)
     try:
+
         def status(field: str) -> int:
             with open(f"/proc/{shell.pid}/status") as f:
                 return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
@@ -573,7 +596,7 @@ def test_a_user_makes_a_member_of_their_own_process(real, group, public_memhog):
     os.chown(group, 65534, 65534)
     for name in ("cgroup.procs", "tasks"):
         os.chown(group / name, 65534, 65534)
-    script = r'''
+    script = r"""
         "$1" < "$3/in" > "$3/out" &
         exec 3> "$3/in" 4< "$3/out"
         read ready <&4
@@ -583,7 +606,7 @@ def test_a_user_makes_a_member_of_their_own_process(real, group, public_memhog):
         while read name value; do [ "$name" = rss ] && echo "$value"; done < "$2/memory.stat"
         echo exit >&3; read r <&4
         wait
-    '''
+    """
     fifos = Path(tempfile.mkdtemp(prefix="fakecgfs-fifos-"))
     try:
         for name in ("in", "out"):
@@ -616,9 +639,10 @@ def test_the_trace_marks_what_real_processes_caused(tmp_path, hogs):
         assert all(e["real"] for e in mount.events("charge_refused", "/g"))
 
 
-def test_shell_oom_kill_disable_stops_then_a_raised_limit_lets_it_finish(real, group,
-                                                                          memhog_binary, tmp_path):
-    script = r'''
+def test_shell_oom_kill_disable_stops_then_a_raised_limit_lets_it_finish(
+    real, group, memhog_binary, tmp_path
+):
+    script = r"""
         G=$1
         echo 40960 > "$G/memory.limit_in_bytes"
         echo 1 > "$G/memory.oom_control"
@@ -640,7 +664,7 @@ def test_shell_oom_kill_disable_stops_then_a_raised_limit_lets_it_finish(real, g
         grep under_oom "$G/memory.oom_control"
         echo exit >&3; read r <&4
         wait
-    '''
+    """
     os.chmod(tmp_path, 0o755)
     result = _sh(script, str(group), str(memhog_binary), str(tmp_path))
     assert result.returncode == 0, result

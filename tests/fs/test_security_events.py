@@ -26,6 +26,7 @@ from .security import (
 pytestmark = pytest.mark.skipif(shutil.which("setpriv") is None or os.getuid() != 0,
                                 reason="needs root and setpriv")  # fmt: skip
 
+
 def test_a_full_blocking_eventfd_stalls_no_one(world, other_user_reads):
     """Item 4: the counter at its maximum (refilled by a second thread) each of the 400 times
     a threshold is crossed: the server must not block in the eventfd, and B's reads keep

@@ -110,7 +110,6 @@ def test_unused_pid_is_esrch(group):
     assert read(group / "tasks") == ""
 
 
-
 # -- never touch the host (issue 5) ------------------------------------------------------------
 
 SIGNAL_TRAP = """

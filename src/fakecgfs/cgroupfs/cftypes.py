@@ -451,16 +451,24 @@ def read_daemons(ctl, memcg):
 # `fakecgfs explain FILE` needs: the read format, what a write accepts, and the file's own
 # errors (the ones every file shares are in the page's header).
 
-_SIZE = ("a size, parsed as the kernel parses limits: surrounding whitespace stripped, decimal, "
-         "`0x` hex or leading-`0` octal, one optional `K` `M` `G` `T` `P` `E` suffix in either "
-         "case; rounded down to whole pages; `-1` means unlimited, and so does anything from "
-         "9223372036854771712 up; a write of only whitespace means 0")
-_SIZE_EINVAL = ("EINVAL", "junk in the size (`1MB`, `1.5M`, `1 M`, `max`, `+4096`), or a "
-                "negative value other than `-1`")
-_U64 = ("an unsigned number (kstrtoull): decimal, `0x` hex or leading-`0` octal, an optional "
-        "leading `+`, at most one trailing newline and no other whitespace")
-_U64_ERRORS = (("EINVAL", "not a number, a sign other than `+`, spaces, or junk after it"),
-               ("ERANGE", "above 2^64-1"))
+_SIZE = (
+    "a size, parsed as the kernel parses limits: surrounding whitespace stripped, decimal, "
+    "`0x` hex or leading-`0` octal, one optional `K` `M` `G` `T` `P` `E` suffix in either "
+    "case; rounded down to whole pages; `-1` means unlimited, and so does anything from "
+    "9223372036854771712 up; a write of only whitespace means 0"
+)
+_SIZE_EINVAL = (
+    "EINVAL",
+    "junk in the size (`1MB`, `1.5M`, `1 M`, `max`, `+4096`), or a negative value other than `-1`",
+)
+_U64 = (
+    "an unsigned number (kstrtoull): decimal, `0x` hex or leading-`0` octal, an optional "
+    "leading `+`, at most one trailing newline and no other whitespace"
+)
+_U64_ERRORS = (
+    ("EINVAL", "not a number, a sign other than `+`, spaces, or junk after it"),
+    ("ERANGE", "above 2^64-1"),
+)
 _ROOT_EINVAL = ("EINVAL", "written on the root group (it has no limits)")
 _BYTES = "bytes, a multiple of 4096, then a newline"
 _UNLIMITED = "9223372036854771712 (the page counter's maximum)"
@@ -761,4 +769,3 @@ def lookup(memcg: MemCgroup, name: str, *, strict: bool = False) -> CfType | Non
     if cft is None or not cft.present_in(memcg) or (strict and cft.origin is Origin.FAKECGFS):
         return None
     return cft
-

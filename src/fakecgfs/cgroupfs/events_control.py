@@ -299,8 +299,9 @@ class EventControl(Generic[_File]):
     """A mount's registrations' descriptors: shared, bounded per user, released when nobody but
     the server holds them.  Made by the filesystem, which lends it the paths and inodes."""
 
-    def __init__(self, mountpoint: str | None, resolve: Resolve[_File],
-                 inode_of: InodeOf[_File]) -> None:
+    def __init__(
+        self, mountpoint: str | None, resolve: Resolve[_File], inode_of: InodeOf[_File]
+    ) -> None:
         self.mountpoint = os.path.realpath(mountpoint) if mountpoint else None
         self._resolve = resolve
         self._inode_of = inode_of
@@ -325,7 +326,8 @@ class EventControl(Generic[_File]):
         efd, cfd, args = parse_registration(data)
         tgid, credentials = writer_credentials(caller.pid, caller.uid, caller.gid)
         eventfd, eventfd_id, registration = self._take_descriptors(
-            tgid, caller.pid, efd, cfd, memcg, credentials, args)
+            tgid, caller.pid, efd, cfd, memcg, credentials, args
+        )
         try:
             return self._bind(ctl, registration, caller.uid, eventfd, eventfd_id)
         except BaseException:
@@ -388,7 +390,7 @@ class EventControl(Generic[_File]):
         if self.mountpoint is None:
             return None
         root = self.mountpoint.rstrip("/")
-        return target[len(root):] if target.startswith(root + "/") else None
+        return target[len(root) :] if target.startswith(root + "/") else None
 
     def _check_control_file(self, target: str, relative: str | None, memcg: MemCgroup,
                             credentials: Credentials) -> Watch:  # fmt: skip
@@ -401,8 +403,9 @@ class EventControl(Generic[_File]):
         try:
             group, cft = self._resolve(relative)
         except OSError:
-            raise ControllerError(errno.EINVAL,
-                                  f"{target} is not a file of the hierarchy") from None
+            raise ControllerError(
+                errno.EINVAL, f"{target} is not a file of the hierarchy"
+            ) from None
         inode = self._inode_of(group, cft)
         if not credentials.may_read(inode.mode, inode.uid, inode.gid):
             raise ControllerError(errno.EACCES, f"the writer may not read {target}")
@@ -472,8 +475,14 @@ class EventControl(Generic[_File]):
         except BaseException:
             os.close(eventfd)
             raise
-        self._attach(ctl, registration, uid, eventfd, eventfd_id,
-                     self._held.get((uid, eventfd_id)) if eventfd_id is not None else None)
+        self._attach(
+            ctl,
+            registration,
+            uid,
+            eventfd,
+            eventfd_id,
+            self._held.get((uid, eventfd_id)) if eventfd_id is not None else None,
+        )
 
     async def release_closed_eventfds(self, ctl: MemoryController) -> None:
         """Drop, without a signal, the registrations whose eventfd nobody but the server holds
@@ -484,7 +493,8 @@ class EventControl(Generic[_File]):
             if not ids:
                 return
             held_elsewhere = await trio.to_thread.run_sync(
-                eventfd_ids_held, {i for i in ids if i is not None}, os.getpid())
+                eventfd_ids_held, {i for i in ids if i is not None}, os.getpid()
+            )
         finally:
             self._scanning = False
             self._last_scan = trio.current_time()

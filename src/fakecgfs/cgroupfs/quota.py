@@ -77,8 +77,9 @@ class Quotas:
         if flags & os.XATTR_REPLACE and old is None:
             raise QuotaError(errno.ENODATA, f"no {name}")
         if name.startswith(USER_XATTR_PREFIX):
-            credit = (_cost(name, old)
-                      if old is not None and inode.xattr_uids.get(name) == uid else 0)
+            credit = (
+                _cost(name, old) if old is not None and inode.xattr_uids.get(name) == uid else 0
+            )
             held = self.xattr_bytes[uid] - credit + _cost(name, value)
             if uid != 0 and held > MAX_XATTR_BYTES_PER_USER:
                 raise QuotaError(errno.ENOSPC, f"uid {uid} holds {MAX_XATTR_BYTES_PER_USER} "

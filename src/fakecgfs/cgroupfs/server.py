@@ -129,15 +129,19 @@ def _era(era: str) -> tuple[Any, CfTable, Callable[[Any], dict[str, Any]]]:
 
 async def _serve(mountpoint: str, options: MountOptions, claim: ServerClaim) -> None:
     controller_class, table, sample = _era(options.era)
-    async with controller_class.open(
-        swap_bytes=options.swap_bytes, reclaim_rate=options.reclaim_rate
-    ) as controller, trio.open_nursery() as nursery:
+    async with (
+        controller_class.open(
+            swap_bytes=options.swap_bytes, reclaim_rate=options.reclaim_rate
+        ) as controller,
+        trio.open_nursery() as nursery,
+    ):
         trace = None
         if options.trace:
             from ..trace import SAMPLE_INTERVAL, TraceWriter, run_sampler
 
-            trace = TraceWriter(options.trace,
-                                on_failure=lambda why: controller.listener_failed(trace, why))
+            trace = TraceWriter(
+                options.trace, on_failure=lambda why: controller.listener_failed(trace, why)
+            )
             controller.subscribe(trace)
             interval = options.trace_interval or SAMPLE_INTERVAL
             nursery.start_soon(run_sampler, controller, interval, sample, name="trace-sampler")

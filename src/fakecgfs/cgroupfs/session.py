@@ -76,7 +76,7 @@ WRITE_IN = struct.Struct("=QQIIQII")  # fh, offset, size, write_flags, lock_owne
 INTERRUPT_IN = struct.Struct("=Q")  # unique of the interrupted request
 # A READ's fuse_in_header and fuse_read_in in one unpack, only the fields the session uses:
 # len, unique; fh, offset, size (pad bytes "x" skip the others).
-READ_REQUEST = struct.Struct("=I4xQ24x" "QQI20x")
+READ_REQUEST = struct.Struct("=I4xQ24xQQI20x")
 OUT_HEADER = struct.Struct("=IiQ")  # len, error (-errno), unique
 WRITE_OUT = struct.Struct("=II")  # size, padding
 FUSE_BUF_IS_FD = 1 << 1  # libfuse's fuse_buf_flags: data spliced into a pipe, not in memory

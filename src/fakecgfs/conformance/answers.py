@@ -75,7 +75,7 @@ def unescape_bytes(escaped: str) -> bytes:
             continue
         nxt = escaped[i + 1]
         if nxt == "x":
-            out.append(int(escaped[i + 2:i + 4], 16))
+            out.append(int(escaped[i + 2 : i + 4], 16))
             i += 4
         else:
             out.append(rev[nxt])
@@ -117,8 +117,14 @@ def kind_of(mode: int) -> str:
 
 def stat_dict(st: os.stat_result) -> dict[str, Any]:
     """Deterministic stat fields only (no times, inode, device, uid/gid)."""
-    return {"type": kind_of(st.st_mode), "mode": oct_mode(st.st_mode), "size": st.st_size,
-            "nlink": st.st_nlink, "blocks": st.st_blocks, "blksize": st.st_blksize}
+    return {
+        "type": kind_of(st.st_mode),
+        "mode": oct_mode(st.st_mode),
+        "size": st.st_size,
+        "nlink": st.st_nlink,
+        "blocks": st.st_blocks,
+        "blksize": st.st_blksize,
+    }
 
 
 def pid_input_is_safe(data: bytes) -> bool:
@@ -159,8 +165,14 @@ class Steps:
         self.d[key] = value
         return value
 
-    def call(self, label: str, syscall: str, fn: Callable[..., Any], *args: Any,
-             show: Callable[[Any], Any] | None = None) -> Any:
+    def call(
+        self,
+        label: str,
+        syscall: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        show: Callable[[Any], Any] | None = None,
+    ) -> Any:
         """Run ``fn``; record ``show(result)`` (default "ok" for None) or the errno.
 
         Returns the raw result, or None when the call failed.
@@ -175,4 +187,3 @@ class Steps:
         else:
             self.set(label, "ok" if result is None else result)
         return result
-

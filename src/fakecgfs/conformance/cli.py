@@ -54,12 +54,23 @@ def build_parser() -> argparse.ArgumentParser:
     dif = sub.add_parser("diff", help="compare two recordings")
     dif.add_argument("golden")
     dif.add_argument("new")
-    dif.add_argument("--ignore-machine-dependent", action=argparse.BooleanOptionalAction,
-                     default=True, help="skip probes flagged machine_dependent (default: on)")
-    dif.add_argument("--ignore-fakecgfs-only", action=argparse.BooleanOptionalAction,
-                     default=True, help="skip fakecgfs-only probes (default: on)")
-    dif.add_argument("--compare-with", action="store_true",
-                     help="instead compare NEW's fakecgfs-only probes with GOLDEN's paired answers")
+    dif.add_argument(
+        "--ignore-machine-dependent",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="skip probes flagged machine_dependent (default: on)",
+    )
+    dif.add_argument(
+        "--ignore-fakecgfs-only",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="skip fakecgfs-only probes (default: on)",
+    )
+    dif.add_argument(
+        "--compare-with",
+        action="store_true",
+        help="instead compare NEW's fakecgfs-only probes with GOLDEN's paired answers",
+    )
     lst = sub.add_parser("list", help="print the probe ids")
     lst.add_argument("--only", metavar="PREFIX")
     return parser

@@ -30,11 +30,13 @@ class Difference:
             if value is MISSING:
                 return "<missing>"
             return json.dumps(value, sort_keys=False)
+
         return f"DIFF {self.id}\n  golden: {show(self.golden)}\n  new:    {show(self.new)}"
 
 
-def _compared(golden: Recording, new: Recording, ignore_machine_dependent: bool,
-              ignore_fakecgfs_only: bool) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
+def _compared(
+    golden: Recording, new: Recording, ignore_machine_dependent: bool, ignore_fakecgfs_only: bool
+) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
     g = {p["id"]: p for p in golden.get("probes", [])}
     n = {p["id"]: p for p in new.get("probes", [])}
     ids = list(g) + [i for i in n if i not in g]
@@ -53,8 +55,12 @@ def _compared(golden: Recording, new: Recording, ignore_machine_dependent: bool,
     return [i for i in ids if not skipped(i)], g, n
 
 
-def diff(golden: Recording, new: Recording, ignore_machine_dependent: bool = True,
-         ignore_fakecgfs_only: bool = True) -> list[Difference]:
+def diff(
+    golden: Recording,
+    new: Recording,
+    ignore_machine_dependent: bool = True,
+    ignore_fakecgfs_only: bool = True,
+) -> list[Difference]:
     """Differences between two recordings (a probe present in only one counts too).
 
     Machine-dependent probes (flagged in either file) are skipped by default, and so
@@ -71,8 +77,12 @@ def diff(golden: Recording, new: Recording, ignore_machine_dependent: bool = Tru
     return out
 
 
-def compared_count(golden: Recording, new: Recording, ignore_machine_dependent: bool = True,
-                   ignore_fakecgfs_only: bool = True) -> int:
+def compared_count(
+    golden: Recording,
+    new: Recording,
+    ignore_machine_dependent: bool = True,
+    ignore_fakecgfs_only: bool = True,
+) -> int:
     return len(_compared(golden, new, ignore_machine_dependent, ignore_fakecgfs_only)[0])
 
 

@@ -95,8 +95,14 @@ def statvfs_dict(path: str) -> Any:
         sv = os.statvfs(path)
     except OSError as exc:
         return err(exc, "statfs")
-    return {"f_bsize": sv.f_bsize, "f_blocks": sv.f_blocks, "f_bfree": sv.f_bfree,
-            "f_files": sv.f_files, "f_ffree": sv.f_ffree, "f_namemax": sv.f_namemax}
+    return {
+        "f_bsize": sv.f_bsize,
+        "f_blocks": sv.f_blocks,
+        "f_bfree": sv.f_bfree,
+        "f_files": sv.f_files,
+        "f_ffree": sv.f_ffree,
+        "f_namemax": sv.f_namemax,
+    }
 
 
 class Ctx:
@@ -241,6 +247,14 @@ def remove_tree(path: str, attempts: int = 5) -> list[str]:
 
 
 #: names the create/link probes may create on a lenient file system (removed at cleanup)
-_CREATED_FILE_NAMES = {b"newfile", b"newfile2", b"nodefile", b"fifo", b"symlink",
-                       b"symlink2", b"hardlink", b"hardlink2", b"fifo2"}
-
+_CREATED_FILE_NAMES = {
+    b"newfile",
+    b"newfile2",
+    b"nodefile",
+    b"fifo",
+    b"symlink",
+    b"symlink2",
+    b"hardlink",
+    b"hardlink2",
+    b"fifo2",
+}

@@ -70,8 +70,11 @@ def record(root: str, only: str | None = None,
             base_setup[name] = ctx.write(os.path.join(base, name), value)
         for probe in probes:
             answer = _run_probe(ctx, probe)
-            entry: dict[str, Any] = {"id": probe.id, "answer": answer,
-                                     "machine_dependent": probe.machine_dependent}
+            entry: dict[str, Any] = {
+                "id": probe.id,
+                "answer": answer,
+                "machine_dependent": probe.machine_dependent,
+            }
             if probe.fakecgfs_only:
                 entry["fakecgfs_only"] = True
             if probe.compare_with:

@@ -54,7 +54,9 @@ STAT_ITEMS = (
 
 
 MEMORY_STAT_NAMES = (
-    *STAT_ITEMS, "hierarchical_memory_limit", "hierarchical_memsw_limit",
+    *STAT_ITEMS,
+    "hierarchical_memory_limit",
+    "hierarchical_memsw_limit",
     *(f"total_{name}" for name in STAT_ITEMS),
 )
 """Every line of memory.stat, in order: the group's own items, its limits, its subtree's totals."""
@@ -380,7 +382,11 @@ class MemoryController:
     # -- charge and uncharge -------------------------------------------------------------------
 
     async def charge(
-        self, memcg: MemCgroup, nr_pages: int, kind: PageKind = PageKind.ANON, *,
+        self,
+        memcg: MemCgroup,
+        nr_pages: int,
+        kind: PageKind = PageKind.ANON,
+        *,
         dirty: bool = False,
     ) -> None:
         """Charge ``nr_pages`` new pages to ``memcg``, as a task faulting them in would.
@@ -414,7 +420,11 @@ class MemoryController:
             memcg.charging -= 1
 
     def charge_now(
-        self, memcg: MemCgroup, nr_pages: int, kind: PageKind = PageKind.ANON, *,
+        self,
+        memcg: MemCgroup,
+        nr_pages: int,
+        kind: PageKind = PageKind.ANON,
+        *,
         dirty: bool = False,
     ) -> bool:
         """The charge's fast path: if every page fits under every limit on the way up, charge
@@ -463,8 +473,9 @@ class MemoryController:
                       counter="memsw" if memsw else "memory",
                       usage=counter.usage * PAGE_SIZE, limit=counter.limit * PAGE_SIZE)  # fmt: skip
             # Swapping out cannot lower memory+swap, so a memsw refusal reclaims without it.
-            result = self.reclaim(over, max(nr, SWAP_CLUSTER_MAX), cause="direct",
-                                  may_swap=not memsw)
+            result = self.reclaim(
+                over, max(nr, SWAP_CLUSTER_MAX), cause="direct", may_swap=not memsw
+            )
             if counter.margin() >= nr or result.reclaimed:
                 # Progress: retry, but let others run first, as the kernel's reclaim
                 # cond_resched()s; a pass that "frees" forever cannot stall the loop.
@@ -600,8 +611,9 @@ class MemoryController:
     @staticmethod
     def _excess(memcg: MemCgroup) -> int:
         """Pages by which the group is over its memory or memory+swap limit (0: it fits)."""
-        return max(memcg.memory.usage - memcg.memory.limit,
-                   memcg.memsw.usage - memcg.memsw.limit, 0)
+        return max(
+            memcg.memory.usage - memcg.memory.limit, memcg.memsw.usage - memcg.memsw.limit, 0
+        )
 
     def _check_real_limits(self, memcg: MemCgroup) -> None:
         """After a real charge: the lowest group on the way up that is over a limit is where
@@ -856,8 +868,9 @@ class MemoryController:
         """Pages of the subtree that no reclaim can free now: anonymous pages when there is no
         swap room or swappiness is 0."""
         if self.swap.free() > 0:
-            return sum(n.lruvec.resident(PageKind.ANON) for n in memcg.subtree()
-                       if not n.swappiness)
+            return sum(
+                n.lruvec.resident(PageKind.ANON) for n in memcg.subtree() if not n.swappiness
+            )
         return sum(n.lruvec.resident(PageKind.ANON) for n in memcg.subtree())
 
     def _warn_about_watermarks(self, memcg: MemCgroup) -> None:

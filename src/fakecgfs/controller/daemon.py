@@ -30,8 +30,10 @@ from .constants import BACKOFF_MAX, BACKOFF_MIN, NO_PROGRESS_PASSES, PAGE_SIZE, 
 from .events import EventKind
 from .res_counter import ResCounter
 
-BACKOFF_WARNING = (f"{NO_PROGRESS_PASSES} reclaim passes freed nothing: usage above the low "
-                   "watermark is not reclaimable (anonymous memory without swap?); backing off")
+BACKOFF_WARNING = (
+    f"{NO_PROGRESS_PASSES} reclaim passes freed nothing: usage above the low "
+    "watermark is not reclaimable (anonymous memory without swap?); backing off"
+)
 
 
 class ReclaimTarget(Protocol):
@@ -265,6 +267,9 @@ class ReclaimDaemon:
         if starts or ends:
             self.controller.notifier.reclaim_task_changed(self.memcg)
         self.controller.emit(
-            self.memcg, EventKind.DAEMON_STATE, state=state.value, previous=previous.value,
+            self.memcg,
+            EventKind.DAEMON_STATE,
+            state=state.value,
+            previous=previous.value,
             usage=self.memcg.memory.usage * PAGE_SIZE,
         )

@@ -115,7 +115,8 @@ def _take_listener(channel: socket.socket) -> int | None:
     space = socket.CMSG_SPACE(array.array("i").itemsize)
     try:
         message, ancillary, _, _ = channel.recvmsg(
-            4096, space, socket.MSG_CMSG_CLOEXEC | socket.MSG_DONTWAIT)
+            4096, space, socket.MSG_CMSG_CLOEXEC | socket.MSG_DONTWAIT
+        )
     except BlockingIOError:
         return None
     fds = array.array("i")

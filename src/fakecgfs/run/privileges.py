@@ -75,4 +75,3 @@ def set_no_new_privs() -> None:
     """No exec may gain privileges (set-user-ID, file capabilities) from here on: what lets a
     process without CAP_SYS_ADMIN install a seccomp filter."""
     prctl(PR_SET_NO_NEW_PRIVS, 1)
-

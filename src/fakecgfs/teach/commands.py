@@ -46,10 +46,20 @@ def add_commands(sub) -> None:
                        "(TERM=dumb, a pipe), one frame after another.")  # fmt: skip
     p.add_argument("mountpoint")
     p.add_argument("--once", action="store_true", help="print one frame and exit (for scripts)")
-    p.add_argument("--width", type=int, default=None, metavar="COLUMNS",
-                   help="draw for this many columns (default: the terminal's, or 80)")
-    p.add_argument("--interval", type=float, default=REFRESH_INTERVAL, metavar="S",
-                   help=f"seconds between frames (default {REFRESH_INTERVAL})")
+    p.add_argument(
+        "--width",
+        type=int,
+        default=None,
+        metavar="COLUMNS",
+        help="draw for this many columns (default: the terminal's, or 80)",
+    )
+    p.add_argument(
+        "--interval",
+        type=float,
+        default=REFRESH_INTERVAL,
+        metavar="S",
+        help=f"seconds between frames (default {REFRESH_INTERVAL})",
+    )
     p.set_defaults(func=_top)
 
     p = sub.add_parser("plot", help="draw a group's usage over time from a trace (PNG or SVG)",
@@ -62,10 +72,18 @@ def add_commands(sub) -> None:
     p.add_argument("--group", "-g", metavar="G",
                    help="the group to draw, e.g. /demo (default: the one with the most "
                    "background reclaim)")  # fmt: skip
-    p.add_argument("-o", "--output", metavar="FILE",
-                   help="where to write (default fakecgfs-plot.png); .svg writes SVG")
-    p.add_argument("--format", choices=("png", "svg"), default=None,
-                   help="force the format (default: from the output's extension)")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="where to write (default fakecgfs-plot.png); .svg writes SVG",
+    )
+    p.add_argument(
+        "--format",
+        choices=("png", "svg"),
+        default=None,
+        help="force the format (default: from the output's extension)",
+    )
     p.add_argument("--title", help="the title (default: 'Background reclaim in G')")
     p.set_defaults(func=_plot)
 
@@ -78,14 +96,19 @@ def add_commands(sub) -> None:
     p.add_argument("--markdown", action="store_true", help="print the Markdown source")
     p.set_defaults(func=_explain)
 
-    p = sub.add_parser("review", help="the 2008 review of the RFC, live on two mounts",
-                       description="Balbir Singh's review of the 2008 background-reclaim RFC, "
-                       "comment by comment, on two mounts side by side: the patch as posted "
-                       "(--era rfc-2008) and the repaired default. See docs/review-lesson.md.")
+    p = sub.add_parser(
+        "review",
+        help="the 2008 review of the RFC, live on two mounts",
+        description="Balbir Singh's review of the 2008 background-reclaim RFC, "
+        "comment by comment, on two mounts side by side: the patch as posted "
+        "(--era rfc-2008) and the repaired default. See docs/review-lesson.md.",
+    )
     p.add_argument("--step", type=int, metavar="N", help="only step N (default: all)")
     p.add_argument("--all", action="store_true", help="every step (the default)")
-    p.add_argument("--no-pause", action="store_true",
-                   help="do not wait for Enter between steps")
-    p.add_argument("--plot", metavar="FILE",
-                   help="afterwards, draw step 7 on both mounts side by side (PNG or SVG)")
+    p.add_argument("--no-pause", action="store_true", help="do not wait for Enter between steps")
+    p.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="afterwards, draw step 7 on both mounts side by side (PNG or SVG)",
+    )
     p.set_defaults(func=_review)

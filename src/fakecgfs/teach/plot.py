@@ -403,7 +403,8 @@ def plot(trace: str, output: str, *, group: str | None = None, fmt: str | None =
 
 MISSING_MATPLOTLIB = (
     "fakecgfs plot needs matplotlib, an optional extra: pip install 'fakecgfs[plot]'\n"
-    "(in a checkout: pip install -e '.[plot]', or ./scripts/setup)")
+    "(in a checkout: pip install -e '.[plot]', or ./scripts/setup)"
+)
 
 
 def run(args: argparse.Namespace) -> int:

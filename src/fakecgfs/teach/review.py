@@ -267,8 +267,9 @@ def step_members(lesson: Lesson) -> None:
     lesson.run("echo 48M > s2/memory.high_wmark_in_bytes",
                echo("48M", "s2/memory.high_wmark_in_bytes"))  # fmt: skip
     lesson.run("cat fake.daemons", cat("fake.daemons"))
-    lesson.run("cat s2/fake.reclaim_daemon  # state, name",
-               cat("s2/fake.reclaim_daemon", "state", "name"))
+    lesson.run(
+        "cat s2/fake.reclaim_daemon  # state, name", cat("s2/fake.reclaim_daemon", "state", "name")
+    )
     lesson.say("""
         What to see: as posted, the write fails (48M is below the low watermark, still
         LLONG_MAX) and yet a thread called memcontd now runs for s2, and stays. Repaired, the
@@ -282,8 +283,10 @@ def step_threads(lesson: Lesson) -> None:
         memcontd, each with its own stack, sleeping or not. A workqueue would share a few
         workers among all groups.""")
     for name in ("s3a", "s3b", "s3c"):
-        lesson.run(f"mkdir {name}; echo 0 > {name}/memory.high_wmark_in_bytes",
-                   sequence(mkdir(name), echo("0", f"{name}/memory.high_wmark_in_bytes")))
+        lesson.run(
+            f"mkdir {name}; echo 0 > {name}/memory.high_wmark_in_bytes",
+            sequence(mkdir(name), echo("0", f"{name}/memory.high_wmark_in_bytes")),
+        )
     lesson.run("cat fake.daemons", cat("fake.daemons"))
     lesson.say("""
         What to see: as posted, three more threads, although every write failed (0 is below the
@@ -315,13 +318,18 @@ def step_state_compare(lesson: Lesson) -> None:
 
         The order hid a bug: res_counter_state(), which the thread polls, never returns
         RES_OVER_LIMIT. 2.6.26 stores a limit without reclaiming, so usage can sit above it.""")
-    lesson.run("mkdir s4b; echo '12M anon' > s4b/fake.charge",
-               sequence(mkdir("s4b"), echo("12M anon", "s4b/fake.charge")))
+    lesson.run(
+        "mkdir s4b; echo '12M anon' > s4b/fake.charge",
+        sequence(mkdir("s4b"), echo("12M anon", "s4b/fake.charge")),
+    )
     arm(lesson, "s4b", low="4M", high="8M", limit="8M")
-    lesson.run("cat s4b/memory.limit_in_bytes s4b/memory.usage_in_bytes",
-               sequence(cat("s4b/memory.limit_in_bytes"), cat("s4b/memory.usage_in_bytes")))
-    lesson.run("cat s4b/fake.reclaim_daemon  # res_state",
-               cat("s4b/fake.reclaim_daemon", "res_state"))
+    lesson.run(
+        "cat s4b/memory.limit_in_bytes s4b/memory.usage_in_bytes",
+        sequence(cat("s4b/memory.limit_in_bytes"), cat("s4b/memory.usage_in_bytes")),
+    )
+    lesson.run(
+        "cat s4b/fake.reclaim_daemon  # res_state", cat("s4b/fake.reclaim_daemon", "res_state")
+    )
     lesson.run("rmdir s4b", rmdir("s4b"))
     lesson.say("""
         What to see: as posted, the limit is stored under the usage and the state says
@@ -367,8 +375,10 @@ def step_yield(lesson: Lesson) -> None:
         sleeps only at or under the low watermark, so anywhere above it the thread runs pass
         after pass, whether a pass freed anything or not. Here: 12M of anonymous memory and no
         swap, then watermarks 8M and 16M.""")
-    lesson.run("mkdir s7; echo '12M anon' > s7/fake.charge",
-               sequence(mkdir("s7"), echo("12M anon", "s7/fake.charge")))
+    lesson.run(
+        "mkdir s7; echo '12M anon' > s7/fake.charge",
+        sequence(mkdir("s7"), echo("12M anon", "s7/fake.charge")),
+    )
     arm(lesson, "s7", low="8M", high="16M")
     measure(lesson, "s7")
     lesson.say("""
@@ -381,8 +391,9 @@ def step_yield(lesson: Lesson) -> None:
     mounting.wait_until(lambda: _daemon(lesson.repaired, "s7")["state"] == "backoff",
                         SETTLE_TIMEOUT, 0.01)  # fmt: skip
     measure(lesson, "s7")
-    lesson.run("cat s7/fake.reclaim_daemon  # last_warning",
-               cat("s7/fake.reclaim_daemon", "last_warning"))
+    lesson.run(
+        "cat s7/fake.reclaim_daemon  # last_warning", cat("s7/fake.reclaim_daemon", "last_warning")
+    )
     lesson.say("""
         What to see: as posted, still a hundred empty passes a second. Repaired, a few passes
         freed nothing, the task warned and backs off (0.1 s, doubling to 10 s): a pass now
@@ -397,8 +408,10 @@ def step_stop(lesson: Lesson) -> None:
     lesson.run("echo stop > s6/fake.reclaim_daemon", echo("stop", "s6/fake.reclaim_daemon"))
     lesson.run("echo -1 > s7/memory.high_wmark_in_bytes",
                echo("-1", "s7/memory.high_wmark_in_bytes"))  # fmt: skip
-    lesson.run("rmdir s3a s3b s3c; cat fake.daemons",
-               sequence(rmdir("s3a"), rmdir("s3b"), rmdir("s3c"), cat("fake.daemons")))
+    lesson.run(
+        "rmdir s3a s3b s3c; cat fake.daemons",
+        sequence(rmdir("s3a"), rmdir("s3b"), rmdir("s3c"), cat("fake.daemons")),
+    )
     lesson.say("""
         What to see: as posted, every thread ever started is still there, s7's still spinning;
         there is no way to stop one (EINVAL: no interface, and -1 is not a number in 2.6.26)
@@ -417,8 +430,9 @@ def step_todo(lesson: Lesson) -> None:
                sequence(echo("stop", "s9/fake.reclaim_daemon"),
                         echo("start", "s9/fake.reclaim_daemon")))  # fmt: skip
     lesson.run("cat s9/memory.numa_stat", cat("s9/memory.numa_stat"))
-    lesson.run("cat s9/fake.reclaim_daemon  # last_warning",
-               cat("s9/fake.reclaim_daemon", "last_warning"))
+    lesson.run(
+        "cat s9/fake.reclaim_daemon  # last_warning", cat("s9/fake.reclaim_daemon", "last_warning")
+    )
     lesson.run("mkdir s9b; echo 48M > s9b/memory.high_wmark_in_bytes; "
                "cat s9b/memory.low_wmark_in_bytes",
                sequence(mkdir("s9b"), echo("48M", "s9b/memory.high_wmark_in_bytes"),
@@ -436,19 +450,34 @@ def step_todo(lesson: Lesson) -> None:
 
 STEPS = (
     Step("a fresh group, and a limit", "(nobody noticed)", step_trap),
-    Step("comments on the members", "Comments on each of the members would be nice.",
-         step_members),
-    Step("threads or workqueues", "I suspect we are using threads. Aren't workqueues better "
-         "than threads?", step_threads),
-    Step("state > RES_BELOW_HIGH", "I really don't like state > RES_BELOW_HIGH sort of checks. "
-         "Could we please abstract them into functions", step_state_compare),
-    Step("the magic nice value", "Shouldn't this (0) be a #define, what if we would like to "
-         "degrade our nice value even further later?", step_nice),
+    Step("comments on the members", "Comments on each of the members would be nice.", step_members),
+    Step(
+        "threads or workqueues",
+        "I suspect we are using threads. Aren't workqueues better than threads?",
+        step_threads,
+    ),
+    Step(
+        "state > RES_BELOW_HIGH",
+        "I really don't like state > RES_BELOW_HIGH sort of checks. "
+        "Could we please abstract them into functions",
+        step_state_compare,
+    ),
+    Step(
+        "the magic nice value",
+        "Shouldn't this (0) be a #define, what if we would like to "
+        "degrade our nice value even further later?",
+        step_nice,
+    ),
     Step("the sleep", "I am afraid, I fail to understand the code above.", step_wait_loop),
-    Step("yield()", "Why do we yeild here? Shouldn't our waitqueue handle the waiting?",
-         step_yield),
-    Step("stopping below the low watermark", "I failed to see code for the low watermark. "
-         "Shouldn't we stop the thread once we go below the low watermark?", step_stop),
+    Step(
+        "yield()", "Why do we yeild here? Shouldn't our waitqueue handle the waiting?", step_yield
+    ),
+    Step(
+        "stopping below the low watermark",
+        "I failed to see code for the low watermark. "
+        "Shouldn't we stop the thread once we go below the low watermark?",
+        step_stop,
+    ),
     Step("the patch's TODO list", "(the patch's own)", step_todo),
 )
 

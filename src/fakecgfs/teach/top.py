@@ -307,7 +307,7 @@ def _count(n: int, noun: str) -> str:
 
 
 def _short_path(path: str, width: int) -> str:
-    return path if len(path) <= width else "…" + path[-(width - 1):]
+    return path if len(path) <= width else "…" + path[-(width - 1) :]
 
 
 def render(mountpoint: str, rows: list[GroupRow], width: int, *, ascii_only: bool = False,

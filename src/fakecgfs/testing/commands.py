@@ -118,7 +118,8 @@ def _mismatch(args: argparse.Namespace, actual: str) -> str | None:
         if want is not None and number is not None:
             if number != want:
                 return f"got {actual}, want {args.value}" + (
-                    f" ({want})" if str(want) != args.value else "")
+                    f" ({want})" if str(want) != args.value else ""
+                )
         elif actual != args.value.strip():
             return f"got {actual!r}, want {args.value.strip()!r}"
     for bound, ok, word in ((args.at_least, lambda n, b: n >= b, "at least"),
@@ -228,8 +229,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", metavar="SIZE", help="memory.limit_in_bytes")
     p.add_argument("--high", metavar="SIZE", help="memory.high_wmark_in_bytes")
     p.add_argument("--low", metavar="SIZE", help="memory.low_wmark_in_bytes")
-    p.add_argument("--set", metavar="FILE=VALUE", type=_assignment, action="append", default=[],
-                   help="write VALUE to GROUPDIR/FILE afterwards (repeatable)")
+    p.add_argument(
+        "--set",
+        metavar="FILE=VALUE",
+        type=_assignment,
+        action="append",
+        default=[],
+        help="write VALUE to GROUPDIR/FILE afterwards (repeatable)",
+    )
     p.set_defaults(func=cmd_mkgroup)
 
     p = sub.add_parser("write", help="one write() to a control file, reporting the errno",
@@ -259,8 +266,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    "'--key state sleeping' reads as it should)")  # fmt: skip
     p.add_argument("--at-least", type=parse_size, metavar="SIZE")
     p.add_argument("--at-most", type=parse_size, metavar="SIZE")
-    p.add_argument("--timeout", type=float, default=0.0, metavar="S",
-                   help="keep checking for up to S seconds (default: check once)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="keep checking for up to S seconds (default: check once)",
+    )
     p.set_defaults(func=cmd_expect)
 
     p = sub.add_parser("shell-lib", help="print the path of the fakecgfs-sh shell library",
@@ -278,13 +290,23 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        "where unprivileged user namespaces are allowed. The fake is the only "
                        "cgroup hierarchy the command finds, and it looks like one to /proc and "
                        "statfs(); see docs/testing-with-fakecgfs.md.")  # fmt: skip
-    p.add_argument("--mount-at", metavar="PATH", default="/sys/fs/cgroup/memory",
-                   help="where to mount the fake (default /sys/fs/cgroup/memory)")
+    p.add_argument(
+        "--mount-at",
+        metavar="PATH",
+        default="/sys/fs/cgroup/memory",
+        help="where to mount the fake (default /sys/fs/cgroup/memory)",
+    )
     p.add_argument("--strict", action="store_true", help="hide the fakecgfs-only fake.* files")
-    p.add_argument("--swap", type=parse_size, default=0, metavar="SIZE",
-                   help="simulated swap size (default 0)")
-    p.add_argument("--reclaim-rate", type=parse_size, default=None, metavar="RATE",
-                   help="background reclaim speed in bytes per second (default: full)")
+    p.add_argument(
+        "--swap", type=parse_size, default=0, metavar="SIZE", help="simulated swap size (default 0)"
+    )
+    p.add_argument(
+        "--reclaim-rate",
+        type=parse_size,
+        default=None,
+        metavar="RATE",
+        help="background reclaim speed in bytes per second (default: full)",
+    )
     p.add_argument("--trace", metavar="FILE", help="append the controller's events as JSON lines")
     p.add_argument("--keep-cap-sys-admin", action="store_true",
                    help="UNSAFE: leave COMMAND CAP_SYS_ADMIN and CAP_SYS_PTRACE, with which it can "
@@ -294,4 +316,3 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    "server has it)")  # fmt: skip
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
     p.set_defaults(func=cmd_run)
-

@@ -43,8 +43,13 @@ class FakecgfsMount:
 
     # -- set up ---------------------------------------------------------------------------
 
-    def mkgroup(self, group: str | os.PathLike, limit: Size | None = None,
-                high: Size | None = None, low: Size | None = None) -> Path:
+    def mkgroup(
+        self,
+        group: str | os.PathLike,
+        limit: Size | None = None,
+        high: Size | None = None,
+        low: Size | None = None,
+    ) -> Path:
         """mkdir -p the group, then write its limit, high and low watermarks (in that order,
         each one write() as a shell's echo would); an OSError names the file and the errno."""
         path = self._dir(group)
@@ -56,8 +61,9 @@ class FakecgfsMount:
                 self._write_file(path / name, f"{value}\n")
         return path
 
-    def charge(self, group: str | os.PathLike, size: Size, kind: str = "anon",
-               dirty: bool = False) -> None:
+    def charge(
+        self, group: str | os.PathLike, size: Size, kind: str = "anon", dirty: bool = False
+    ) -> None:
         """Charge simulated memory to the group through fake.charge (kind "anon" or "file")."""
         words = [str(size), kind] + (["dirty"] if dirty else [])
         self._write_file(self._dir(group) / "fake.charge", " ".join(words))

@@ -379,8 +379,14 @@ class Rfc2008Controller:
         lru = memcg.lruvec
         active = lru.active_anon.nr + lru.active_file.nr
         inactive = lru.inactive_anon.nr + lru.inactive_file.nr
-        values = (lru.resident(PageKind.FILE) * PAGE_SIZE, lru.resident(PageKind.ANON) * PAGE_SIZE,
-                  memcg.pgpgin, memcg.pgpgout, active * PAGE_SIZE, inactive * PAGE_SIZE)
+        values = (
+            lru.resident(PageKind.FILE) * PAGE_SIZE,
+            lru.resident(PageKind.ANON) * PAGE_SIZE,
+            memcg.pgpgin,
+            memcg.pgpgout,
+            active * PAGE_SIZE,
+            inactive * PAGE_SIZE,
+        )
         return list(zip(STAT_NAMES, values, strict=True))
 
 
@@ -393,7 +399,11 @@ def sample_values(memcg: Group) -> dict[str, Any]:
         return None if value >= LLONG_MAX else value
 
     return {
-        "usage": res.usage, "limit": shown(res.limit), "hwmark": shown(res.hwmark),
-        "lwmark": shown(res.lwmark), "failcnt": res.failcnt, "oom_kill": memcg.oom_kill,
+        "usage": res.usage,
+        "limit": shown(res.limit),
+        "hwmark": shown(res.hwmark),
+        "lwmark": shown(res.lwmark),
+        "failcnt": res.failcnt,
+        "oom_kill": memcg.oom_kill,
         "state": memcg.daemon.state.value,
     }
