@@ -49,7 +49,7 @@ async def test_a_removed_group_is_freed_without_the_cycle_collector():
 
 @trio_test
 async def test_a_reclaiming_task_keeps_its_group_alive():
-    """The daemon holds its group weakly; while its task runs, the task holds the group (what
+    """The reclaim task holds its group weakly; while its task runs, the task holds the group (what
     a strong back-reference used to ensure), even with no other reference."""
     async with controller(reclaim_rate=1 * MiB) as c:  # slow: the task runs for a while
         g = await armed_group(c, c.root, "g")

@@ -317,7 +317,7 @@ async def test_concurrent_stops_all_wait_for_the_exit():
 
 
 def slow_to_exit(reclaim_task: ReclaimTask) -> None:
-    """Make ``daemon.stop()`` return a (virtual) second after the task exited: the window in
+    """Make ``ReclaimTask.stop()`` return a (virtual) second after the task exited: the window in
     which rmdir waits for the exit, wide enough for another operation to run in it."""
     stop = reclaim_task.stop
 

@@ -11,7 +11,7 @@ from ..kernel import PAGE_SIZE as PAGE_SIZE
 from ..kernel import UNLIMITED as UNLIMITED
 
 SWAP_CLUSTER_MAX = 32
-"""Pages one reclaim batch aims to free (include/linux/swap.h); also the background task's pass
+"""Pages one reclaim batch aims to free (include/linux/swap.h); also the reclaim task's pass
 size."""
 
 DEF_PRIORITY = 12

@@ -825,7 +825,7 @@ class MemoryController:
         self._signal_memory_freed()
         memcg.reclaim_task.kick()
 
-    # -- watermarks and the background task -----------------------------------------------------
+    # -- watermarks and the reclaim task ---------------------------------------------------------
 
     async def set_high_wmark(self, memcg: MemCgroup, nr_pages: int | None) -> None:
         """Arm the high watermark and make sure the task runs; None disarms it and stops it."""

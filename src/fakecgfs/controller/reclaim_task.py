@@ -60,9 +60,9 @@ class EpisodeListener(Protocol):
 
 class ReclaimHost(Protocol):
     """What the task needs of the controller that runs it: a reclaim pass (simulated pages,
-    then real members'), the pace between passes, and where to report.  The daemon receives it
-    rather than importing the controller, so the controller's modules import one way:
-    controller -> memcg -> daemon."""
+    then real members'), the pace between passes, and where to report.  The reclaim task receives
+    it rather than importing the controller, so the controller's modules import one way:
+    controller -> memcg -> reclaim_task."""
 
     @property
     def notifier(self) -> EpisodeListener: ...
@@ -100,14 +100,14 @@ class ReclaimTask:
     def __init__(self, controller: ReclaimHost, memcg: ReclaimTarget) -> None:
         self.controller = controller  # reclaim, pacing and events go through it
         # The group whose usage this task brings down (and its subtree), held weakly: the group
-        # owns its daemon (memcg.reclaim_task), and a strong back-reference would make every group a
-        # reference cycle that only the cycle collector frees, long after rmdir.  Callers reach
-        # the daemon through its group, and a running task holds the group (_run's argument).
+        # owns its task (memcg.reclaim_task), and a strong back-reference would make every group
+        # a reference cycle that only the cycle collector frees, long after rmdir.  Callers reach
+        # the task through its group, and a running task holds the group (_run's argument).
         self._memcg = weakref.ref(memcg)
         self.state = ReclaimTaskState.STOPPED
         self.stats = ReclaimTaskStats()
-        self._wakeup = trio.Event()  # the patch's daemon.waitq: set() wakes a waiting task
-        self._cancel_scope: trio.CancelScope | None = None  # the patch's daemon.thread
+        self._wakeup = trio.Event()  # the patch's mem->daemon.waitq: set() wakes a waiting task
+        self._cancel_scope: trio.CancelScope | None = None  # the patch's mem->daemon.thread
         self._exited = trio.Event()  # set when run() has returned: stop() waits on it
         self._state_since = 0.0  # clock time of the last state change, for time_running
         self._exited.set()
@@ -115,7 +115,7 @@ class ReclaimTask:
     @property
     def memcg(self) -> ReclaimTarget:
         memcg = self._memcg()
-        assert memcg is not None, "the daemon of a freed group"
+        assert memcg is not None, "the reclaim task of a freed group"
         return memcg
 
     # -- control -------------------------------------------------------------------------------
@@ -134,7 +134,7 @@ class ReclaimTask:
         self._exited = trio.Event()
         self._wakeup = trio.Event()
         await nursery.start(self._run, self.memcg, self._cancel_scope, self._exited,
-                            name=f"memcontd:{self.memcg.path}")  # fmt: skip
+                            name=f"reclaim_task:{self.memcg.path}")  # fmt: skip
 
     def cancel(self) -> None:
         """Tell the task to stop, without waiting: it exits at its next checkpoint, so no pass
@@ -177,7 +177,7 @@ class ReclaimTask:
 
     async def _run(self, memcg: ReclaimTarget, cancel_scope: trio.CancelScope, exited: trio.Event,
                    task_status: trio.TaskStatus = trio.TASK_STATUS_IGNORED) -> None:  # fmt: skip
-        """The task; ``memcg`` keeps its group alive while it runs (the daemon holds it weakly)."""
+        """The task; ``memcg`` keeps its group alive while it runs (the task holds it weakly)."""
         with cancel_scope:
             try:
                 # start() resumes at our first checkpoint, after the state below is set.

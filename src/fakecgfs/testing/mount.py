@@ -86,8 +86,8 @@ class FakecgfsMount:
         return _pairs((self._dir(group) / "memory.stat").read_text(), int)
 
     def daemon(self, group: str | os.PathLike = "/") -> dict[str, int | str]:
-        """fake.reclaim_daemon of the group as a dict, numbers as ints as in ``stat()``
-        ("passes" -> 3) and words as strings ("state" -> "sleeping", "last_warning")."""
+        """fake.reclaim_daemon (the group's reclaim task) as a dict, numbers as ints as in
+        ``stat()`` ("passes" -> 3) and words as strings ("state" -> "sleeping", "last_warning")."""
         return _pairs((self._dir(group) / "fake.reclaim_daemon").read_text(), _int_or_str)
 
     def wait_settled(self, group: str | os.PathLike = "/", timeout: float = 30.0) -> None:

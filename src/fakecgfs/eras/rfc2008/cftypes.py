@@ -48,7 +48,7 @@ def _res_writer(member: Member):
 
 async def write_high_wmark(ctl: Rfc2008Controller, memcg: Group, data: bytes,
                            caller: Caller) -> None:  # fmt: skip
-    """mem_cgroup_write() for RES_HWMARK: start the daemon *before* res_counter_write() parses
+    """mem_cgroup_write() for RES_HWMARK: start memcontd *before* res_counter_write() parses
     and checks the value, and leave it running if that then fails (the patch's comment: undoing
     it needs "ugly codes" and "it's not so big problem")."""
     await ctl.start_reclaim_task(memcg)

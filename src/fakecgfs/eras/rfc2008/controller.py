@@ -54,7 +54,7 @@ STAT_NAMES = ("cache", "rss", "pgpgin", "pgpgout", "active", "inactive")
 
 
 class Group:
-    """struct mem_cgroup of 2.6.26 with the RFC's ``daemon`` member."""
+    """struct mem_cgroup of 2.6.26 with the RFC's ``daemon`` member (``reclaim_task`` here)."""
 
     def __init__(self, controller: Rfc2008Controller, name: str, parent: Group | None) -> None:
         self.name = name
