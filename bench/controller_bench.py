@@ -43,17 +43,17 @@ async def _idle_tasks(groups: int, idle_seconds: float) -> dict[str, float]:
             await ctl.set_high_wmark(g, 48 << 20 >> 12)
             made.append(g)
         await trio.sleep(0.01)  # let every task reach its first sleep
-        before = sum(g.daemon.stats.wakeups for g in made)
+        before = sum(g.reclaim_task.stats.wakeups for g in made)
         cpu0 = time.process_time()
         await trio.sleep(idle_seconds)
         cpu = time.process_time() - cpu0
-        after = sum(g.daemon.stats.wakeups for g in made)
-        passes = sum(g.daemon.stats.passes for g in made)
+        after = sum(g.reclaim_task.stats.wakeups for g in made)
+        passes = sum(g.reclaim_task.stats.passes for g in made)
         current, _peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         return {
             "groups": groups,
-            "daemons": len(ctl.daemons()),
+            "daemons": len(ctl.reclaim_tasks()),
             "idle_s": idle_seconds,
             "wakeups_while_idle": after - before,
             "passes": passes,

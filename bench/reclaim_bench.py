@@ -31,7 +31,7 @@ GiB = 1 << 30
 PAGE = 4096
 
 
-def _daemon(group: Path) -> dict[str, str]:
+def _reclaim_task(group: Path) -> dict[str, str]:
     text = common.read_whole(str(group / "fake.reclaim_daemon"))().decode()
     return dict(line.partition(" ")[::2] for line in text.splitlines())
 
@@ -75,7 +75,7 @@ def reclaim_through_mount(m: common.Mount, size: int, repeats: int) -> dict:
         os.mkdir(group)
         common.write_once(str(group / "memory.high_wmark_in_bytes"), str(high).encode())()
         common.write_once(str(group / "memory.low_wmark_in_bytes"), str(low).encode())()
-        before = int(_daemon(group)["time_running_ns"])
+        before = int(_reclaim_task(group)["time_running_ns"])
         t0 = time.perf_counter()
         common.write_once(str(group / "fake.charge"), f"{high + PAGE} file".encode())()
         t_write = time.perf_counter()
@@ -84,7 +84,7 @@ def reclaim_through_mount(m: common.Mount, size: int, repeats: int) -> dict:
             read_other()
             p1 = time.perf_counter()
             poll_lat.append(p1 - p0)
-            d = _daemon(group)
+            d = _reclaim_task(group)
             if d["state"] == "sleeping" and int(d["usage"]) <= low:
                 break
             if p1 - t0 > 60:
@@ -170,7 +170,7 @@ def wakeup_through_mount(repeats: int, calibration: int) -> dict:
                     os.close(fd)
                 writes.append((t0, t1))
                 while True:
-                    d = _daemon(group)
+                    d = _reclaim_task(group)
                     if d["state"] == "sleeping" and int(d["usage"]) <= 60 * MiB:
                         break
                     time.sleep(0.001)

@@ -12,7 +12,7 @@ from . import common
 MiB = 1 << 20
 
 
-def _daemons(root) -> int:
+def _reclaim_tasks(root) -> int:
     return int(common.read_whole(str(root / "fake.daemons"))().split(b"\n", 1)[0])
 
 
@@ -47,7 +47,7 @@ def run(quick: bool) -> dict:
         for path in names:
             common.write_once(str(path / "memory.high_wmark_in_bytes"), b"48M")()
         arm_s = time.perf_counter() - t0
-        daemons = _daemons(root)
+        reclaim_tasks = _reclaim_tasks(root)
         time.sleep(0.5)  # let every task reach its first sleep
         rss_armed = common.rss_bytes(pid)
 
@@ -74,7 +74,7 @@ def run(quick: bool) -> dict:
         rss_removed = common.rss_bytes(pid)
         time.sleep(1.0)
         rss_removed_1s = common.rss_bytes(pid)
-        daemons_left = _daemons(root)
+        reclaim_tasks_left = _reclaim_tasks(root)
 
     results.update(
         {
@@ -84,7 +84,7 @@ def run(quick: bool) -> dict:
                 "unit": "s",
                 "per_group_us": arm_s / groups * 1e6,
             },
-            "reclaim tasks running": {"value": daemons},
+            "reclaim tasks running": {"value": reclaim_tasks},
             "server RSS at start": {"value": rss_start / MiB, "unit": "MiB"},
             "server RSS with the groups": {"value": rss_groups / MiB, "unit": "MiB"},
             "server RSS with the groups armed": {
@@ -113,7 +113,7 @@ def run(quick: bool) -> dict:
                 "unit": "MiB",
                 "vs_start_pct": (rss_removed_1s / rss_start - 1) * 100,
             },
-            "reclaim tasks left": {"value": daemons_left},
+            "reclaim tasks left": {"value": reclaim_tasks_left},
         }
     )
     return results

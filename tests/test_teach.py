@@ -15,7 +15,7 @@ import pytest
 
 from fakecgfs import mounting
 from fakecgfs.cgroupfs.cftypes import BY_NAME
-from fakecgfs.cliutil import read_daemon
+from fakecgfs.cliutil import read_reclaim_task
 from fakecgfs.controller import EventKind
 from fakecgfs.teach import plot as plotmod
 from fakecgfs.teach import top
@@ -53,7 +53,7 @@ def _caught_up(mnt, trace: Path, groups: tuple[str, ...]) -> list[str] | None:
         directory = _group_dir(mnt, group)
         now = {"usage": int((directory / "memory.usage_in_bytes").read_text()),
                "failcnt": int((directory / "memory.failcnt").read_text()),
-               "state": read_daemon(str(directory))["state"]}  # fmt: skip
+               "state": read_reclaim_task(str(directory))["state"]}  # fmt: skip
         sample = last.get(group)
         if sample is None or {key: sample[key] for key in now} != now:
             return None

@@ -32,7 +32,7 @@ def test_answer_6_2_an_emptied_parent_can_be_limited_to_0(mnt):
     assert "33181696 bytes of page\ncache" in TUTORIAL and "reads 0" in TUTORIAL
 
 
-def test_answer_8_2_daemons_before_and_after_rmdir(mount_factory):
+def test_answer_8_2_reclaim_tasks_before_and_after_rmdir(mount_factory):
     mount = mount_factory("--reclaim-rate", "4M")
     mount.mkgroup("demo", limit="64M", high="48M", low="32M")
     mount.charge("demo", "60M", "file")

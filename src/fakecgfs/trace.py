@@ -105,7 +105,7 @@ def sample_values(memcg: MemCgroup) -> dict[str, Any]:
         "lwmark": _bytes_or_none(res.lwmark) if res.hwmark is not None else None,
         "failcnt": res.failcnt,
         "oom_kill": memcg.oom_kill,
-        "state": memcg.daemon.state.value if memcg.daemon is not None else "stopped",
+        "state": memcg.reclaim_task.state.value if memcg.reclaim_task is not None else "stopped",
     }
 
 

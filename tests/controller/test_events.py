@@ -7,7 +7,7 @@ import errno
 import pytest
 import trio
 
-from fakecgfs.controller import ControllerError, DaemonState, Event, EventKind, PageKind
+from fakecgfs.controller import ControllerError, Event, EventKind, PageKind, ReclaimTaskState
 
 from .conftest import EventLog, MiB, controller, pages, trio_test, wait_for
 
@@ -75,13 +75,18 @@ async def test_every_kind_is_emitted_with_time_group_and_values():
         await c.set_high_wmark(g, pages(48 * MiB))
         c.set_low_wmark(g, pages(48 * MiB) - 1)  # a gap under one batch: warning
         await c.charge(g, pages(60 * MiB), PageKind.FILE)
-        await wait_for(lambda: g.daemon.stats.passes > 0 and g.daemon.state is DaemonState.SLEEPING)
+        await wait_for(
+            lambda: (
+                g.reclaim_task.stats.passes > 0
+                and g.reclaim_task.state is ReclaimTaskState.SLEEPING
+            )
+        )
         await trio.sleep(1)
         c.set_oom_kill_disable(g, False)
         await c.charge(g, pages(60 * MiB), PageKind.FILE)  # over the limit: direct reclaim
         with pytest.raises(ControllerError):
             await c.charge(g, pages(80 * MiB), PageKind.ANON)  # OOM
-        await c.stop_daemon(g)
+        await c.stop_reclaim_task(g)
         await c.remove_group(g)
         # SAMPLE is written by the trace's sampler (fakecgfs.trace), not by the controller.
         assert {e.kind for e in log.events} == set(EventKind) - {EventKind.SAMPLE}

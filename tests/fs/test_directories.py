@@ -85,13 +85,13 @@ def test_rmdir_stops_the_reclaim_task(shared, group):
     write(group / "memory.limit_in_bytes", "64M")
     write(group / "memory.high_wmark_in_bytes", "48M")
     name = "/" + group.name
-    count, *daemons = read(shared.path / "fake.daemons").splitlines()
-    assert name in daemons and int(count) == len(daemons)
+    count, *reclaim_tasks = read(shared.path / "fake.daemons").splitlines()
+    assert name in reclaim_tasks and int(count) == len(reclaim_tasks)
     fd = os.open(group / "fake.reclaim_daemon", os.O_RDONLY)
     try:
         os.rmdir(group)
-        after, *daemons = read(shared.path / "fake.daemons").splitlines()
-        assert name not in daemons and int(after) == int(count) - 1
+        after, *reclaim_tasks = read(shared.path / "fake.daemons").splitlines()
+        assert name not in reclaim_tasks and int(after) == int(count) - 1
         assert errno_of(lambda: os.read(fd, 4096)) == errno.ENODEV
     finally:
         os.close(fd)
@@ -184,9 +184,9 @@ def test_renamed_group_keeps_its_reclaim_task(shared, group):
     os.mkdir(group / "old")
     write(group / "old" / "memory.high_wmark_in_bytes", "48M")
     os.rename(group / "old", group / "new")
-    daemons = read(shared.path / "fake.daemons").splitlines()[1:]
-    assert f"/{group.name}/new" in daemons
-    assert f"/{group.name}/old" not in daemons
+    reclaim_tasks = read(shared.path / "fake.daemons").splitlines()[1:]
+    assert f"/{group.name}/new" in reclaim_tasks
+    assert f"/{group.name}/old" not in reclaim_tasks
     wait_for_state(group / "new", "sleeping")
 
 

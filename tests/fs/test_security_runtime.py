@@ -369,8 +369,8 @@ def test_the_trace_on_a_full_disk_stops_and_says_so(mount_factory, full_disk):
         write(group / "fake.charge", "1M")
         if "stopped: trace" in read(mount.path / "fake.daemons"):
             break
-    daemons = read(mount.path / "fake.daemons")
-    assert f"stopped: trace {trace}: ENOSPC" in daemons, daemons
+    reclaim_tasks = read(mount.path / "fake.daemons")
+    assert f"stopped: trace {trace}: ENOSPC" in reclaim_tasks, reclaim_tasks
     assert mount.process.poll() is None
     os.mkdir(mount.path / "after")  # the server goes on
     write(mount.path / "after" / "memory.limit_in_bytes", "8M")

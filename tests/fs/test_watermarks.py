@@ -23,7 +23,7 @@ LOW_FOR_HIGH_48M = 50_081_792  # 48 MiB = 12,288 pages; 12,288 // 200 = 61; 12,2
 LOW_FOR_HIGH_1M = 917_504  # 1 MiB = 256 pages; 256 // 200 = 1 < 32; 224 pages
 
 
-def _daemons(shared) -> list[str]:
+def _reclaim_tasks(shared) -> list[str]:
     return read(shared.path / "fake.daemons").splitlines()[1:]
 
 
@@ -41,7 +41,7 @@ def test_high_alone_gives_the_default_low(shared, group):
     assert _value(group, HIGH) == 48 * MiB
     assert _value(group, LOW) == LOW_FOR_HIGH_48M
     assert kv_lines(group / "fake.reclaim_daemon")["low_wmark_default"] == "1"
-    assert f"/{group.name}" in _daemons(shared)
+    assert f"/{group.name}" in _reclaim_tasks(shared)
 
 
 def test_small_high_keeps_a_one_batch_gap(group):
@@ -55,7 +55,7 @@ def test_low_alone_without_high(shared, group):
     write(group / LOW, "32M")
     assert _value(group, LOW) == 32 * MiB
     assert _value(group, HIGH) == UNLIMITED
-    assert f"/{group.name}" not in _daemons(shared)  # nothing armed the task
+    assert f"/{group.name}" not in _reclaim_tasks(shared)  # nothing armed the task
 
 
 @pytest.mark.parametrize(("setup", "name", "value"), [
@@ -97,7 +97,7 @@ def test_minus_one_disarms_high_and_stops_the_task(shared, group):
     assert read(group / HIGH) == f"{UNLIMITED}\n"
     assert read(group / LOW) == f"{UNLIMITED}\n"
     assert kv_lines(group / "fake.reclaim_daemon")["state"] == "stopped"
-    assert f"/{group.name}" not in _daemons(shared)
+    assert f"/{group.name}" not in _reclaim_tasks(shared)
     write(group / LIMIT, "1M")  # nothing armed constrains the limit now
     assert _value(group, LIMIT) == 1 * MiB
 
@@ -114,7 +114,7 @@ def test_a_refused_high_does_not_start_the_task(shared, group):
     write(group / LIMIT, "64M")
     assert errno_of(lambda: write(group / HIGH, "65M")) == errno.EINVAL
     assert kv_lines(group / "fake.reclaim_daemon")["state"] == "stopped"
-    assert f"/{group.name}" not in _daemons(shared)
+    assert f"/{group.name}" not in _reclaim_tasks(shared)
 
 
 def test_lowering_high_wakes_the_task(group):

@@ -2,12 +2,11 @@
 
 The public surface: ``MemoryController`` (the tree, charge, limits, reclaim), ``MemCgroup``
 (one group), ``ResCounter``/``ResState`` (the RFC's counter and its states), ``PageKind``,
-``DaemonState`` (the background reclaim task's states), events, and ``ControllerError``.
+``ReclaimTaskState`` (the background reclaim task's states), events, and ``ControllerError``.
 """
 
 from .constants import PAGE_COUNTER_MAX, PAGE_SIZE, SWAP_CLUSTER_MAX
 from .controller import MEMORY_STAT_NAMES, STAT_ITEMS, MemoryController
-from .daemon import DaemonState, DaemonStats, ReclaimDaemon
 from .errors import ControllerError
 from .events import Event, EventKind
 from .lru import PageKind
@@ -15,12 +14,13 @@ from .memcg import MemCgroup
 from .processes import ProcessTable, ProcFS
 from .real import RealKind
 from .real_memory import RealMemory
+from .reclaim_task import ReclaimTask, ReclaimTaskState, ReclaimTaskStats
 from .res_counter import ResCounter, ResState
 
 __all__ = [
     "PAGE_COUNTER_MAX", "PAGE_SIZE", "SWAP_CLUSTER_MAX", "STAT_ITEMS", "MEMORY_STAT_NAMES",
     "MemoryController",
-    "DaemonState", "DaemonStats", "ReclaimDaemon", "ControllerError", "Event", "EventKind",
+    "ReclaimTaskState", "ReclaimTaskStats", "ReclaimTask", "ControllerError", "Event", "EventKind",
     "PageKind", "MemCgroup", "ProcessTable", "ProcFS", "ResCounter", "ResState",
     "RealKind", "RealMemory",
 ]  # fmt: skip

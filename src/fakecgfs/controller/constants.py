@@ -11,7 +11,7 @@ from ..kernel import PAGE_SIZE as PAGE_SIZE
 from ..kernel import UNLIMITED as UNLIMITED
 
 SWAP_CLUSTER_MAX = 32
-"""Pages one reclaim batch aims to free (include/linux/swap.h); also the background task's pass
+"""Pages one reclaim batch aims to free (include/linux/swap.h); also the reclaim task's pass
 size."""
 
 DEF_PRIORITY = 12
@@ -41,7 +41,7 @@ INT_MAX = 2**31 - 1
 
 # -- the background reclaim task (the RFC's memcontd) ------------------------------------------
 
-MEMCONTD_PASS_INTERVAL = 0.0
+RECLAIM_TASK_PASS_INTERVAL = 0.0
 """Seconds the task rests between two reclaim passes by default.
 
 The RFC ran each pass at nice 0 and called yield(); the reviewer asked for a named constant instead

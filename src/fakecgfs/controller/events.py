@@ -11,7 +11,7 @@ from typing import Any
 class EventKind(str, enum.Enum):
     CHARGE_REFUSED = "charge_refused"  # a charge attempt hit a limit (failcnt rose)
     RECLAIM = "reclaim"  # one reclaim pass: cause (direct, background, limit, force_empty)
-    DAEMON_STATE = "daemon_state"  # the background task changed state
+    DAEMON_STATE = "daemon_state"  # the reclaim task changed state (kind named as recorded)
     OOM = "oom"  # a charge found nothing to reclaim: killed (oom_kill) or waiting (under_oom)
     WARNING = "warning"  # a watermark setting that cannot work well, or a task backing off
     GROUP = "group"  # a group was created, renamed or removed

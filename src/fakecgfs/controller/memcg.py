@@ -12,7 +12,7 @@ from .real import NR_REAL_KINDS
 from .res_counter import ResCounter
 
 if TYPE_CHECKING:
-    from .daemon import ReclaimDaemon
+    from .reclaim_task import ReclaimTask
 
 DEFAULT_SWAPPINESS = 60
 
@@ -58,7 +58,7 @@ class MemCgroup:
         self.kmem_cost = 0  # kmem pages this group's structures cost its parent
         self.charging = 0  # charges in progress here: the simulated tasks rmdir must not orphan
         self.shown_ram = 0  # memory.shown_ram_in_bytes, a vendor file of the measured kernel
-        self.daemon: ReclaimDaemon  # the controller gives every group one as it creates it
+        self.reclaim_task: ReclaimTask  # the controller gives every group one as it creates it
         self.real = [0] * NR_REAL_KINDS  # real processes' pages charged here, by RealKind
 
     # -- the tree ------------------------------------------------------------------------------

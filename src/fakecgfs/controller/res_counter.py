@@ -49,7 +49,7 @@ class ResCounter:
         self.max_usage = 0  # highest usage since creation or the last reset
         self.limit = PAGE_COUNTER_MAX  # a charge that would exceed it is refused
         self.failcnt = 0  # refused charge attempts, one per attempt, retries included
-        self.hwmark: int | None = None  # above it the background task is woken; None: disarmed
+        self.hwmark: int | None = None  # above it the reclaim task is woken; None: disarmed
         self._lwmark: int | None = None  # the task reclaims down to it; None: derived from hwmark
 
     # -- charging ------------------------------------------------------------------------------
@@ -148,11 +148,11 @@ class ResCounter:
         return ResState.BELOW_LIMIT
 
     def above_high_watermark(self) -> bool:
-        """Usage is over an armed high watermark: the background task should be running."""
+        """Usage is over an armed high watermark: the reclaim task should be running."""
         return self.hwmark is not None and self.usage > self.hwmark
 
     def below_low_watermark(self) -> bool:
-        """Usage is at or under the low watermark in force: the background task may sleep.
+        """Usage is at or under the low watermark in force: the reclaim task may sleep.
 
         With no watermark armed there is nothing to reclaim towards, so this is True.
         """

@@ -1,7 +1,7 @@
 """The review's picture: one group on the two mounts side by side, from their traces.
 
 Three rows per mount, sharing the time axis: usage with both watermarks, reclaim passes of the
-background task (cumulative), and the CPU time the task spent running (cumulative).  The
+reclaim task (cumulative), and the CPU time the task spent running (cumulative).  The
 columns are the patch as posted and the repaired default.  matplotlib is imported only here,
 and only when drawing.
 """
@@ -97,7 +97,7 @@ def draw(runs: tuple[Run, Run]):
     axes[1][0].set_ylabel("reclaim passes")
     axes[2][0].set_ylabel("task CPU (s)")
     axes[0][1].legend(loc="lower right", fontsize=9, frameon=False)
-    fig.suptitle("memcontd between and above the watermarks, nothing reclaimable",
+    fig.suptitle("the reclaim task between and above the watermarks, nothing reclaimable",
                  fontsize=15, x=0.01, ha="left")  # fmt: skip
     return fig
 

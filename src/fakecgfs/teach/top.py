@@ -89,17 +89,17 @@ def read_group(directory: str | int, path: str) -> GroupRow:
     row = GroupRow(path, usage, limit, None, None, failcnt, int(oom.get("oom_kill", 0)),
                    oom.get("under_oom") == "1", "-")  # fmt: skip
     try:
-        daemon = _pairs(_read(*f("fake.reclaim_daemon")))
+        reclaim_task = _pairs(_read(*f("fake.reclaim_daemon")))
     except FileNotFoundError:  # --strict: the watermark files still tell the settings
         row.hwmark = _bytes(_read(*f("memory.high_wmark_in_bytes")))
         row.lwmark = _bytes(_read(*f("memory.low_wmark_in_bytes"))) if row.hwmark else None
         return row
-    row.hwmark = _bytes(daemon["high_wmark"])
-    row.lwmark = _bytes(daemon["low_wmark"]) if row.hwmark is not None else None
-    row.state = daemon["state"]
-    row.passes = int(daemon["passes"])
-    row.pages_reclaimed = int(daemon["pages_reclaimed"])
-    row.last_warning = daemon.get("last_warning", "")
+    row.hwmark = _bytes(reclaim_task["high_wmark"])
+    row.lwmark = _bytes(reclaim_task["low_wmark"]) if row.hwmark is not None else None
+    row.state = reclaim_task["state"]
+    row.passes = int(reclaim_task["passes"])
+    row.pages_reclaimed = int(reclaim_task["pages_reclaimed"])
+    row.last_warning = reclaim_task.get("last_warning", "")
     return row
 
 

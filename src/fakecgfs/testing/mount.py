@@ -86,8 +86,8 @@ class FakecgfsMount:
         return _pairs((self._dir(group) / "memory.stat").read_text(), int)
 
     def daemon(self, group: str | os.PathLike = "/") -> dict[str, int | str]:
-        """fake.reclaim_daemon of the group as a dict, numbers as ints as in ``stat()``
-        ("passes" -> 3) and words as strings ("state" -> "sleeping", "last_warning")."""
+        """fake.reclaim_daemon (the group's reclaim task) as a dict, numbers as ints as in
+        ``stat()`` ("passes" -> 3) and words as strings ("state" -> "sleeping", "last_warning")."""
         return _pairs((self._dir(group) / "fake.reclaim_daemon").read_text(), _int_or_str)
 
     def wait_settled(self, group: str | os.PathLike = "/", timeout: float = 30.0) -> None:
@@ -98,10 +98,10 @@ class FakecgfsMount:
 
         path = self._dir(group)
         if not mounting.wait_until(lambda: settled(str(path)), timeout, 0.01):
-            daemon = self.daemon(path)
+            reclaim_task = self.daemon(path)
             raise TimeoutError(f"{path}: reclaim not settled after {timeout}s (task "
-                               f"{daemon['state']}, usage {daemon['usage']}, low watermark "
-                               f"{daemon['low_wmark']})")  # fmt: skip
+                               f"{reclaim_task['state']}, usage {reclaim_task['usage']}, "
+                               f"low watermark {reclaim_task['low_wmark']})")  # fmt: skip
 
     def events(self, kind: str | None = None, group: str | None = None) -> list[dict[str, Any]]:
         """The controller's events so far, from the trace: dicts with time, group ("/web"),

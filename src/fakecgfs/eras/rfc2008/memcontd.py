@@ -86,7 +86,7 @@ class Memcontd:
 
     def __init__(self, controller: ThreadHost, memcg: ThreadGroup) -> None:
         self.controller = controller
-        self._memcg = weakref.ref(memcg)  # the group owns its daemon; see controller.daemon.py
+        self._memcg = weakref.ref(memcg)  # the group owns it; see controller/reclaim_task.py
         self.thread: trio.CancelScope | None = None  # mem->daemon.thread
         self._waitq: trio.Event | None = None  # mem->daemon.waitq; set while the task sleeps
         self.nice = 0  # set_user_nice(current, 0): the bare 0 Balbir asked to name
@@ -97,7 +97,7 @@ class Memcontd:
     @property
     def memcg(self) -> ThreadGroup:
         memcg = self._memcg()
-        assert memcg is not None, "the daemon of a freed group"
+        assert memcg is not None, "the memcontd of a freed group"
         return memcg
 
     # -- mem_cgroup_start_daemon / mem_cgroup_stop_daemon / mem_cgroup_schedule_reclaim ----------

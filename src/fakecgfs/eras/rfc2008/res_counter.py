@@ -87,7 +87,7 @@ class ResCounter:
         self.usage -= val
 
     def state(self) -> ResState:
-        """res_counter_state(), the daemon's poll: never RES_OVER_LIMIT (YAMAMOTO's and Balbir's
+        """res_counter_state(), memcontd's poll: never RES_OVER_LIMIT (YAMAMOTO's and Balbir's
         comment on 2/4; "It's Bug", and never reposted)."""
         if self.use_watermark:
             if self.usage <= self.lwmark:

@@ -60,9 +60,9 @@ class EpisodeListener(Protocol):
 
 class ReclaimHost(Protocol):
     """What the task needs of the controller that runs it: a reclaim pass (simulated pages,
-    then real members'), the pace between passes, and where to report.  The daemon receives it
-    rather than importing the controller, so the controller's modules import one way:
-    controller -> memcg -> daemon."""
+    then real members'), the pace between passes, and where to report.  The reclaim task receives
+    it rather than importing the controller, so the controller's modules import one way:
+    controller -> memcg -> reclaim_task."""
 
     @property
     def notifier(self) -> EpisodeListener: ...
@@ -76,7 +76,7 @@ class ReclaimHost(Protocol):
     def emit(self, memcg: Any, kind: EventKind, **values: Any) -> None: ...
 
 
-class DaemonState(enum.Enum):
+class ReclaimTaskState(enum.Enum):
     STOPPED = "stopped"  # no task: never started, stopped, or its group removed
     SLEEPING = "sleeping"  # waiting for a wake-up; usage is not above the high watermark
     RUNNING = "running"  # reclaiming towards the low watermark, one batch per pass
@@ -84,7 +84,7 @@ class DaemonState(enum.Enum):
 
 
 @dataclass
-class DaemonStats:
+class ReclaimTaskStats:
     wakeups: int = 0  # times a sleeping task was woken
     passes: int = 0  # reclaim passes run
     pages_scanned: int = 0  # pages looked at by those passes
@@ -94,20 +94,20 @@ class DaemonStats:
     last_warning: str = ""  # the latest warning, also emitted as an event
 
 
-class ReclaimDaemon:
+class ReclaimTask:
     """One group's background reclaim task and its statistics (kept across stop and start)."""
 
     def __init__(self, controller: ReclaimHost, memcg: ReclaimTarget) -> None:
         self.controller = controller  # reclaim, pacing and events go through it
         # The group whose usage this task brings down (and its subtree), held weakly: the group
-        # owns its daemon (memcg.daemon), and a strong back-reference would make every group a
-        # reference cycle that only the cycle collector frees, long after rmdir.  Callers reach
-        # the daemon through its group, and a running task holds the group (_run's argument).
+        # owns its task (memcg.reclaim_task), and a strong back-reference would make every group
+        # a reference cycle that only the cycle collector frees, long after rmdir.  Callers reach
+        # the task through its group, and a running task holds the group (_run's argument).
         self._memcg = weakref.ref(memcg)
-        self.state = DaemonState.STOPPED
-        self.stats = DaemonStats()
-        self._wakeup = trio.Event()  # the patch's daemon.waitq: set() wakes a waiting task
-        self._cancel_scope: trio.CancelScope | None = None  # the patch's daemon.thread
+        self.state = ReclaimTaskState.STOPPED
+        self.stats = ReclaimTaskStats()
+        self._wakeup = trio.Event()  # the patch's mem->daemon.waitq: set() wakes a waiting task
+        self._cancel_scope: trio.CancelScope | None = None  # the patch's mem->daemon.thread
         self._exited = trio.Event()  # set when run() has returned: stop() waits on it
         self._state_since = 0.0  # clock time of the last state change, for time_running
         self._exited.set()
@@ -115,7 +115,7 @@ class ReclaimDaemon:
     @property
     def memcg(self) -> ReclaimTarget:
         memcg = self._memcg()
-        assert memcg is not None, "the daemon of a freed group"
+        assert memcg is not None, "the reclaim task of a freed group"
         return memcg
 
     # -- control -------------------------------------------------------------------------------
@@ -134,7 +134,7 @@ class ReclaimDaemon:
         self._exited = trio.Event()
         self._wakeup = trio.Event()
         await nursery.start(self._run, self.memcg, self._cancel_scope, self._exited,
-                            name=f"memcontd:{self.memcg.path}")  # fmt: skip
+                            name=f"reclaim_task:{self.memcg.path}")  # fmt: skip
 
     def cancel(self) -> None:
         """Tell the task to stop, without waiting: it exits at its next checkpoint, so no pass
@@ -142,7 +142,7 @@ class ReclaimDaemon:
         if self._cancel_scope is not None:
             self._cancel_scope.cancel()
             self._cancel_scope = None
-            self._set_state(DaemonState.STOPPED)
+            self._set_state(ReclaimTaskState.STOPPED)
 
     async def stop(self) -> None:
         """Stop the task and return once it has exited (kthread_stop semantics)."""
@@ -157,12 +157,12 @@ class ReclaimDaemon:
         Like the patch's waitqueue_active() test, a task that is running or backing off is left
         alone, so a stream of charges cannot cut a back-off short.
         """
-        if self.state is DaemonState.SLEEPING:
+        if self.state is ReclaimTaskState.SLEEPING:
             self._wake()
 
     def kick(self) -> None:
         """A watermark, the limit, swap or usage changed: re-evaluate, sleeping or backing off."""
-        if self.state in (DaemonState.SLEEPING, DaemonState.BACKOFF):
+        if self.state in (ReclaimTaskState.SLEEPING, ReclaimTaskState.BACKOFF):
             self._wake()
 
     def _wake(self) -> None:
@@ -177,7 +177,7 @@ class ReclaimDaemon:
 
     async def _run(self, memcg: ReclaimTarget, cancel_scope: trio.CancelScope, exited: trio.Event,
                    task_status: trio.TaskStatus = trio.TASK_STATUS_IGNORED) -> None:  # fmt: skip
-        """The task; ``memcg`` keeps its group alive while it runs (the daemon holds it weakly)."""
+        """The task; ``memcg`` keeps its group alive while it runs (the task holds it weakly)."""
         with cancel_scope:
             try:
                 # start() resumes at our first checkpoint, after the state below is set.
@@ -198,7 +198,7 @@ class ReclaimDaemon:
                 # still count as running (and SLEEPING) after it is gone.
                 if self._cancel_scope is None or self._cancel_scope is cancel_scope:
                     self._cancel_scope = None
-                    self._set_state(DaemonState.STOPPED)
+                    self._set_state(ReclaimTaskState.STOPPED)
                 exited.set()
 
     async def _wait_for_wakeup(self) -> None:
@@ -214,12 +214,12 @@ class ReclaimDaemon:
 
     async def _sleep_until_above_high_watermark(self) -> None:
         while not self._has_work():
-            self._set_state(DaemonState.SLEEPING)
+            self._set_state(ReclaimTaskState.SLEEPING)
             await self._wait_for_wakeup()
             self.stats.wakeups += 1
 
     async def _reclaim_to_low_watermark(self) -> None:
-        self._set_state(DaemonState.RUNNING)
+        self._set_state(ReclaimTaskState.RUNNING)
         idle_passes = 0
         backoff = BACKOFF_MIN
         while not self.memcg.memory.below_low_watermark():
@@ -247,23 +247,23 @@ class ReclaimDaemon:
             # write's) has taken its place since: the last warning tells what the task does.
             if self.stats.last_warning != BACKOFF_WARNING:
                 self.warn(BACKOFF_WARNING)
-            self._set_state(DaemonState.BACKOFF)
+            self._set_state(ReclaimTaskState.BACKOFF)
             with trio.move_on_after(backoff):
                 await self._wait_for_wakeup()
             backoff = min(backoff * 2, BACKOFF_MAX)
-            self._set_state(DaemonState.RUNNING)
+            self._set_state(ReclaimTaskState.RUNNING)
 
-    def _set_state(self, state: DaemonState) -> None:
+    def _set_state(self, state: ReclaimTaskState) -> None:
         if state is self.state:
             return
         now = trio.current_time()
-        if self.state is DaemonState.RUNNING:
+        if self.state is ReclaimTaskState.RUNNING:
             self.stats.time_running += now - self._state_since
         self._state_since = now
         previous, self.state = self.state, state
         # An episode starts (not a return from back-off) or ends (not the first sleep).
-        starts = state is DaemonState.RUNNING and previous is not DaemonState.BACKOFF
-        ends = state is DaemonState.SLEEPING and previous is not DaemonState.STOPPED
+        starts = state is ReclaimTaskState.RUNNING and previous is not ReclaimTaskState.BACKOFF
+        ends = state is ReclaimTaskState.SLEEPING and previous is not ReclaimTaskState.STOPPED
         if starts or ends:
             self.controller.notifier.reclaim_task_changed(self.memcg)
         self.controller.emit(
