@@ -145,7 +145,7 @@ def _maps_library(pid: int, library: str) -> bool:
 @contextlib.contextmanager
 def mfusepy_mount(nothreads: bool, suffix: str, library: str) -> Iterator[Mount]:
     """The fusepy baseline's filesystem on mfusepy and ``library``, checked to be the one
-    loaded (mfusepy falls back to another libfuse when the one named is missing)."""
+    loaded (a FUSE_LIBRARY_PATH in the environment would override the name)."""
     name = f"mfusepy-{'nothreads' if nothreads else 'mt'}-{suffix}"
     with common.baseline_mount(nothreads, mfusepy_libfuse=library, name=name) as m:
         assert m.pid is not None
@@ -155,18 +155,18 @@ def mfusepy_mount(nothreads: bool, suffix: str, library: str) -> Iterator[Mount]
 
 
 def mfusepy_ratios(figures: dict, op_name: str, key: str) -> dict:
-    """ "mfusepy-MODE-fuseN to fusepy-MODE" and "fakecgfs to mfusepy-MODE-fuseN" -> ratio, for
-    the mfusepy mounts in ``figures``."""
+    """For each mfusepy mount in ``figures``: its ratio to fusepy in the same mode
+    ("mfusepy-MODE-fuseN to fusepy-MODE") and fakecgfs's to it ("fakecgfs to mfusepy-...")."""
     out = {}
+    fake = figures.get((op_name, "fakecgfs"))
     names = {mount for (op, mount) in figures if op == op_name and mount.startswith("mfusepy-")}
     for name in sorted(names):
-        mfusepy = figures[(op_name, name)][key]
-        fusepy = figures.get((op_name, "fusepy-" + name.split("-")[1]))
-        fake = figures.get((op_name, "fakecgfs"))
-        if fusepy is not None and fusepy[key]:
-            out[f"{name} to fusepy-{name.split('-')[1]}"] = mfusepy / fusepy[key]
-        if fake is not None and mfusepy:
-            out[f"fakecgfs to {name}"] = fake[key] / mfusepy
+        value = figures[(op_name, name)][key]
+        fusepy = f"fusepy-{name.split('-')[1]}"  # the same mode
+        if figures.get((op_name, fusepy)) and figures[(op_name, fusepy)][key]:
+            out[f"{name} to {fusepy}"] = value / figures[(op_name, fusepy)][key]
+        if fake is not None and value:
+            out[f"fakecgfs to {name}"] = fake[key] / value
     return out
 
 
