@@ -1,6 +1,6 @@
 """The baseline of the FUSE benchmarks: the smallest useful fusepy filesystem.
 
-    python bench/baseline_fs.py MOUNTPOINT [--nothreads] [--attr-timeout S]
+    python bench/baseline_fs.py MOUNTPOINT [--nothreads] [--attr-timeout S] [--library mfusepy]
 
 It serves a small file ``value`` (``9223372036854771712\\n``, what an unlimited limit reads) and a
 ~1 KB ``stat`` (a memory.stat-shaped text), at the root and again in a directory ``g``, so that
@@ -13,18 +13,21 @@ big_writes, default_permissions, allow_other when root, and the attribute/entry/
 timeout fakecgfs uses, which the benchmarks pass as --attr-timeout), so a ratio compares the
 Python work per request and not the kernel's caching.  It runs in the
 foreground until unmounted or signalled, like ``fakecgfs mount --foreground``.
+
+``--library mfusepy`` serves the same filesystem through mfusepy instead of fusepy (issue 17:
+mfusepy keeps fusepy's API and loads libfuse2 or, with FUSE_LIBRARY_NAME=fuse3, libfuse3).
+mfusepy calls the object's methods directly where fusepy goes through ``__call__``.
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import os
 import stat
 import threading
 import time
-
-import fuse
 
 VALUE = b"9223372036854771712\n"
 STAT_NAMES = (  # noqa: SIM905 - the kernel's names, read as memory.stat prints them
@@ -37,6 +40,7 @@ STAT = (
     STAT + "".join(f"total_{name} {i * 4096}\n" for i, name in enumerate(STAT_NAMES[:-2]))
 ).encode()
 
+LIBRARIES = {"fusepy": "fuse", "mfusepy": "mfusepy"}  # --library -> the module to import
 DIRS = ("/", "/g")
 FILES = ("value", "stat")
 
@@ -61,12 +65,12 @@ class BaselineFS:
         if path in DIRS:
             return {"st_mode": stat.S_IFDIR | 0o755, "st_nlink": 2, **self._times}
         if path not in self._content:
-            raise fuse.FuseOSError(errno.ENOENT)
+            raise _error(errno.ENOENT)
         return {"st_mode": stat.S_IFREG | 0o644, "st_nlink": 1, "st_size": 0, **self._times}
 
     def open(self, path, flags):
         if path not in self._content:
-            raise fuse.FuseOSError(errno.EISDIR if path in DIRS else errno.ENOENT)
+            raise _error(errno.EISDIR if path in DIRS else errno.ENOENT)
         return 0
 
     def read(self, path, size, offset, fh):
@@ -83,6 +87,11 @@ class BaselineFS:
         return None
 
 
+def _error(code: int) -> OSError:
+    """What both libraries turn into -errno (their FuseOSError is this OSError)."""
+    return OSError(code, os.strerror(code))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("mountpoint")
@@ -94,7 +103,11 @@ def main() -> None:
         metavar="S",
         help="attr_timeout, entry_timeout and negative_timeout (default 0)",
     )
+    parser.add_argument(
+        "--library", choices=tuple(LIBRARIES), default="fusepy", help="default fusepy"
+    )
     args = parser.parse_args()
+    fuse = importlib.import_module(LIBRARIES[args.library])
     t = args.attr_timeout
     options = dict(  # noqa: C408 - fusepy's keyword options, spelt as on the command line
         foreground=True,
@@ -110,6 +123,10 @@ def main() -> None:
     )
     if os.getuid() == 0:
         options["allow_other"] = True
+    if getattr(fuse, "fuse_version_major", 2) == 3:
+        # libfuse3 refuses both ("unknown option"): its writes are always big, and max_write
+        # is set in init() through fuse_conn_info (the benchmarks' writes are a few bytes).
+        del options["big_writes"], options["max_write"]
     fuse.FUSE(BaselineFS(), args.mountpoint, nothreads=args.nothreads, **options)
 
 

@@ -261,8 +261,11 @@ def fakecgfs_attr_timeout() -> float:
 
 
 @contextlib.contextmanager
-def baseline_mount(nothreads: bool) -> Iterator[Mount]:
-    """bench/baseline_fs.py in a child process, always unmounted and reaped."""
+def baseline_mount(
+    nothreads: bool, *, mfusepy_libfuse: str | None = None, name: str | None = None
+) -> Iterator[Mount]:
+    """bench/baseline_fs.py in a child process, always unmounted and reaped; on fusepy, or on
+    mfusepy with the libfuse ``mfusepy_libfuse`` names ("fuse" or "fuse3") when it is given."""
     with tempfile.TemporaryDirectory(prefix="fakecgfs-bench-baseline-") as tmp:
         mountpoint = Path(tmp) / "mnt"
         mountpoint.mkdir()
@@ -276,9 +279,13 @@ def baseline_mount(nothreads: bool) -> Iterator[Mount]:
         ]
         if nothreads:
             command.append("--nothreads")
+        env = None
+        if mfusepy_libfuse is not None:
+            command += ["--library", "mfusepy"]
+            env = {**os.environ, "FUSE_LIBRARY_NAME": mfusepy_libfuse}  # how mfusepy picks one
         with open(log, "wb") as log_file:
             process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file
+                command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env
             )
         try:
             ready = mounting.wait_until(
@@ -287,7 +294,7 @@ def baseline_mount(nothreads: bool) -> Iterator[Mount]:
             )
             if process.poll() is not None or not ready:
                 raise RuntimeError(f"baseline did not mount: {log.read_text()}")
-            name = "fusepy-nothreads" if nothreads else "fusepy-mt"
+            name = name or ("fusepy-nothreads" if nothreads else "fusepy-mt")
             yield Mount(name, mountpoint, process.pid, mountpoint / "g", "value", "stat", "value")
         finally:
             unmount_and_reap(mountpoint, process, "fuse.baselinefs")

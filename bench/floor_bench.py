@@ -17,11 +17,18 @@ each pinned (client and every server thread on CPU 0: the work per request) and 
 this machine's cross-CPU wake-ups).  Then each server's CPU per operation: utime + stime from
 /proc/PID/stat (every thread, dead ones included) before and after a fixed number of operations,
 pinned.  Every fakecgfs figure is also given as a ratio to C -s, C MT and fusepy-nothreads.
+
+Optionally (issue 17), the fusepy baseline also runs on mfusepy, on libfuse2 and on libfuse3,
+in both modes (``mfusepy-nothreads-fuse2`` ... ``mfusepy-mt-fuse3``), with each one's ratio to
+fusepy in the same mode and fakecgfs's ratio to it.  mfusepy is not a dependency: without it,
+or without a libfuse, the section says so in one line and goes on.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes.util
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -42,6 +49,8 @@ WRITTEN = b"4096\n"
 OPERATIONS = ("open+read+close", "pread", "open+write+close")
 FLOORS = ("C -s", "C MT", "fusepy-nothreads")  # what fakecgfs figures are divided by
 PINNINGS = (("pinned", 0), ("unpinned", None))
+MFUSEPY_LIBFUSES = (("fuse2", "fuse"), ("fuse3", "fuse3"))  # column suffix, FUSE_LIBRARY_NAME
+MODES = (("nothreads", True), ("mt", False))
 
 
 # -- the C floor -------------------------------------------------------------------------------
@@ -107,6 +116,58 @@ def c_floor_mount(binary: Path, single_threaded: bool) -> Iterator[Mount]:
             yield Mount(name, mountpoint, process.pid, mountpoint / "g", "value", "value", "value")
         finally:
             common.unmount_and_reap(mountpoint, process, C_FSTYPE)
+
+
+# -- mfusepy (issue 17), optional ---------------------------------------------------------------
+
+
+def mfusepy_libfuses() -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """The libfuses mfusepy can be measured on here, as (column suffix, library name), and
+    why each of the others cannot."""
+    if importlib.util.find_spec("mfusepy") is None:
+        why = "not importable (optional, never a dependency: pip install mfusepy into the venv)"
+        return [], {"mfusepy": why}
+    usable, skipped = [], {}
+    for suffix, library in MFUSEPY_LIBFUSES:
+        if ctypes.util.find_library(library) is None:
+            skipped[f"mfusepy on {suffix}"] = f"no lib{library} installed"
+        else:
+            usable.append((suffix, library))
+    return usable, skipped
+
+
+def _maps_library(pid: int, library: str) -> bool:
+    """Whether process ``pid`` has lib<library>.so mapped (libfuse.so is not libfuse3.so)."""
+    with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as f:
+        return any(f"/lib{library}.so" in line for line in f)
+
+
+@contextlib.contextmanager
+def mfusepy_mount(nothreads: bool, suffix: str, library: str) -> Iterator[Mount]:
+    """The fusepy baseline's filesystem on mfusepy and ``library``, checked to be the one
+    loaded (a FUSE_LIBRARY_PATH in the environment would override the name)."""
+    name = f"mfusepy-{'nothreads' if nothreads else 'mt'}-{suffix}"
+    with common.baseline_mount(nothreads, mfusepy_libfuse=library, name=name) as m:
+        assert m.pid is not None
+        if not _maps_library(m.pid, library):
+            raise RuntimeError(f"{name}: the server did not load lib{library}")
+        yield m
+
+
+def mfusepy_ratios(figures: dict, op_name: str, key: str) -> dict:
+    """For each mfusepy mount in ``figures``: its ratio to fusepy in the same mode
+    ("mfusepy-MODE-fuseN to fusepy-MODE") and fakecgfs's to it ("fakecgfs to mfusepy-...")."""
+    out = {}
+    fake = figures.get((op_name, "fakecgfs"))
+    names = {mount for (op, mount) in figures if op == op_name and mount.startswith("mfusepy-")}
+    for name in sorted(names):
+        value = figures[(op_name, name)][key]
+        fusepy = f"fusepy-{name.split('-')[1]}"  # the same mode
+        if figures.get((op_name, fusepy)) and figures[(op_name, fusepy)][key]:
+            out[f"{name} to {fusepy}"] = value / figures[(op_name, fusepy)][key]
+        if fake is not None and value:
+            out[f"fakecgfs to {name}"] = fake[key] / value
+    return out
 
 
 # -- operations --------------------------------------------------------------------------------
@@ -219,6 +280,13 @@ def run(quick: bool) -> dict:
             stack.enter_context(common.baseline_mount(nothreads=False)),
             stack.enter_context(common.fakecgfs_mount()),
         ]
+        libfuses, skipped = mfusepy_libfuses()
+        results.update({key: {"skipped": why} for key, why in skipped.items()})
+        mounts += [
+            stack.enter_context(mfusepy_mount(nothreads, suffix, library))
+            for suffix, library in libfuses
+            for _, nothreads in MODES
+        ]
         kernel = stack.enter_context(common.kernel_mount())
         if kernel is not None:
             mounts.append(kernel)
@@ -243,6 +311,8 @@ def run(quick: bool) -> dict:
                         "ratio": ratio,
                         "unit": "x",
                     }
+                for pair, ratio in mfusepy_ratios(figures, op_name, "median").items():
+                    results[f"{label} {op_name} / {pair}"] = {"ratio": ratio, "unit": "x"}
         cpu_figures = server_cpu(mounts, cpu_count)
         for (op_name, mount_name), value in cpu_figures.items():
             results[f"server CPU per op, {op_name} / {mount_name}"] = value
@@ -252,6 +322,8 @@ def run(quick: bool) -> dict:
                     "ratio": ratio,
                     "unit": "x",
                 }
+            for pair, ratio in mfusepy_ratios(cpu_figures, op_name, "value").items():
+                results[f"server CPU per op, {op_name} / {pair}"] = {"ratio": ratio, "unit": "x"}
     return results
 
 
@@ -283,4 +355,29 @@ def summary(results: dict) -> str:
         row += [cell(f"server CPU per op, {op_name} / {n}") for n in names]
         row += [cell(f"server CPU per op, {op_name} / fakecgfs to {f}") for f in FLOORS]
         lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines + _mfusepy_summary(results, cell))
+
+
+def _mfusepy_summary(results: dict, cell: Callable[[str], str]) -> list[str]:
+    """The mfusepy ratios, a table of their own (none without mfusepy columns)."""
+    prefix = "pinned open+read+close / "
+    pairs = sorted(
+        (
+            pair
+            for pair in (key.removeprefix(prefix) for key in results if key.startswith(prefix))
+            if " to " in pair and pair.startswith(("mfusepy-", "fakecgfs to mfusepy-"))
+        ),
+        key=lambda pair: (pair.startswith("fakecgfs"), pair),
+    )
+    if not pairs:
+        return []
+    lines = ["", "| operation | " + " | ".join(pairs) + " |", "|" + "---|" * (len(pairs) + 1)]
+    rows = [
+        (f"{op_name}, {label}", f"{label} {op_name}")
+        for label, _ in PINNINGS
+        for op_name in (*OPERATIONS, "8 readers")
+    ]
+    rows += [(f"server CPU per {op}", f"server CPU per op, {op}") for op in OPERATIONS]
+    for title, key in rows:
+        lines.append("| " + " | ".join([title, *(cell(f"{key} / {p}") for p in pairs)]) + " |")
+    return lines

@@ -1,5 +1,7 @@
 """scripts/bench --quick runs and writes its JSON (figures are never asserted)."""
 
+import ctypes.util
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -63,6 +65,23 @@ def _check_floor(floor: dict, stdout: str) -> None:
         for mount in mounts:
             assert f"server CPU per op, {op} / {mount}" in floor
     assert "| operation | " in stdout  # the floor's own table
+    _check_mfusepy(floor, stdout)
+
+
+def _check_mfusepy(floor: dict, stdout: str) -> None:
+    """The optional mfusepy columns (issue 17): there on each libfuse found, or one line why not."""
+    if importlib.util.find_spec("mfusepy") is None:
+        assert floor["mfusepy"]["skipped"].startswith("not importable")
+        assert "| floor: mfusepy | skipped not importable" in stdout
+        return
+    for suffix, library in (("fuse2", "fuse"), ("fuse3", "fuse3")):
+        if ctypes.util.find_library(library) is None:
+            assert f"| floor: mfusepy on {suffix} | skipped no lib{library}" in stdout
+            continue
+        for mode, floor_of_mode in (("nothreads", "fusepy-nothreads"), ("mt", "fusepy-mt")):
+            name = f"mfusepy-{mode}-{suffix}"
+            assert floor[f"pinned pread / {name}"]["median"] > 0
+            assert floor[f"pinned pread / {name} to {floor_of_mode}"]["ratio"] > 0
 
 
 def test_c_floor_says_why_it_cannot_be_built(tmp_path, monkeypatch):

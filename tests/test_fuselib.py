@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 from fakecgfs.fuselib import libfuse2_package, missing_libfuse2
 
 DEBIAN_12 = {"ID": "debian", "VERSION_ID": "12"}
@@ -50,3 +54,41 @@ def test_mount_says_what_to_install_instead_of_failing_in_fusepy(tmp_path, monke
         "fakecgfs: FUSE is unavailable here: libfuse2 is not installed "
         "(only libfuse3 is, which fusepy cannot use): install libfuse2t64\n")  # fmt: skip
     assert list(tmp_path.iterdir()) == []
+
+
+# A whole `fakecgfs mount` in a process whose ctypes finds no libfuse2 and finds libfuse3, as on
+# a machine with only libfuse3: fusepy cannot even be imported there, so this also checks that
+# nothing on the way to the message imports it.
+ONLY_LIBFUSE3 = """\
+import ctypes.util
+
+ctypes.util.find_library = {"fuse": None, "fuse3": "libfuse3.so.3"}.get
+"""
+
+
+def _with_only_libfuse3(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(ONLY_LIBFUSE3)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), *sys.path])}
+    return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True,
+                          timeout=30)  # fmt: skip
+
+
+def test_fusepy_cannot_load_where_only_libfuse3_is(tmp_path):
+    result = _with_only_libfuse3(tmp_path, "-c", "import fuse")
+    assert result.returncode != 0
+    assert "Unable to find libfuse" in result.stderr
+
+
+def test_the_mount_command_prints_one_line_where_only_libfuse3_is(tmp_path):
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    result = _with_only_libfuse3(tmp_path, "-m", "fakecgfs", "mount", str(mountpoint))
+    assert result.returncode == 77, result.stderr
+    assert result.stdout == ""
+    prefix = ("fakecgfs: FUSE is unavailable here: libfuse2 is not installed "
+              "(only libfuse3 is, which fusepy cannot use): install ")  # fmt: skip
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(prefix), line
+    assert list(mountpoint.iterdir()) == []
