@@ -4,6 +4,7 @@ with a plain fast path (``try_write``); the filesystem branches on the declarati
 
 from __future__ import annotations
 
+import errno
 import inspect
 import os
 from collections.abc import Awaitable, Callable
@@ -144,5 +145,26 @@ def test_the_filesystem_branches_on_the_declaration_not_on_the_result() -> None:
             pending = write("memory.force_empty", b"0\n")
             assert inspect.isawaitable(pending)
             assert await pending == 2
+
+    _run(main)
+
+
+def test_a_registration_whose_group_went_before_its_task_ran_is_enodev() -> None:
+    """cgroup.event_control runs in a task of its own: an rmdir the session serves before that
+    task runs makes it answer as a write after rmdir does (ENODEV), registering nothing."""
+
+    async def main() -> None:
+        async with MemoryController.open() as ctl:
+            fs = CgroupFS(ctl)
+            g = ctl.create_group(ctl.root, "g")
+            fh = fs.open("/g/cgroup.event_control", os.O_WRONLY)
+            pending = fs.write_request(fh, b"3 4", CALLER)
+            assert inspect.isawaitable(pending)
+            fs.rmdir("/g")
+            assert g.removed
+            with pytest.raises(OSError) as raised:
+                await pending
+            assert raised.value.errno == errno.ENODEV
+            assert not ctl.notifier._by_group
 
     _run(main)

@@ -322,6 +322,10 @@ class EventControl(Generic[_File]):
                        caller) -> None:  # fmt: skip
         """Check a registration line in the kernel's order, then register it.  It waits only
         when the writer's user is at its bound of eventfds: for a scan for closed ones."""
+        if memcg.removed:
+            # Removed after the write was taken, before its task ran: answered as a write
+            # after rmdir is, before any of the writer's descriptors is taken.
+            raise ControllerError(errno.ENODEV, "the group was removed")
         self._signaller_or_refuse()
         efd, cfd, args = parse_registration(data)
         tgid, credentials = writer_credentials(caller.pid, caller.uid, caller.gid)
