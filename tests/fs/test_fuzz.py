@@ -353,7 +353,7 @@ class MountFuzz(RuleBasedStateMachine):
             memsw[g] = self.read_int(g, "memory.memsw.usage_in_bytes")
             usage[g] = self.read_int(g, "memory.usage_in_bytes")
         kmem = {g: self.read_int(g, "memory.kmem.usage_in_bytes") for g in groups}
-        daemons = self.pread(b"", "fake.daemons").split(b"\n")[1:-1]
+        reclaim_tasks = self.pread(b"", "fake.daemons").split(b"\n")[1:-1]
         alive = []
         for g in groups:
             where = g.decode(errors="replace") or "/"
@@ -381,18 +381,20 @@ class MountFuzz(RuleBasedStateMachine):
                     f"{where}: usage {usage[g]} - pages {pages} - kmem {kmem[g]} = {stock}"
                 )
                 FIGURES["exact_usage_checks"] += 1
-            daemon = self.read_pairs(g, "fake.reclaim_daemon")
-            high, low = int(daemon["high_wmark"]), int(daemon["low_wmark"])
+            reclaim_task = self.read_pairs(g, "fake.reclaim_daemon")
+            high, low = int(reclaim_task["high_wmark"]), int(reclaim_task["low_wmark"])
             if high != UNLIMITED:
                 assert low <= high <= limit, f"{where}: watermarks {low} {high} limit {limit}"
             if low != UNLIMITED:
                 assert low <= limit, f"{where}: low watermark above the limit"
-            if daemon["state"] != "stopped":
+            if reclaim_task["state"] != "stopped":
                 assert high != UNLIMITED, f"{where}: a reclaim task without a high watermark"
                 alive.append(b"/" + g)
             oom = self.read_pairs(g, "memory.oom_control")
             assert oom["under_oom"] == "0", f"{where}: a charge left asleep in OOM"
-        assert sorted(daemons) == sorted(alive), f"fake.daemons {daemons} != tasks {alive}"
+        assert sorted(reclaim_tasks) == sorted(alive), (
+            f"fake.daemons {reclaim_tasks} != tasks {alive}"
+        )
         FIGURES["invariant_checks"] += 1
         self.steps += 1
         if self.steps % 20 == 0:
