@@ -44,7 +44,7 @@ def allowed_write_errnos(cft: CfType, data: bytes) -> set[int]:
     """
     if len(data) > MAX_WRITE:
         return {errno.E2BIG}
-    if cft.write is None:
+    if not cft.writable:
         return {errno.EINVAL}
     return {getattr(errno, name) for name, _ in cft.errors}
 

@@ -147,15 +147,17 @@ async def write_file(ctl: MemoryController, memcg, name: str, data: bytes) -> in
     cft = BY_NAME[name]
     if len(data) > MAX_WRITE:
         return errno.E2BIG
-    if cft.write is None:
+    if not cft.writable:
         return errno.EINVAL
     if not data:
         return None
+    data = terminate(data)
     try:
         with trio.move_on_after(WAIT_LIMIT) as scope:
-            result = cft.write(ctl, memcg, terminate(data), CALLER)
-            if result is not None:
-                await result
+            if cft.write is not None:
+                cft.write(ctl, memcg, data, CALLER)
+            elif cft.try_write is None or not cft.try_write(ctl, memcg, data, CALLER):
+                await cft.write_blocking(ctl, memcg, data, CALLER)
         if scope.cancelled_caught:
             FIGURES["writes_interrupted"] += 1
             return errno.EINTR

@@ -75,9 +75,11 @@ def rfc() -> Rfc2008Controller:
 
 async def write(ctl, memcg, name: str, value: bytes) -> None:
     """One write through the era's own table, as the filesystem would make it."""
-    pending = rfc_files.TABLE.lookup(memcg, name).write(ctl, memcg, value, CALLER)
-    if pending is not None:
-        await pending
+    cft = rfc_files.TABLE.lookup(memcg, name)
+    if cft.write_blocking is not None:
+        await cft.write_blocking(ctl, memcg, value, CALLER)
+    else:
+        cft.write(ctl, memcg, value, CALLER)
 
 
 def errno_of(exc_info) -> str:

@@ -83,7 +83,7 @@ def test_modes_follow_the_handlers():
         if cft.explicit_mode is not None:
             continue
         expected = {(True, True): 0o644, (True, False): 0o444, (False, True): 0o200}
-        assert cft.mode == expected[(cft.read is not None, cft.write is not None)], cft.name
+        assert cft.mode == expected[(cft.read is not None, cft.writable)], cft.name
 
 
 @pytest.mark.parametrize(("cft", "where"), PLACES, ids=_ids(PLACES))
@@ -105,7 +105,7 @@ def test_read_of_every_file(shared, group, cft, where):
     assert b"\n\n" not in content, content
 
 
-READ_ONLY_PLACES = [(cft, where) for cft, where in PLACES if cft.write is None]
+READ_ONLY_PLACES = [(cft, where) for cft, where in PLACES if not cft.writable]
 
 
 @pytest.mark.parametrize(("cft", "where"), READ_ONLY_PLACES, ids=_ids(READ_ONLY_PLACES))

@@ -75,7 +75,7 @@ NAMES = [b"a", b"b", b"c", b"d"]
 ODD_NAMES = [b"memory.stat", b"fake.charge", b"\xff\xfeg", b"sp ace", b".dot", b"n" * 255,
              b"l" * 300, b"t" * 1100, b"nl\nx", b"tab\tx"]  # fmt: skip
 ALL_FILES = sorted(c.name for c in CFTYPES)
-WRITABLE = sorted(c.name for c in CFTYPES if c.write is not None)
+WRITABLE = sorted(c.name for c in CFTYPES if c.writable)
 SETTING_FILES = ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes",
                  "memory.high_wmark_in_bytes", "memory.low_wmark_in_bytes",
                  "memory.oom_control", "memory.swappiness", "fake.reclaim_daemon",

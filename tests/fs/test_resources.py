@@ -61,7 +61,7 @@ def test_open_handles_and_removed_groups_are_forgotten():
 
 # -- writes are capped as the kernel caps them ---------------------------------------------
 
-WRITABLE = sorted(c.name for c in CFTYPES if c.write is not None and c.where is not Where.ROOT)
+WRITABLE = sorted(c.name for c in CFTYPES if c.writable and c.where is not Where.ROOT)
 SIZES = [4097, 8192, 131072, 131073, 1 << 20]  # over the cap, and over FUSE's 128 KiB max_write
 
 

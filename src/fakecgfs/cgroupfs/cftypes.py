@@ -7,20 +7,26 @@ table; no file's behaviour lives anywhere else.
 
 Handlers run inside the controller's trio loop.  A read handler returns the file's whole
 content; a write handler receives one write()'s bytes (already cut at a NUL, never empty, at
-most 4096 bytes) and raises an ``OSError`` with the kernel's errno to refuse it.  A write that
-has to wait (reclaim, OOM, a task to start or stop) returns an awaitable instead of finishing:
-the FUSE session then awaits it in a task of its own, which an interrupted writer can cancel.
-Writes that need not wait are answered at once, with no task at all.
+most 4096 bytes) and raises an ``OSError`` with the kernel's errno to refuse it.  Each writable
+file declares one of two shapes:
+
+* ``write``: a plain function that never waits; the filesystem answers the write at once.
+* ``write_blocking``: an ``async def`` that may wait (reclaim, OOM, a task to start or stop);
+  the FUSE session awaits it in a task of its own, which an interrupted writer cancels (EINTR).
+  It may come with ``try_write``, its fast path: a plain function that does the write if it
+  needs no wait and returns True, or changes nothing and returns False.  Only a write that
+  must wait then costs a task.
 """
 
 from __future__ import annotations
 
 import enum
 import errno
+import inspect
 import stat
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from ..controller import (
     MEMORY_STAT_NAMES,
@@ -67,24 +73,54 @@ class Caller:
     mountpoint: str | None = None
 
 
-Reader = Callable[[MemoryController, MemCgroup], str]
-Writer = Callable[[MemoryController, MemCgroup, bytes, Caller], Awaitable[None] | None]
+Ctl = TypeVar("Ctl")  # an era's controller
+Grp = TypeVar("Grp", bound=Cgroup)  # and its group
+
+Reader = Callable[[Ctl, Grp], str]
+SyncWriter = Callable[[Ctl, Grp, bytes, Caller], None]
+BlockingWriter = Callable[[Ctl, Grp, bytes, Caller], Coroutine[Any, Any, None]]
+TryWriter = Callable[[Ctl, Grp, bytes, Caller], bool]
 
 
 @dataclass(frozen=True)
-class CfType:
+class CfType(Generic[Ctl, Grp]):
+    """One control file.  At most one of ``write`` and ``write_blocking``; ``try_write`` only
+    beside ``write_blocking`` (the module's docstring says what each is)."""
+
     name: str
     doc: str
-    read: Reader | None = None
-    write: Writer | None = None
+    read: Reader[Ctl, Grp] | None = None
+    write: SyncWriter[Ctl, Grp] | None = None
+    write_blocking: BlockingWriter[Ctl, Grp] | None = None
+    try_write: TryWriter[Ctl, Grp] | None = None
     where: Where = Where.BOTH
     origin: Origin = Origin.KERNEL
     explicit_mode: int | None = None  # only where the kernel's mode does not follow the handlers
-    blocking: bool = False  # the write may wait (reclaim, OOM), so it may end with EINTR
     # The reference (docs/files.md and `fakecgfs explain`), in Markdown:
     fmt: str = ""  # what a read returns
     accepts: str = ""  # what a write takes, and what it does
     errors: tuple[tuple[str, str], ...] = ()  # (errno name, when): this file's own refusals
+
+    def __post_init__(self) -> None:
+        # Checked when the table is built: the filesystem trusts the declared shape.
+        if self.write is not None and self.write_blocking is not None:
+            raise TypeError(f"{self.name}: both a write and a write_blocking handler")
+        if self.try_write is not None and self.write_blocking is None:
+            raise TypeError(f"{self.name}: try_write is the fast path of a write_blocking")
+        for handler in (self.read, self.write, self.try_write):
+            if handler is not None and inspect.iscoroutinefunction(handler):
+                raise TypeError(f"{self.name}: {handler.__name__} may wait: write_blocking")
+        if self.write_blocking is not None and not inspect.iscoroutinefunction(self.write_blocking):
+            raise TypeError(f"{self.name}: write_blocking must be an async def")
+
+    @property
+    def writable(self) -> bool:
+        return self.write is not None or self.write_blocking is not None
+
+    @property
+    def blocking(self) -> bool:
+        """The write may wait (reclaim, OOM), so it may end with EINTR."""
+        return self.write_blocking is not None
 
     @property
     def mode(self) -> int:
@@ -93,7 +129,7 @@ class CfType:
         mode = 0
         if self.read is not None:
             mode |= stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
-        if self.write is not None:
+        if self.writable:
             mode |= stat.S_IWUSR
         return mode
 
@@ -103,6 +139,11 @@ class CfType:
         if self.where is Where.CHILD:
             return not memcg.is_root()
         return True
+
+
+# The handlers of this era, as the helpers below make them.
+_Reader = Reader[MemoryController, MemCgroup]
+_Writer = SyncWriter[MemoryController, MemCgroup]
 
 
 def _einval(reason: str) -> ControllerError:
@@ -120,7 +161,7 @@ def _pages(value: int) -> str:
     return f"{value * PAGE_SIZE}\n"
 
 
-def _counter_reader(counter: str, field: str) -> Reader:
+def _counter_reader(counter: str, field: str) -> _Reader:
     # Usage, its peak and failcnt move with real members: re-sample them first.
     exact = counter in ("memory", "memsw") and field != "limit"
 
@@ -134,7 +175,7 @@ def _counter_reader(counter: str, field: str) -> Reader:
     return read
 
 
-def _reset_writer(counter: str, field: str) -> Writer:
+def _reset_writer(counter: str, field: str) -> _Writer:
     """max_usage and failcnt files: any content resets (mem_cgroup_reset)."""
 
     def write(ctl: MemoryController, memcg: MemCgroup, data: bytes, caller: Caller) -> None:
@@ -160,67 +201,75 @@ def _byte_value(data: bytes) -> int | None:
 # -- memory.* handlers ----------------------------------------------------------------------
 
 
-def write_limit(ctl, memcg, data, caller):
-    nr_pages = page_counter_memparse(data)
-    if not ctl.set_limit_now(memcg, nr_pages):
-        return ctl.set_limit(memcg, nr_pages)  # it must reclaim first: may wait
+def try_write_limit(ctl: MemoryController, memcg: MemCgroup, data: bytes, caller: Caller) -> bool:
+    return ctl.set_limit_now(memcg, page_counter_memparse(data))
 
 
-async def write_memsw_limit(ctl, memcg, data, caller):
+async def write_limit(ctl: MemoryController, memcg: MemCgroup, data: bytes, caller: Caller) -> None:
+    await ctl.set_limit(memcg, page_counter_memparse(data))  # reclaims first if it must
+
+
+async def write_memsw_limit(
+    ctl: MemoryController, memcg: MemCgroup, data: bytes, caller: Caller
+) -> None:
     await ctl.set_memsw_limit(memcg, page_counter_memparse(data))
 
 
-def write_kmem_limit(ctl, memcg, data, caller):
+def write_kmem_limit(ctl: MemoryController, memcg: MemCgroup, data: bytes, caller: Caller) -> None:
     ctl.set_kmem_limit(memcg, page_counter_memparse(data))
 
 
-def write_tcp_limit(ctl, memcg, data, caller):
+def write_tcp_limit(ctl: MemoryController, memcg: MemCgroup, data: bytes, caller: Caller) -> None:
     ctl.set_tcp_limit(memcg, page_counter_memparse(data))
 
 
-def write_soft_limit(ctl, memcg, data, caller):
+def write_soft_limit(ctl: MemoryController, memcg: MemCgroup, data: bytes, caller: Caller) -> None:
     ctl.set_soft_limit(memcg, page_counter_memparse(data))
 
 
-def read_soft_limit(ctl, memcg):
+def read_soft_limit(ctl: MemoryController, memcg: MemCgroup) -> str:
     return _pages(memcg.soft_limit)
 
 
-def read_high_wmark(ctl, memcg):
+def read_high_wmark(ctl: MemoryController, memcg: MemCgroup) -> str:
     return _watermark_pages(memcg.memory.hwmark)
 
 
-def read_low_wmark(ctl, memcg):
+def read_low_wmark(ctl: MemoryController, memcg: MemCgroup) -> str:
     return _watermark_pages(memcg.memory.lwmark)
 
 
-async def write_high_wmark(ctl, memcg, data, caller):
+async def write_high_wmark(
+    ctl: MemoryController, memcg: MemCgroup, data: bytes, caller: Caller
+) -> None:
     await ctl.set_high_wmark(memcg, _byte_value(data))
 
 
-def write_low_wmark(ctl, memcg, data, caller):
+def write_low_wmark(ctl: MemoryController, memcg: MemCgroup, data: bytes, caller: Caller) -> None:
     ctl.set_low_wmark(memcg, _byte_value(data))
 
 
-async def write_force_empty(ctl, memcg, data, caller):
+async def write_force_empty(
+    ctl: MemoryController, memcg: MemCgroup, data: bytes, caller: Caller
+) -> None:
     await ctl.force_empty(memcg)
 
 
 _STAT_FORMAT = "".join(f"{name} %d\n" for name in MEMORY_STAT_NAMES)
 
 
-def read_stat(ctl, memcg):
+def read_stat(ctl: MemoryController, memcg: MemCgroup) -> str:
     ctl.refresh(memcg)
     return _STAT_FORMAT % ctl.memory_stat_values(memcg)
 
 
-def read_numa_stat(ctl, memcg):
+def read_numa_stat(ctl: MemoryController, memcg: MemCgroup) -> str:
     ctl.refresh(memcg)
     items = ctl.numa_stat(memcg)
     return "".join(f"{name}={value} N0={value}\n" for name, value in items)
 
 
-def read_oom_control(ctl, memcg):
+def read_oom_control(ctl: MemoryController, memcg: MemCgroup) -> str:
     ctl.refresh(memcg)
     return (
         f"oom_kill_disable {int(memcg.oom_kill_disable)}\n"
@@ -229,84 +278,86 @@ def read_oom_control(ctl, memcg):
     )
 
 
-def write_oom_control(ctl, memcg, data, caller):
+def write_oom_control(ctl: MemoryController, memcg: MemCgroup, data: bytes, caller: Caller) -> None:
     value = kstrtoull(data)
     if value not in (0, 1):
         raise _einval("oom_control takes 0 or 1")
     ctl.set_oom_kill_disable(memcg, bool(value))
 
 
-def read_swappiness(ctl, memcg):
+def read_swappiness(ctl: MemoryController, memcg: MemCgroup) -> str:
     return _u64(memcg.swappiness)
 
 
 MAX_SWAPPINESS = 200
 
 
-def write_swappiness(ctl, memcg, data, caller):
+def write_swappiness(ctl: MemoryController, memcg: MemCgroup, data: bytes, caller: Caller) -> None:
     value = kstrtoull(data)
     if value > MAX_SWAPPINESS:
         raise _einval("swappiness is 0..200")
     memcg.swappiness = value
 
 
-def read_use_hierarchy(ctl, memcg):
+def read_use_hierarchy(ctl: MemoryController, memcg: MemCgroup) -> str:
     return _u64(1)
 
 
-def write_use_hierarchy(ctl, memcg, data, caller):
+def write_use_hierarchy(
+    ctl: MemoryController, memcg: MemCgroup, data: bytes, caller: Caller
+) -> None:
     """Since 5.11 every group is hierarchical: 1 is accepted, anything else refused."""
     if kstrtoull(data) != 1:
         raise _einval("use_hierarchy can only be 1")
 
 
-def read_move_charge(ctl, memcg):
+def read_move_charge(ctl: MemoryController, memcg: MemCgroup) -> str:
     return _u64(0)
 
 
-def write_move_charge(ctl, memcg, data, caller):
+def write_move_charge(ctl: MemoryController, memcg: MemCgroup, data: bytes, caller: Caller) -> None:
     """Charge moving is gone from 6.x: only 0 is accepted."""
     if kstrtoull(data) != 0:
         raise _einval("move_charge_at_immigrate can only be 0")
 
 
-def read_empty(ctl, memcg):
+def read_empty(ctl: MemoryController, memcg: MemCgroup) -> str:
     return ""
 
 
-def read_not_supported(ctl, memcg):
+def read_not_supported(ctl: MemoryController, memcg: MemCgroup) -> str:
     """memory.pressure_level and friends are readable by mode but have no show handler."""
     raise _einval("this file cannot be read")
 
 
-def read_shown_ram(ctl, memcg):
+def read_shown_ram(ctl: MemoryController, memcg: MemCgroup) -> str:
     return _u64(memcg.shown_ram)
 
 
-def write_shown_ram(ctl, memcg, data, caller):
+def write_shown_ram(ctl: MemoryController, memcg: MemCgroup, data: bytes, caller: Caller) -> None:
     memcg.shown_ram = min(kstrtoull(data) // PAGE_SIZE, PAGE_COUNTER_MAX) * PAGE_SIZE
 
 
 # -- cgroup core handlers -------------------------------------------------------------------
 
 
-def _flag_reader(attr: str) -> Reader:
+def _flag_reader(attr: str) -> _Reader:
     return lambda ctl, memcg: _u64(int(getattr(memcg, attr)))
 
 
-def _flag_writer(attr: str) -> Writer:
-    def write(ctl, memcg, data, caller):
+def _flag_writer(attr: str) -> _Writer:
+    def write(ctl: MemoryController, memcg: MemCgroup, data: bytes, caller: Caller) -> None:
         setattr(memcg, attr, kstrtoull(data) != 0)
 
     return write
 
 
-def read_tasks(ctl, memcg):
+def read_tasks(ctl: MemoryController, memcg: MemCgroup) -> str:
     ctl.refresh(memcg)  # members' children join their group
     return "".join(f"{tid}\n" for tid in ctl.tasks(memcg))
 
 
-def read_procs(ctl, memcg):
+def read_procs(ctl: MemoryController, memcg: MemCgroup) -> str:
     ctl.refresh(memcg)
     return "".join(f"{pid}\n" for pid in ctl.procs(memcg))
 
@@ -331,8 +382,8 @@ def _migration_refused(pid: int) -> bool:
     return flags is not None and bool(flags & PF_NO_SETAFFINITY)
 
 
-def _attach_writer(whole_process: bool) -> Writer:
-    def write(ctl, memcg, data, caller):
+def _attach_writer(whole_process: bool) -> _Writer:
+    def write(ctl: MemoryController, memcg: MemCgroup, data: bytes, caller: Caller) -> None:
         pid = parse_pid(data)
         if pid == 0:  # the writer itself, as the kernel reads it
             pid = caller.pid
@@ -347,20 +398,24 @@ def _attach_writer(whole_process: bool) -> Writer:
     return write
 
 
-def read_sane_behavior(ctl, memcg):
+def read_sane_behavior(ctl: MemoryController, memcg: MemCgroup) -> str:
     return "0\n"
 
 
-def read_release_agent(ctl, memcg):
+def read_release_agent(ctl: MemoryController, memcg: MemCgroup) -> str:
     return f"{ctl.release_agent}\n"
 
 
-def write_release_agent(ctl, memcg, data, caller):
+def write_release_agent(
+    ctl: MemoryController, memcg: MemCgroup, data: bytes, caller: Caller
+) -> None:
     ctl.release_agent = strstrip(data).decode("utf-8", "surrogateescape")
 
 
-def write_event_control(ctl, memcg, data, caller):
-    return register_event(ctl, memcg, data, caller)
+async def write_event_control(
+    ctl: MemoryController, memcg: MemCgroup, data: bytes, caller: Caller
+) -> None:
+    await register_event(ctl, memcg, data, caller)
 
 
 # -- fake.* handlers ------------------------------------------------------------------------
@@ -388,27 +443,33 @@ def _parse_charge(data: bytes) -> tuple[int, PageKind, bool]:
     return nr_pages, kind, dirty
 
 
-def write_charge(ctl, memcg, data, caller):
+def try_write_charge(ctl: MemoryController, memcg: MemCgroup, data: bytes, caller: Caller) -> bool:
     nr_pages, kind, dirty = _parse_charge(data)
-    if not ctl.charge_now(memcg, nr_pages, kind, dirty=dirty):
-        return ctl.charge(memcg, nr_pages, kind, dirty=dirty)  # it must reclaim: may wait
+    return ctl.charge_now(memcg, nr_pages, kind, dirty=dirty)
 
 
-def write_uncharge(ctl, memcg, data, caller):
+async def write_charge(
+    ctl: MemoryController, memcg: MemCgroup, data: bytes, caller: Caller
+) -> None:
+    nr_pages, kind, dirty = _parse_charge(data)
+    await ctl.charge(memcg, nr_pages, kind, dirty=dirty)  # reclaims, or OOM, if it must
+
+
+def write_uncharge(ctl: MemoryController, memcg: MemCgroup, data: bytes, caller: Caller) -> None:
     nr_pages, kind, dirty = _parse_charge(data)
     if dirty:
         raise _einval("uncharge takes no dirty flag")
     ctl.uncharge(memcg, nr_pages, kind)
 
 
-def write_touch(ctl, memcg, data, caller):
+def write_touch(ctl: MemoryController, memcg: MemCgroup, data: bytes, caller: Caller) -> None:
     nr_pages, kind, dirty = _parse_charge(data)
     if dirty:
         raise _einval("touch takes no dirty flag")
     ctl.touch(memcg, nr_pages, kind)
 
 
-def read_reclaim_daemon(ctl, memcg):
+def read_reclaim_daemon(ctl: MemoryController, memcg: MemCgroup) -> str:
     reclaim_task = memcg.reclaim_task
     stats = reclaim_task.stats
     res = memcg.memory
@@ -429,7 +490,9 @@ def read_reclaim_daemon(ctl, memcg):
     return "\n".join(lines) + "\n"
 
 
-async def write_reclaim_daemon(ctl, memcg, data, caller):
+async def write_reclaim_daemon(
+    ctl: MemoryController, memcg: MemCgroup, data: bytes, caller: Caller
+) -> None:
     command = strstrip(data)
     if command == b"start":
         await ctl.start_reclaim_task(memcg)
@@ -439,7 +502,7 @@ async def write_reclaim_daemon(ctl, memcg, data, caller):
         raise _einval("write start or stop")
 
 
-def read_daemons(ctl, memcg):
+def read_daemons(ctl: MemoryController, memcg: MemCgroup) -> str:
     groups = ctl.reclaim_tasks()
     failures = "".join(f"stopped: {why}\n" for why in ctl.failed_listeners)
     return f"{len(groups)}\n" + "".join(f"{g.path}\n" for g in groups) + failures
@@ -483,9 +546,19 @@ _PID_ERRORS = (
 )  # fmt: skip
 
 
-def _counter_files(prefix: str, counter: str, *, limit_writer: Writer, usage: bool = True,
-                   doc: str, limit_accepts: str, limit_errors: tuple = (),
-                   usage_fmt: str = "") -> list[CfType]:  # fmt: skip
+def _counter_files(
+    prefix: str,
+    counter: str,
+    *,
+    limit_write: _Writer | None = None,
+    limit_write_blocking: BlockingWriter[MemoryController, MemCgroup] | None = None,
+    limit_try_write: TryWriter[MemoryController, MemCgroup] | None = None,
+    usage: bool = True,
+    doc: str,
+    limit_accepts: str,
+    limit_errors: tuple[tuple[str, str], ...] = (),
+    usage_fmt: str = "",
+) -> list[CfType[MemoryController, MemCgroup]]:
     files = []
     title = doc[0].upper() + doc[1:]
     if usage:
@@ -502,8 +575,8 @@ def _counter_files(prefix: str, counter: str, *, limit_writer: Writer, usage: bo
                accepts="anything (the content is ignored): the peak restarts from the current "
                "usage."),
         CfType(f"{prefix}limit_in_bytes", f"{title} limit in bytes; -1 for unlimited.",
-               read=_counter_reader(counter, "limit"), write=limit_writer,
-               blocking=counter in ("memory", "memsw"),
+               read=_counter_reader(counter, "limit"), write=limit_write,
+               write_blocking=limit_write_blocking, try_write=limit_try_write,
                fmt=f"{_BYTES}; {_UNLIMITED} when unlimited (the default: a child does not "
                "copy its parent's limits).",
                accepts=f"{_SIZE}. {limit_accepts}",
@@ -518,14 +591,14 @@ def _counter_files(prefix: str, counter: str, *, limit_writer: Writer, usage: bo
 
 
 # fmt: off
-CFTYPES: tuple[CfType, ...] = tuple(sorted(
+CFTYPES: tuple[CfType[MemoryController, MemCgroup], ...] = tuple(sorted(
     [
         CfType("cgroup.clone_children", "cpuset-only flag, copied by children; 0 or 1.",
                read=_flag_reader("clone_children"), write=_flag_writer("clone_children"),
                fmt="`0` or `1`, then a newline.",
                accepts=f"{_U64}; any nonzero value reads back as 1.", errors=_U64_ERRORS),
         CfType("cgroup.event_control", "Register an eventfd: '<event_fd> <control_fd> [args]'.",
-               write=write_event_control,
+               write_blocking=write_event_control,
                fmt="nothing: a read is EINVAL.",
                accepts="`<event_fd> <control_fd> [args]`, single spaces between, both "
                "descriptors of the writing process. The control file is the group's "
@@ -549,7 +622,10 @@ CFTYPES: tuple[CfType, ...] = tuple(sorted(
                        ("ENOSPC", "fakecgfs only: the writer's user already holds "
                         f"{MAX_REGISTRATIONS_PER_USER} registrations"),
                        ("EOPNOTSUPP", "fakecgfs only: the server has no Linux AIO to signal "
-                        "eventfds with (as the kernel on PREEMPT_RT)"))),
+                        "eventfds with (as the kernel on PREEMPT_RT)"),
+                       ("EINTR", "the writer got a signal while the server looked for eventfds "
+                        "closed by their listeners, which it does when the writer's user is "
+                        "at its bound of eventfds"))),
         CfType("cgroup.procs", "Processes in the group; write a PID to move a whole process.",
                read=read_procs, write=_attach_writer(whole_process=True),
                fmt="one process ID per line, sorted; empty for a group without tasks; the root "
@@ -579,7 +655,8 @@ CFTYPES: tuple[CfType, ...] = tuple(sorted(
                "`--real-processes`: then its process's memory gained from now on is charged "
                "here, and limits may page it out, stop or kill it (docs/real-processes.md).",
                errors=_PID_ERRORS),
-        *_counter_files("memory.", "memory", limit_writer=write_limit, doc="memory",
+        *_counter_files("memory.", "memory", limit_write_blocking=write_limit,
+                        limit_try_write=try_write_limit, doc="memory",
                         limit_accepts="A limit under the usage reclaims first, and is stored "
                         "only once usage fits. A successful write wakes the group's reclaim "
                         "task to re-check its watermarks.",
@@ -590,7 +667,7 @@ CFTYPES: tuple[CfType, ...] = tuple(sorted(
                             ("EBUSY", "usage cannot be reclaimed under the new limit (value "
                              "unchanged; failcnt unchanged)"),
                             _EINTR)),
-        *_counter_files("memory.memsw.", "memsw", limit_writer=write_memsw_limit,
+        *_counter_files("memory.memsw.", "memsw", limit_write_blocking=write_memsw_limit,
                         doc="memory+swap",
                         limit_accepts="Must stay at or above `memory.limit_in_bytes`: on a "
                         "fresh group set `memory.limit_in_bytes` first, and to raise both, "
@@ -600,21 +677,21 @@ CFTYPES: tuple[CfType, ...] = tuple(sorted(
                             ("EINVAL", "below `memory.limit_in_bytes`"),
                             ("EBUSY", "usage cannot be reclaimed under the new limit"),
                             _EINTR)),
-        *_counter_files("memory.kmem.", "kmem", limit_writer=write_kmem_limit,
+        *_counter_files("memory.kmem.", "kmem", limit_write=write_kmem_limit,
                         doc="kernel memory",
                         usage_fmt=f"{_BYTES}: kernel memory for the structures of child groups in "
                         "the subtree (making a child charges its parent 3 pages for the first "
                         "child and 2 for each later one).",
                         limit_accepts="The write is parsed and succeeds, but the limit stays "
                         "unlimited: the knob is deprecated, as in 6.18."),
-        *_counter_files("memory.kmem.tcp.", "tcp", limit_writer=write_tcp_limit,
+        *_counter_files("memory.kmem.tcp.", "tcp", limit_write=write_tcp_limit,
                         doc="TCP buffer memory",
                         usage_fmt=f"{_BYTES}: always 0 (no sockets in the model).",
                         limit_accepts="Stored and read back; not checked against usage."),
         CfType("memory.kmem.slabinfo", "Slab statistics (none in the model).", read=read_empty,
                fmt="nothing (an empty file).", accepts="nothing (read-only)."),
         CfType("memory.force_empty", "Reclaim as much of the group's memory as possible.",
-               write=write_force_empty, blocking=True, fmt="nothing: a read is EINVAL.",
+               write_blocking=write_force_empty, fmt="nothing: a read is EINVAL.",
                accepts="anything (the content is ignored): reclaims the group's pages until "
                "none are left or 16 passes free nothing; succeeds even when usage stays above "
                "0 (anonymous memory without swap).",
@@ -675,7 +752,7 @@ CFTYPES: tuple[CfType, ...] = tuple(sorted(
                errors=_U64_ERRORS),
         CfType("memory.high_wmark_in_bytes",
                "Background reclaim starts above it; a successful write starts the task, -1 "
-               "disarms and stops it.", read=read_high_wmark, write=write_high_wmark,
+               "disarms and stops it.", read=read_high_wmark, write_blocking=write_high_wmark,
                origin=Origin.RFC,
                fmt=f"{_BYTES}; {_UNLIMITED} while disarmed (the default).",
                accepts=f"{_SIZE}. A value arms it: the first successful write starts the "
@@ -688,7 +765,9 @@ CFTYPES: tuple[CfType, ...] = tuple(sorted(
                "warned about in `fake.reclaim_daemon`.",
                errors=(_SIZE_EINVAL,
                        ("EINVAL", "above `memory.limit_in_bytes`, or below a written "
-                        "`memory.low_wmark_in_bytes` (equality is allowed)"))),
+                        "`memory.low_wmark_in_bytes` (equality is allowed)"),
+                       ("EINTR", "the writer got a signal while the write waited for the "
+                        "reclaim task to start, or (`-1`) to exit"))),
         CfType("memory.low_wmark_in_bytes",
                "Background reclaim stops at it; -1 returns to the default below the high one.",
                read=read_low_wmark, write=write_low_wmark, origin=Origin.RFC,
@@ -701,7 +780,7 @@ CFTYPES: tuple[CfType, ...] = tuple(sorted(
                        ("EINVAL", "above an armed `memory.high_wmark_in_bytes`, or above "
                         "`memory.limit_in_bytes` (equality is allowed)"))),
         CfType("fake.charge", "Charge simulated memory: 'SIZE [anon|file] [dirty]'.",
-               write=write_charge, origin=Origin.FAKECGFS, blocking=True,
+               write_blocking=write_charge, try_write=try_write_charge, origin=Origin.FAKECGFS,
                fmt="nothing: a read is EINVAL.",
                accepts="`SIZE [anon|file] [dirty]`: SIZE parsed like a limit (rounded down to "
                "pages; 0 charges nothing), then the kind (default `anon`), then `dirty` for "
@@ -730,7 +809,8 @@ CFTYPES: tuple[CfType, ...] = tuple(sorted(
                "clearing the bit: scanning them is effort that frees nothing (pressure rises).",
                errors=(("EINVAL", "a malformed line, a junk size, `-1`, or `dirty`"),)),
         CfType("fake.reclaim_daemon", "The background reclaim task: state and statistics; "
-               "write start or stop.", read=read_reclaim_daemon, write=write_reclaim_daemon,
+               "write start or stop.", read=read_reclaim_daemon,
+               write_blocking=write_reclaim_daemon,
                origin=Origin.FAKECGFS,
                fmt="lines `name value`: `state` (`stopped`, `sleeping`, `running` or "
                "`backoff`), `high_wmark` and `low_wmark` (bytes, as their files read), "
@@ -741,7 +821,9 @@ CFTYPES: tuple[CfType, ...] = tuple(sorted(
                accepts="`start` (start the task; idempotent) or `stop` (stop it and return "
                "once it has exited), surrounding whitespace stripped.",
                errors=(("EINVAL", "another word, or `start` while the high watermark is "
-                        "disarmed (nothing could ever wake the task)"),)),
+                        "disarmed (nothing could ever wake the task)"),
+                       ("EINTR", "the writer got a signal while the write waited for the task "
+                        "to start or to exit"))),
         CfType("fake.daemons", "Live reclaim tasks: their count, then one group per line.",
                read=read_daemons, where=Where.ROOT, origin=Origin.FAKECGFS,
                fmt="the number of live reclaim tasks, then the path of each task's group, one "
@@ -753,10 +835,12 @@ CFTYPES: tuple[CfType, ...] = tuple(sorted(
 ))
 # fmt: on
 
-BY_NAME: dict[str, CfType] = {cft.name: cft for cft in CFTYPES}
+BY_NAME: dict[str, CfType[MemoryController, MemCgroup]] = {cft.name: cft for cft in CFTYPES}
 
 
-def files_of(memcg: MemCgroup, *, strict: bool = False) -> list[CfType]:
+def files_of(
+    memcg: MemCgroup, *, strict: bool = False
+) -> list[CfType[MemoryController, MemCgroup]]:
     """The control files of a group, as its directory lists them."""
     return [
         cft for cft in CFTYPES
@@ -764,7 +848,9 @@ def files_of(memcg: MemCgroup, *, strict: bool = False) -> list[CfType]:
     ]  # fmt: skip
 
 
-def lookup(memcg: MemCgroup, name: str, *, strict: bool = False) -> CfType | None:
+def lookup(
+    memcg: MemCgroup, name: str, *, strict: bool = False
+) -> CfType[MemoryController, MemCgroup] | None:
     cft = BY_NAME.get(name)
     if cft is None or not cft.present_in(memcg) or (strict and cft.origin is Origin.FAKECGFS):
         return None

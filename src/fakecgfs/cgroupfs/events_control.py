@@ -39,7 +39,7 @@ import logging
 import os
 import resource
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 from weakref import WeakKeyDictionary
@@ -318,10 +318,14 @@ class EventControl(Generic[_File]):
 
     # -- entry point ---------------------------------------------------------------------------
 
-    def register(self, ctl: MemoryController, memcg: MemCgroup, data: bytes,
-                 caller) -> Awaitable[None] | None:  # fmt: skip
-        """Check a registration line in the kernel's order, then register it; or what it must
-        wait for first (a scan for closed eventfds, when the writer is at its bound)."""
+    async def register(self, ctl: MemoryController, memcg: MemCgroup, data: bytes,
+                       caller) -> None:  # fmt: skip
+        """Check a registration line in the kernel's order, then register it.  It waits only
+        when the writer's user is at its bound of eventfds: for a scan for closed ones."""
+        if memcg.removed:
+            # Removed after the write was taken, before its task ran: answered as a write
+            # after rmdir is, before any of the writer's descriptors is taken.
+            raise ControllerError(errno.ENODEV, "the group was removed")
         self._signaller_or_refuse()
         efd, cfd, args = parse_registration(data)
         tgid, credentials = writer_credentials(caller.pid, caller.uid, caller.gid)
@@ -329,7 +333,7 @@ class EventControl(Generic[_File]):
             tgid, caller.pid, efd, cfd, memcg, credentials, args
         )
         try:
-            return self._bind(ctl, registration, caller.uid, eventfd, eventfd_id)
+            await self._bind(ctl, registration, caller.uid, eventfd, eventfd_id)
         except BaseException:
             os.close(eventfd)  # an eventfd has no flush: closing cannot block
             raise
@@ -421,8 +425,8 @@ class EventControl(Generic[_File]):
 
     # -- descriptors: shared, bounded, released ------------------------------------------------
 
-    def _bind(self, ctl: MemoryController, registration: Registration, uid: int, eventfd: int,
-              eventfd_id: int | None) -> Awaitable[None] | None:  # fmt: skip
+    async def _bind(self, ctl: MemoryController, registration: Registration, uid: int,
+                    eventfd: int, eventfd_id: int | None) -> None:  # fmt: skip
         bounded = uid != 0
         if bounded and self.registrations[uid] >= MAX_REGISTRATIONS_PER_USER:
             raise ControllerError(errno.ENOSPC, f"uid {uid} holds {MAX_REGISTRATIONS_PER_USER} "
@@ -432,9 +436,9 @@ class EventControl(Generic[_File]):
             if self._scanning or trio.current_time() - self._last_scan < SCAN_INTERVAL:
                 raise ControllerError(errno.EMFILE, f"uid {uid} has {MAX_DESCRIPTORS_PER_USER} "
                                       "eventfds registered")  # fmt: skip
-            return self._scan_then_bind(ctl, registration, uid, eventfd, eventfd_id)
+            await self._scan_then_bind(ctl, registration, uid, eventfd, eventfd_id)
+            return
         self._attach(ctl, registration, uid, eventfd, eventfd_id, held)
-        return None
 
     def _attach(self, ctl: MemoryController, registration: Registration, uid: int, eventfd: int,
                 eventfd_id: int | None, held: HeldEventfd | None) -> None:  # fmt: skip
@@ -465,16 +469,14 @@ class EventControl(Generic[_File]):
 
     async def _scan_then_bind(self, ctl: MemoryController, registration: Registration, uid: int,
                               eventfd: int, eventfd_id: int | None) -> None:  # fmt: skip
-        try:
-            await self.release_closed_eventfds(ctl)
-            if self.descriptors[uid] >= MAX_DESCRIPTORS_PER_USER:
-                raise ControllerError(errno.EMFILE, f"uid {uid} has {MAX_DESCRIPTORS_PER_USER} "
-                                      "eventfds registered")  # fmt: skip
-            if registration.memcg.removed:  # rmdir while the scan ran
-                raise ControllerError(errno.EINVAL, "the group was removed")
-        except BaseException:
-            os.close(eventfd)
-            raise
+        """Bind once a scan has released what it can (register() closes the eventfd on
+        failure, an interrupted scan included)."""
+        await self.release_closed_eventfds(ctl)
+        if self.descriptors[uid] >= MAX_DESCRIPTORS_PER_USER:
+            raise ControllerError(errno.EMFILE, f"uid {uid} has {MAX_DESCRIPTORS_PER_USER} "
+                                  "eventfds registered")  # fmt: skip
+        if registration.memcg.removed:  # rmdir while the scan ran
+            raise ControllerError(errno.EINVAL, "the group was removed")
         self._attach(
             ctl,
             registration,
@@ -557,10 +559,10 @@ def attach(ctl: MemoryController, events: EventControl[Any]) -> None:
     _registries[ctl] = events
 
 
-def register_event(ctl: MemoryController, memcg: MemCgroup, data: bytes,
-                   caller) -> Awaitable[None] | None:  # fmt: skip
+async def register_event(ctl: MemoryController, memcg: MemCgroup, data: bytes,
+                         caller) -> None:  # fmt: skip
     """The cgroup.event_control write handler."""
     events = _registries.get(ctl)
     if events is None:
         raise ControllerError(errno.EOPNOTSUPP, "no filesystem serves this controller")
-    return events.register(ctl, memcg, data, caller)
+    await events.register(ctl, memcg, data, caller)

@@ -441,7 +441,8 @@ class CgroupFS:
 
     def write_request(self, fh: int, data: bytes, caller: Caller) -> int | Awaitable[int]:
         """One write() to an open control file, from the FUSE session: the number of bytes
-        taken, or what the write must wait for, which yields it (the session awaits it in a task
+        taken, or, for a file declared ``write_blocking`` whose fast path (if any) did not do
+        it, the write to wait for, which yields that number (the session awaits it in a task
         that an interrupted writer cancels); an OSError carries the kernel's errno."""
         handle = self._handle(fh)
         # kernfs_fop_write_iter()'s order: the size, then the node's liveness, then the handler.
@@ -450,14 +451,18 @@ class CgroupFS:
         if handle.memcg.removed:
             raise fuse.FuseOSError(errno.ENODEV)
         cft = handle.cft
-        if cft.write is None:
+        if not cft.writable:
             raise fuse.FuseOSError(errno.EINVAL)
         if not data:
             return 0
-        pending = cft.write(self.ctl, handle.memcg, terminate(data), caller)
-        if pending is None:
-            return len(data)
-        return _finish(pending, len(data))
+        count, data = len(data), terminate(data)
+        if cft.write is not None:
+            cft.write(self.ctl, handle.memcg, data, caller)
+            return count
+        assert cft.write_blocking is not None  # writable
+        if cft.try_write is not None and cft.try_write(self.ctl, handle.memcg, data, caller):
+            return count
+        return _finish(cft.write_blocking(self.ctl, handle.memcg, data, caller), count)
 
     # -- after a burst: the controller's compact() calls this (registered by the server) -------
 

@@ -11,7 +11,16 @@ from __future__ import annotations
 
 import errno
 
-from ...cgroupfs.cftypes import Caller, CfType, Origin, Where
+from ...cgroupfs.cftypes import (
+    BlockingWriter,
+    Caller,
+    CfType,
+    Origin,
+    Reader,
+    SyncWriter,
+    TryWriter,
+    Where,
+)
 from ...cgroupfs.parse import strstrip
 from ...cgroupfs.table import CfTable
 from ...controller.constants import PAGE_SIZE
@@ -32,14 +41,14 @@ def _u64(value: int) -> str:
     return f"{value}\n"  # read_u64: "%llu\n"
 
 
-def _reader(field: str):
+def _reader(field: str) -> Reader[Rfc2008Controller, Group]:
     def read(ctl: Rfc2008Controller, memcg: Group) -> str:
         return _u64(getattr(memcg.res, field))
 
     return read
 
 
-def _res_writer(member: Member):
+def _res_writer(member: Member) -> SyncWriter[Rfc2008Controller, Group]:
     def write(ctl: Rfc2008Controller, memcg: Group, data: bytes, caller: Caller) -> None:
         ctl.write_res(memcg, member, write_strategy(data))
 
@@ -55,23 +64,23 @@ async def write_high_wmark(ctl: Rfc2008Controller, memcg: Group, data: bytes,
     ctl.write_res(memcg, Member.RES_HWMARK, write_strategy(data))
 
 
-def write_reset_max(ctl, memcg, data, caller):
+def write_reset_max(ctl: Rfc2008Controller, memcg: Group, data: bytes, caller: Caller) -> None:
     memcg.res.reset_max()
 
 
-def write_reset_failcnt(ctl, memcg, data, caller):
+def write_reset_failcnt(ctl: Rfc2008Controller, memcg: Group, data: bytes, caller: Caller) -> None:
     memcg.res.reset_failcnt()
 
 
-def write_force_empty(ctl, memcg, data, caller):
+def write_force_empty(ctl: Rfc2008Controller, memcg: Group, data: bytes, caller: Caller) -> None:
     ctl.force_empty(memcg)
 
 
-def read_stat(ctl, memcg):
+def read_stat(ctl: Rfc2008Controller, memcg: Group) -> str:
     return "".join(f"{name} {value}\n" for name, value in ctl.memory_stat(memcg))
 
 
-def read_tasks(ctl, memcg):
+def read_tasks(ctl: Rfc2008Controller, memcg: Group) -> str:
     return "".join(f"{tid}\n" for tid in ctl.tasks(memcg))
 
 
@@ -88,7 +97,7 @@ def _uids(pid: int) -> tuple[int, int] | None:
     return None
 
 
-def write_tasks(ctl, memcg, data, caller):
+def write_tasks(ctl: Rfc2008Controller, memcg: Group, data: bytes, caller: Caller) -> None:
     """attach_task_by_pid() of 2.6.26: 0 is the writer; a writer other than root must have the
     task's uid or suid as its euid (EACCES); ESRCH for no such task."""
     pid = parse_pid(data)
@@ -101,11 +110,13 @@ def write_tasks(ctl, memcg, data, caller):
     ctl.attach(memcg, pid)
 
 
-def read_notify_on_release(ctl, memcg):
+def read_notify_on_release(ctl: Rfc2008Controller, memcg: Group) -> str:
     return _u64(int(getattr(memcg, "notify_on_release", False)))
 
 
-def write_notify_on_release(ctl, memcg, data, caller):
+def write_notify_on_release(
+    ctl: Rfc2008Controller, memcg: Group, data: bytes, caller: Caller
+) -> None:
     """simple_strtoul(buf, NULL, 10) != 0: junk reads as 0, never an error."""
     digits = strstrip(data)
     n = 0
@@ -114,11 +125,11 @@ def write_notify_on_release(ctl, memcg, data, caller):
     memcg.notify_on_release = bool(n and int(digits[:n]))
 
 
-def read_release_agent(ctl, memcg):
+def read_release_agent(ctl: Rfc2008Controller, memcg: Group) -> str:
     return f"{ctl.release_agent}\n"
 
 
-def write_release_agent(ctl, memcg, data, caller):
+def write_release_agent(ctl: Rfc2008Controller, memcg: Group, data: bytes, caller: Caller) -> None:
     ctl.release_agent = strstrip(data).decode("utf-8", "surrogateescape")
 
 
@@ -141,27 +152,31 @@ def _parse_charge(data: bytes) -> tuple[int, PageKind, bool]:
     return nr_pages, kind, dirty
 
 
-def write_charge(ctl, memcg, data, caller):
+def try_write_charge(ctl: Rfc2008Controller, memcg: Group, data: bytes, caller: Caller) -> bool:
     nr_pages, kind, dirty = _parse_charge(data)
-    if not ctl.charge_now(memcg, nr_pages, kind, dirty=dirty):
-        return ctl.charge(memcg, nr_pages, kind, dirty=dirty)
+    return ctl.charge_now(memcg, nr_pages, kind, dirty=dirty)
 
 
-def write_uncharge(ctl, memcg, data, caller):
+async def write_charge(ctl: Rfc2008Controller, memcg: Group, data: bytes, caller: Caller) -> None:
+    nr_pages, kind, dirty = _parse_charge(data)
+    await ctl.charge(memcg, nr_pages, kind, dirty=dirty)
+
+
+def write_uncharge(ctl: Rfc2008Controller, memcg: Group, data: bytes, caller: Caller) -> None:
     nr_pages, kind, dirty = _parse_charge(data)
     if dirty:
         raise ControllerError(errno.EINVAL, "uncharge takes no dirty flag")
     ctl.uncharge(memcg, nr_pages, kind)
 
 
-def write_touch(ctl, memcg, data, caller):
+def write_touch(ctl: Rfc2008Controller, memcg: Group, data: bytes, caller: Caller) -> None:
     nr_pages, kind, dirty = _parse_charge(data)
     if dirty:
         raise ControllerError(errno.EINVAL, "touch takes no dirty flag")
     ctl.touch(memcg, nr_pages, kind)
 
 
-def read_reclaim_daemon(ctl, memcg):
+def read_reclaim_daemon(ctl: Rfc2008Controller, memcg: Group) -> str:
     reclaim_task = memcg.reclaim_task
     stats = reclaim_task.stats
     res = memcg.res
@@ -184,15 +199,41 @@ def read_reclaim_daemon(ctl, memcg):
     return "\n".join(lines) + "\n"
 
 
-def read_daemons(ctl, memcg):
+def read_daemons(ctl: Rfc2008Controller, memcg: Group) -> str:
     groups = ctl.reclaim_tasks()
     failures = "".join(f"stopped: {why}\n" for why in ctl.failed_listeners)
     return f"{len(groups)}\n" + "".join(f"{g.path}\n" for g in groups) + failures
 
 
-def _cft(name: str, doc: str, *, where: Where = Where.BOTH, origin: Origin = Origin.KERNEL,
-         **kw) -> CfType:  # fmt: skip
-    return CfType(name, doc, where=where, origin=origin, explicit_mode=MODE, **kw)
+def _cft(
+    name: str,
+    doc: str,
+    *,
+    where: Where = Where.BOTH,
+    origin: Origin = Origin.KERNEL,
+    read: Reader[Rfc2008Controller, Group] | None = None,
+    write: SyncWriter[Rfc2008Controller, Group] | None = None,
+    write_blocking: BlockingWriter[Rfc2008Controller, Group] | None = None,
+    try_write: TryWriter[Rfc2008Controller, Group] | None = None,
+    fmt: str = "",
+    accepts: str = "",
+    errors: tuple[tuple[str, str], ...] = (),
+) -> CfType[Rfc2008Controller, Group]:
+    """A file of this era: 0644 whatever its handlers."""
+    return CfType(
+        name,
+        doc,
+        read=read,
+        write=write,
+        write_blocking=write_blocking,
+        try_write=try_write,
+        where=where,
+        origin=origin,
+        explicit_mode=MODE,
+        fmt=fmt,
+        accepts=accepts,
+        errors=errors,
+    )
 
 
 _RES_ERRORS = (
@@ -203,7 +244,7 @@ _RES_ERRORS = (
     ),
 )
 
-CFTYPES = (
+CFTYPES: tuple[CfType[Rfc2008Controller, Group], ...] = (
     _cft(
         "tasks",
         "Threads in the group; write a TID to move it.",
@@ -287,7 +328,7 @@ CFTYPES = (
         "Background reclaim starts above it; any write starts memcontd, first.",
         origin=Origin.RFC,
         read=_reader("hwmark"),
-        write=write_high_wmark,
+        write_blocking=write_high_wmark,
         fmt="bytes; 9223372036854775807 at first.",
         accepts="a size; memcontd is started before the value is even parsed, and stays.",
         errors=_RES_ERRORS,
@@ -306,8 +347,8 @@ CFTYPES = (
         "fake.charge",
         "Charge simulated memory: 'SIZE [anon|file] [dirty]'.",
         origin=Origin.FAKECGFS,
-        write=write_charge,
-        blocking=True,
+        write_blocking=write_charge,
+        try_write=try_write_charge,
     ),
     _cft(
         "fake.uncharge",
@@ -336,4 +377,4 @@ CFTYPES = (
     ),
 )
 
-TABLE = CfTable(CFTYPES)
+TABLE: CfTable[Rfc2008Controller, Group] = CfTable(CFTYPES)
