@@ -10,7 +10,7 @@ import weakref
 import trio
 import trio.testing
 
-from fakecgfs.controller import DaemonState, PageKind
+from fakecgfs.controller import PageKind, ReclaimTaskState
 from fakecgfs.controller.compaction import COMPACT_AFTER_REMOVALS, COMPACT_IDLE, shrink_dict
 
 from .conftest import MiB, controller, pages, trio_test, wait_for
@@ -25,7 +25,7 @@ async def armed_group(c, parent, name):
 
 async def wait_state(g, state):
     """(A function of its own: a lambda in the test would hold ``g`` in a closure cell.)"""
-    await wait_for(lambda: g.daemon.state is state)
+    await wait_for(lambda: g.reclaim_task.state is state)
 
 
 @trio_test
@@ -35,8 +35,8 @@ async def test_a_removed_group_is_freed_without_the_cycle_collector():
     async with controller() as c:
         g = await armed_group(c, c.root, "g")
         await c.charge(g, pages(60 * MiB), PageKind.FILE)  # wakes the task: it reclaims
-        await wait_state(g, DaemonState.SLEEPING)
-        refs = [weakref.ref(g), weakref.ref(g.daemon), weakref.ref(g.daemon.stats)]
+        await wait_state(g, ReclaimTaskState.SLEEPING)
+        refs = [weakref.ref(g), weakref.ref(g.reclaim_task), weakref.ref(g.reclaim_task.stats)]
         gc.disable()
         try:
             await c.remove_group(g)
@@ -55,14 +55,14 @@ async def test_a_reclaiming_task_keeps_its_group_alive():
     async with controller(reclaim_rate=1 * MiB) as c:  # slow: the task runs for a while
         g = await armed_group(c, c.root, "g")
         await c.charge(g, pages(60 * MiB), PageKind.FILE)
-        await wait_state(g, DaemonState.RUNNING)
-        daemon = g.daemon
+        await wait_state(g, ReclaimTaskState.RUNNING)
+        reclaim_task = g.reclaim_task
         ref = weakref.ref(g)
         del c.root.children["g"]  # nothing but the task holds the group now
         del g
         await trio.sleep(0.5)
-        assert ref() is not None and daemon.memcg is ref() and daemon.stats.passes > 1
-        await daemon.stop()
+        assert ref() is not None and reclaim_task.memcg is ref() and reclaim_task.stats.passes > 1
+        await reclaim_task.stop()
 
 
 def test_shrink_dict_keeps_order_identity_and_values():
@@ -93,7 +93,7 @@ async def test_compact_changes_nothing_visible():
         def snapshot():
             return [
                 (g.path, g.memory.usage, g.memory.max_usage, g.memory.hwmark, g.kmem.usage,
-                 g.stock, g.kernel_pages, g.children_made, g.daemon.state, c.memory_stat(g))
+                 g.stock, g.kernel_pages, g.children_made, g.reclaim_task.state, c.memory_stat(g))
                 for g in c.groups()
             ]  # fmt: skip
 
@@ -104,8 +104,8 @@ async def test_compact_changes_nothing_visible():
         assert sys.getsizeof(children) < size_before
         assert c.removals_since_compact == 0
         await c.charge(kept[0], pages(60 * MiB), PageKind.FILE)  # the tasks still work
-        await wait_for(lambda: kept[0].daemon.stats.passes > 0 and kept[0].daemon.state
-                       is DaemonState.SLEEPING)  # fmt: skip
+        await wait_for(lambda: kept[0].reclaim_task.stats.passes > 0 and kept[0].reclaim_task.state
+                       is ReclaimTaskState.SLEEPING)  # fmt: skip
 
 
 @trio_test

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from expectations import allowed_write_errnos, check_read_format, errname, record_figures
 from fakecgfs.cgroupfs.cftypes import BY_NAME, CFTYPES, Caller, files_of
 from fakecgfs.cgroupfs.parse import MAX_WRITE, terminate
-from fakecgfs.controller import DaemonState, MemoryController, PageKind
+from fakecgfs.controller import MemoryController, PageKind, ReclaimTaskState
 from fuzzing import LONG, profile, write_data
 
 from .conftest import FakeProcesses, wait_for
@@ -118,9 +118,11 @@ def check_invariants(ctl: MemoryController, background: int = 0) -> None:
             assert 0 <= mem.lwmark <= mem.hwmark <= mem.limit, f"{where}: watermarks out of order"
         elif mem._lwmark is not None:
             assert mem._lwmark <= mem.limit, f"{where}: low watermark above the limit"
-        if g.daemon.is_running():
+        if g.reclaim_task.is_running():
             assert mem.hwmark is not None, f"{where}: a reclaim task without a high watermark"
-        assert (g.daemon.state is DaemonState.STOPPED) == (not g.daemon.is_running()), where
+        assert (g.reclaim_task.state is ReclaimTaskState.STOPPED) == (
+            not g.reclaim_task.is_running()
+        ), where
         if not background:
             assert g.oom_waiters == 0 and g.charging == 0, f"{where}: a charge left behind"
         assert g.oom_waiters <= g.charging or any(n.charging for n in g.subtree()), (
@@ -136,7 +138,7 @@ def check_invariants(ctl: MemoryController, background: int = 0) -> None:
         if g.parent is not None:
             assert g.parent.children.get(g.name) is g
     assert ctl.swap.used == swapped <= ctl.swap.total, "swap device use != swapped pages"
-    assert ctl.daemons() == [g for g in groups if g.daemon.is_running()]
+    assert ctl.reclaim_tasks() == [g for g in groups if g.reclaim_task.is_running()]
     FIGURES["invariant_checks"] += 1
 
 
@@ -289,7 +291,7 @@ async def finish(ctl, alive) -> None:
             ctl.attach(ctl.root, tid, whole_process=False)
         await ctl.remove_group(memcg)
     check_invariants(ctl)
-    assert ctl.daemons() == [ctl.root] * ctl.root.daemon.is_running()
+    assert ctl.reclaim_tasks() == [ctl.root] * ctl.root.reclaim_task.is_running()
 
 
 @SETTINGS

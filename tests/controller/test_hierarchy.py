@@ -10,10 +10,10 @@ import trio
 from fakecgfs.controller import (
     PAGE_COUNTER_MAX,
     ControllerError,
-    DaemonState,
     EventKind,
     MemCgroup,
     PageKind,
+    ReclaimTaskState,
 )  # fmt: skip
 
 from .conftest import (
@@ -123,7 +123,7 @@ async def test_rename_keeps_state_and_children():
         assert b.path == "/renamed/b"
         assert a.memory.limit == pages(64 * MiB) and user_usage(a) == pages(8 * MiB)
         assert a.memory.usage == pages(8 * MiB) + 64 and a.kmem.usage == 3  # kmem for b kept
-        assert a.daemon.is_running()
+        assert a.reclaim_task.is_running()
         [e] = log.of(EventKind.GROUP)
         assert (e.group, e.values) == ("/renamed", {"action": "renamed", "old": "/a"})
         c.rename_group(a, "renamed")  # to its own name: nothing happens
@@ -221,7 +221,7 @@ async def test_a_recreated_group_starts_from_defaults():
         a2 = c.create_group(c.root, "a")
         assert a2 is not a
         assert a2.memory.limit == PAGE_COUNTER_MAX and a2.memory.hwmark is None
-        assert not a2.daemon.is_running()
+        assert not a2.reclaim_task.is_running()
 
 
 @trio_test
@@ -241,7 +241,7 @@ async def test_concurrent_rmdir_of_one_group():
     async with controller() as c:
         g = c.create_group(c.root, "g")
         await c.set_high_wmark(g, pages(48 * MiB))
-        await wait_for(lambda: g.daemon.state is DaemonState.SLEEPING)
+        await wait_for(lambda: g.reclaim_task.state is ReclaimTaskState.SLEEPING)
         results: list[object] = []
 
         async def rmdir():
@@ -255,7 +255,7 @@ async def test_concurrent_rmdir_of_one_group():
             nursery.start_soon(rmdir)
             nursery.start_soon(rmdir)
         assert sorted(results, key=str) == sorted(["ok", errno.ENOENT], key=str)
-        assert c.root.children == {} and g.daemon.state is DaemonState.STOPPED
+        assert c.root.children == {} and g.reclaim_task.state is ReclaimTaskState.STOPPED
 
 
 # -- kernel memory for child groups ------------------------------------------------------------
@@ -410,7 +410,7 @@ async def test_a_child_copies_some_settings_at_creation_only():
         assert child.memory.limit == child.memsw.limit == PAGE_COUNTER_MAX
         assert child.soft_limit == child.tcp.limit == PAGE_COUNTER_MAX
         assert child.memory.hwmark is None and child.memory.lwmark is None
-        assert not child.daemon.is_running()
+        assert not child.reclaim_task.is_running()
         # Later changes to the parent do not propagate.
         parent.swappiness = 90
         c.set_oom_kill_disable(parent, False)

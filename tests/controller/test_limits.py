@@ -7,7 +7,7 @@ import errno
 
 import pytest
 
-from fakecgfs.controller import PAGE_COUNTER_MAX, ControllerError, DaemonState, PageKind
+from fakecgfs.controller import PAGE_COUNTER_MAX, ControllerError, PageKind, ReclaimTaskState
 
 from .conftest import MiB, controller, kernel_overhead, pages, trio_test, user_usage, wait_for
 
@@ -286,7 +286,7 @@ async def test_each_ordering_violation_is_einval_and_changes_nothing(case):
         if case == "limit<low":
             await c.set_high_wmark(g, None)  # only the low watermark stays armed
         before = values(g)
-        running = g.daemon.is_running()
+        running = g.reclaim_task.is_running()
         if case == "high>limit":
             await raises(errno.EINVAL, c.set_high_wmark, g, pages(64 * MiB) + 1)
         elif case == "high<low":
@@ -300,7 +300,7 @@ async def test_each_ordering_violation_is_einval_and_changes_nothing(case):
         elif case == "limit<low":
             await raises(errno.EINVAL, c.set_limit, g, pages(32 * MiB) - 1)
         assert values(g) == before
-        assert g.daemon.is_running() == running
+        assert g.reclaim_task.is_running() == running
 
 
 @trio_test
@@ -323,9 +323,9 @@ async def test_disarming_high_stops_the_task_and_frees_the_limit():
         g = c.create_group(c.root, "g")
         await c.set_limit(g, pages(64 * MiB))
         await c.set_high_wmark(g, pages(48 * MiB))
-        await wait_for(lambda: g.daemon.state is DaemonState.SLEEPING)
+        await wait_for(lambda: g.reclaim_task.state is ReclaimTaskState.SLEEPING)
         await c.set_high_wmark(g, None)
-        assert g.daemon.state is DaemonState.STOPPED and not g.daemon.is_running()
+        assert g.reclaim_task.state is ReclaimTaskState.STOPPED and not g.reclaim_task.is_running()
         assert g.memory.hwmark is None and g.memory.lwmark is None
         await c.set_limit(g, pages(16 * MiB))  # no watermark in the way any more
         assert g.memory.limit == pages(16 * MiB)

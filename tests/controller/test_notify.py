@@ -124,10 +124,10 @@ async def test_watermark_registration_fires_at_episode_start_and_end():
         await c.set_high_wmark(g, pages(8 * MiB))
         c.set_low_wmark(g, pages(4 * MiB))
         w = register(c, g, Watch.WMARK)
-        await wait_for(lambda: g.daemon.state.value == "sleeping")
+        await wait_for(lambda: g.reclaim_task.state.value == "sleeping")
         await c.charge(g, pages(12 * MiB), PageKind.FILE)
         await wait_for(lambda: g.memory.below_low_watermark()
-                       and g.daemon.state.value == "sleeping")  # fmt: skip
+                       and g.reclaim_task.state.value == "sleeping")  # fmt: skip
         assert w.signals == 2
 
 

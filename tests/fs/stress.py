@@ -249,24 +249,24 @@ def check_at_rest(mount: Path) -> None:
         assert int(_read(mount / g / "memory.max_usage_in_bytes")) >= usage[g], where
         memsw_limit = int(_read(mount / g / "memory.memsw.limit_in_bytes"))
         assert int(_read(mount / g / "memory.memsw.usage_in_bytes")) <= memsw_limit, where
-        daemon = dict(ln.partition(" ")[::2] for ln in
+        reclaim_task = dict(ln.partition(" ")[::2] for ln in
                       _read(mount / g / "fake.reclaim_daemon").decode().splitlines())  # fmt: skip
-        high, low = int(daemon["high_wmark"]), int(daemon["low_wmark"])
+        high, low = int(reclaim_task["high_wmark"]), int(reclaim_task["low_wmark"])
         if high != UNLIMITED:
             assert low <= high <= limit, f"{where}: watermarks {low} {high}, limit {limit}"
             armed.append(f"/{g}")
-            assert daemon["state"] != "stopped", f"{where}: armed but no reclaim task"
+            assert reclaim_task["state"] != "stopped", f"{where}: armed but no reclaim task"
         else:
-            assert daemon["state"] == "stopped", f"{where}: a reclaim task, disarmed"
+            assert reclaim_task["state"] == "stopped", f"{where}: a reclaim task, disarmed"
         if low != UNLIMITED:
             assert low <= limit, f"{where}: low watermark above the limit"
         oom = _read(mount / g / "memory.oom_control").decode()
         assert "under_oom 0" in oom, f"{where}: a charge left asleep in OOM"
-    daemons = _read(mount / "fake.daemons").decode().splitlines()
-    assert int(daemons[0]) == len(daemons) - 1
-    assert sorted(d.rstrip("/") or "/" for d in daemons[1:]) == sorted(
+    reclaim_tasks = _read(mount / "fake.daemons").decode().splitlines()
+    assert int(reclaim_tasks[0]) == len(reclaim_tasks) - 1
+    assert sorted(d.rstrip("/") or "/" for d in reclaim_tasks[1:]) == sorted(
         a.rstrip("/") or "/" for a in armed
-    ), f"fake.daemons {daemons[1:]} != armed {armed}"
+    ), f"fake.daemons {reclaim_tasks[1:]} != armed {armed}"
 
 
 def _diagnose(pids: list[int], server: int) -> str:
@@ -502,7 +502,7 @@ def inprocess_churn(groups: int, handles: int) -> dict:
                 "open_handles_left": len(fs._handles),
                 "group_metadata_left": len([m for m in fs._dirs if m is not fs.ctl.root]),
                 "file_metadata_left": len([m for m in fs._files if m is not fs.ctl.root]),
-                "reclaim_tasks_left": len(ctl.daemons()),
+                "reclaim_tasks_left": len(ctl.reclaim_tasks()),
             }  # fmt: skip
 
     with mock.patch.object(fuse, "fuse_get_context", lambda: (0, 0, os.getpid())):

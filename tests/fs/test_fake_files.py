@@ -236,9 +236,9 @@ def test_reclaim_daemon_file_format_and_commands(shared, group):
     info = kv_lines(group / "fake.reclaim_daemon")
     assert info["high_wmark"] == str(48 * MiB)
     assert int(info["low_wmark"]) < 48 * MiB and info["low_wmark_default"] == "1"
-    daemons = read(shared.path / "fake.daemons").splitlines()
-    assert int(daemons[0]) == len(daemons) - 1
-    assert f"/{group.name}" in daemons[1:]
+    reclaim_tasks = read(shared.path / "fake.daemons").splitlines()
+    assert int(reclaim_tasks[0]) == len(reclaim_tasks) - 1
+    assert f"/{group.name}" in reclaim_tasks[1:]
 
     write(group / "fake.reclaim_daemon", "stop\n")
     assert kv_lines(group / "fake.reclaim_daemon")["state"] == "stopped"

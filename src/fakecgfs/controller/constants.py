@@ -41,7 +41,7 @@ INT_MAX = 2**31 - 1
 
 # -- the background reclaim task (the RFC's memcontd) ------------------------------------------
 
-MEMCONTD_PASS_INTERVAL = 0.0
+RECLAIM_TASK_PASS_INTERVAL = 0.0
 """Seconds the task rests between two reclaim passes by default.
 
 The RFC ran each pass at nice 0 and called yield(); the reviewer asked for a named constant instead
