@@ -10,6 +10,11 @@ import pytest
 
 from fakecgfs.testing import fuse_unavailable_reason, mounted
 
+# Under CI, a skip fails the test unless ci_policy.CI_MAY_SKIP says why CI may take it.
+pytest_plugins = ["ci_policy"]
+pytest.register_assert_rewrite("ci_policy")  # imported here before pytest loads it as a plugin
+from ci_policy import UNDER_CI  # noqa: E402
+
 # Shell snippets in the tests call `fakecgfs` as a user would: put this venv's on the PATH.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
@@ -18,7 +23,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """Under CI (CI=true, which CI sets), a machine where FUSE cannot be used fails the run at
     once: otherwise every test that mounts would skip, most of the suite, and the run would
     still look green.  Elsewhere those tests skip, saying why."""
-    if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+    if UNDER_CI:
         reason = fuse_unavailable_reason()
         if reason:
             pytest.exit(f"CI=true, but FUSE is unusable here: {reason}", returncode=1)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+
+import pytest
 import trio
 
 from fakecgfs.controller import PageKind
@@ -70,10 +73,9 @@ async def test_oom_signals_the_subtree_that_ran_out_and_late_registrations():
         other = c.create_group(c.root, "o")
         await c.set_limit(parent, pages(4 * MiB))
         on_parent, on_child, on_other = (register(c, g, Watch.OOM) for g in (parent, child, other))
-        try:
+        with pytest.raises(OSError) as oom:  # over the parent's limit: the charger is killed
             await c.charge(child, pages(8 * MiB), PageKind.ANON)
-        except OSError:
-            pass
+        assert oom.value.errno == errno.ENOMEM
         assert (on_parent.signals, on_child.signals, on_other.signals) == (1, 1, 0)
         c.set_oom_kill_disable(parent, True)
         async with trio.open_nursery() as nursery:

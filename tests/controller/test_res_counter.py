@@ -270,7 +270,8 @@ def test_state_without_watermarks():
 
 def test_state_with_default_low_watermark():
     c = counter(high=1000)
-    low = c.lwmark
+    low = 1000 - 32  # 1000 // 200 = 5 pages < one batch: the default is a batch below
+    assert c.lwmark == low
     c.usage = low
     assert c.state() is ResState.BELOW_LOW
     c.usage = low + 1

@@ -57,6 +57,15 @@ class FakeProcesses:
 
 MiB = 1 << 20
 PAGE = 4096
+
+
+async def until(predicate, timeout: float = 60.0) -> None:
+    """Poll ``predicate`` every 10 ms of virtual time; fail after ``timeout`` virtual seconds."""
+    with trio.fail_after(timeout):
+        while not predicate():
+            await trio.sleep(0.01)
+
+
 CALLER = Caller(pid=1, uid=0, gid=0)
 
 
@@ -176,8 +185,8 @@ async def test_an_invalid_high_wmark_write_starts_the_thread_and_leaves_it_runni
         with pytest.raises(ControllerError) as e:
             await write(ctl, g, "memory.high_wmark_in_bytes", value)  # 48M < lwmark LLONG_MAX
         assert errno_of(e) == "EINVAL" and g.res.hwmark == LLONG_MAX
-        await trio.sleep(5)
-        assert ctl.reclaim_tasks() == [g] and g.reclaim_task.state is ThreadState.SLEEPING
+        await until(lambda: g.reclaim_task.state is ThreadState.SLEEPING)  # it starts, then sleeps
+        assert ctl.reclaim_tasks() == [g]
         assert rfc_files.read_daemons(ctl, ctl.root) == "1\n/g\n"
 
 
@@ -209,7 +218,7 @@ async def test_the_yield_loop_burns_cpu_between_the_watermarks():
         g = ctl.create_group(ctl.root, "g")
         await _between_watermarks(ctl, g, repaired=False)
         assert g.res.state() is ResState.RES_BELOW_HIGH
-        await trio.sleep(1.0)  # let it settle into its loop
+        await until(lambda: g.reclaim_task.stats.passes > 0)  # it is in its loop
         before, t0, cpu0 = (
             g.reclaim_task.stats.passes,
             trio.current_time(),
@@ -249,12 +258,9 @@ async def test_a_charge_above_hwmark_wakes_it_and_it_sleeps_at_lwmark():
         await trio.sleep(1)
         assert g.reclaim_task.stats.wakeups == 0 and g.reclaim_task.stats.passes == 0
         await ctl.charge(g, 1, PageKind.FILE)  # above hwmark: wake
-        with trio.fail_after(60):
-            while (
-                g.reclaim_task.state is not ThreadState.SLEEPING
-                or g.reclaim_task.stats.wakeups == 0
-            ):
-                await trio.sleep(0.01)
+        await until(
+            lambda: g.reclaim_task.state is ThreadState.SLEEPING and g.reclaim_task.stats.wakeups
+        )
         assert g.reclaim_task.stats.wakeups == 1 and g.res.usage <= 8 * MiB
         assert g.reclaim_task.stats.passes > 0
 
@@ -276,8 +282,7 @@ async def test_rmdir_stops_the_thread_before_force_empty():
     async with rfc() as ctl:
         g = ctl.create_group(ctl.root, "g")
         await _between_watermarks(ctl, g, repaired=False)
-        await trio.sleep(1)
-        assert g.reclaim_task.state is ThreadState.RUNNING
+        await until(lambda: g.reclaim_task.state is ThreadState.RUNNING)
         ctl.remove_group_now(g)
         passes = g.reclaim_task.stats.passes
         assert not g.reclaim_task.is_running() and g.reclaim_task.state is ThreadState.STOPPED

@@ -408,9 +408,8 @@ def flood_handles(mountpoint: Path, server_pid: int, count: int, rounds: int = 3
         finally:
             for fd in fds:
                 os.close(fd)
-        # RELEASE is asynchronous: a request the server answers after close() returned
-        os.listdir(mountpoint)
-        time.sleep(0.2)
+        # RELEASE is asynchronous: the server answers it after close() returned
+        _wait_for_idle_connection(mountpoint)
         after.append(server_memory(server_pid)[0])
     return {
         "handles": count,
@@ -421,6 +420,26 @@ def flood_handles(mountpoint: Path, server_pid: int, count: int, rounds: int = 3
         "rss_kib_after_close": after,
         "growth_after_first_round_kib": after[-1] - after[0],
     }
+
+
+def fuse_requests_waiting(mountpoint: Path) -> int:
+    """Requests on the mount's FUSE connection not answered yet (fusectl's ``waiting``).
+    fusectl is mounted in a private mount namespace, never on the host (root and unshare(1))."""
+    minor = os.minor(os.stat(mountpoint).st_dev)
+    connections = "/sys/fs/fuse/connections"
+    script = f"mount -t fusectl none {connections} && cat {connections}/{minor}/waiting"
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True,
+                            text=True, timeout=30)  # fmt: skip
+    assert result.returncode == 0, f"cannot read fusectl: {result.stderr.strip()}"
+    return int(result.stdout)
+
+
+def _wait_for_idle_connection(mountpoint: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (waiting := fuse_requests_waiting(mountpoint)) > 0:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{waiting} FUSE requests still unanswered after {timeout}s")
+        time.sleep(0.01)
 
 
 def inprocess_churn(groups: int, handles: int) -> dict:

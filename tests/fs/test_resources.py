@@ -19,7 +19,7 @@ import pytest
 
 from fakecgfs.cgroupfs.cftypes import CFTYPES, Where
 
-from .helpers import errno_of, read, write
+from .helpers import errno_of, read, wait_until, write
 from .stress import flood_groups, flood_handles, inprocess_churn
 
 FLOOD = 2000
@@ -103,10 +103,21 @@ def test_the_server_stops_polling_once_requests_stop(mnt):
             fields = f.read().rsplit(")", 1)[1].split()
         return int(fields[11]) + int(fields[12])  # utime + stime
 
+    def asleep() -> bool:
+        """No thread of the server runs or waits for a CPU (state R): the polling is over."""
+        states = []
+        for tid in os.listdir(f"/proc/{mnt.process.pid}/task"):
+            try:
+                with open(f"/proc/{mnt.process.pid}/task/{tid}/stat") as f:
+                    states.append(f.read().rsplit(")", 1)[1].split()[0])
+            except FileNotFoundError:  # a thread that just ended
+                pass
+        return "R" not in states
+
     path = mnt.path / "memory.usage_in_bytes"
     for _ in range(2000):
         path.read_bytes()
-    time.sleep(POLL_AFTER_REQUEST_NS / 1e9 * 10)  # ten times the polling window: it is over
+    wait_until(asleep, what=f"the server to sleep, {POLL_AFTER_REQUEST_NS} ns after a request")
     before = cpu_ticks()
-    time.sleep(1.0)
+    time.sleep(1.0)  # a second of an idle mount: what is under test is that nothing runs in it
     assert cpu_ticks() - before <= 1

@@ -58,7 +58,9 @@ def test_concurrent_workers(stress_mount):
     assert result.failures == [], "\n".join(result.failures)
     assert mount.process.poll() is None
     assert result.pauses >= SECONDS / 2, "the workers were too slow to pause"
-    assert figures["operations"] > 100 * SECONDS  # thousands a second on a laptop
+    # Every kind of operation ran (how many a second is a figure, not an assertion).
+    assert result.ops.keys() == {"limit", "high", "low", "charge", "uncharge", "read", "mkdir",
+                                 "rmdir", "misc"}, figures  # fmt: skip
     # the mix did what it is for: groups came and went, limits refused, charges failed
     for outcome in ("mkdir ok", "rmdir ok", "ok", "EINVAL"):
         assert result.errnos[outcome] > 0, outcome

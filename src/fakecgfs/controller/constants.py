@@ -18,11 +18,11 @@ DEF_PRIORITY = 12
 """Reclaim starts by scanning lru_size >> DEF_PRIORITY pages of each list, then halves the shift."""
 
 MEM_CGROUP_RECLAIM_RETRIES = 5
-"""Reclaim attempts without progress before a charge goes to OOM (2.6.26's value, as the RFC
-had)."""
+"""Reclaim attempts without progress before a charge goes to OOM in 2.6.26 (the rfc-2008 era)."""
 
 MAX_RECLAIM_RETRIES = 16
-"""Retries of limit shrinking and force_empty in modern kernels (mm/memcontrol.c)."""
+"""Its modern successor (mm/memcontrol.c): retries without progress of a charge before OOM
+(try_charge_memcg), of limit shrinking and of force_empty."""
 
 MEMCG_CHARGE_BATCH = 64
 """Pages charged at a time once a request no longer fits under the limits, as a faulting task

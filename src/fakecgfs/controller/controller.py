@@ -26,7 +26,6 @@ from .constants import (
     KMEM_NEXT_CHILD_PAGES,
     MAX_RECLAIM_RETRIES,
     MEM_CGROUP_ID_MAX,
-    MEM_CGROUP_RECLAIM_RETRIES,
     MEMCG_CHARGE_BATCH,
     PAGE_SIZE,
     RECLAIM_TASK_PASS_INTERVAL,
@@ -224,7 +223,7 @@ class MemoryController:
         pages used, memory and memsw a whole MEMCG_CHARGE_BATCH at a time while that fits
         under the limits, else just what is needed, reclaiming for it; ENOMEM if even that
         cannot be had."""
-        retries = MEM_CGROUP_RECLAIM_RETRIES
+        retries = MAX_RECLAIM_RETRIES
         while memcg.stock < nr:
             if self._counters_try_charge(memcg, MEMCG_CHARGE_BATCH) is None:
                 memcg.stock += MEMCG_CHARGE_BATCH
@@ -461,7 +460,7 @@ class MemoryController:
 
     async def _try_charge(self, memcg: MemCgroup, nr: int) -> None:
         """try_charge_memcg(): charge, or reclaim and retry, then OOM."""
-        retries = MEM_CGROUP_RECLAIM_RETRIES
+        retries = MAX_RECLAIM_RETRIES
         drained = False
         while True:
             refused = self._counters_try_charge(memcg, nr)
@@ -488,7 +487,7 @@ class MemoryController:
                 retries -= 1
                 continue
             await self._out_of_memory(over, nr)
-            retries = MEM_CGROUP_RECLAIM_RETRIES
+            retries = MAX_RECLAIM_RETRIES
 
     async def _out_of_memory(self, over: MemCgroup, nr: int) -> None:
         """Nothing left to reclaim under ``over``'s limit.  With oom_kill_disable 0 the charging
@@ -636,7 +635,7 @@ class MemoryController:
         """try_charge_memcg() for pages that are already there: reclaim simulated pages, then
         real ones, retrying while that makes progress; then OOM, until the group fits."""
         try:
-            retries = MEM_CGROUP_RECLAIM_RETRIES
+            retries = MAX_RECLAIM_RETRIES
             while not over.removed and (excess := self._excess(over)):
                 memsw = over.memsw.usage > over.memsw.limit
                 progress = self.reclaim(over, max(excess, SWAP_CLUSTER_MAX), cause="direct",
@@ -649,7 +648,7 @@ class MemoryController:
                     retries -= 1
                     continue
                 await self._real_out_of_memory(over)
-                retries = MEM_CGROUP_RECLAIM_RETRIES
+                retries = MAX_RECLAIM_RETRIES
         finally:
             self._enforcing.discard(over)
         if not over.removed and over.parent is not None and self._excess(over.parent):
