@@ -31,8 +31,8 @@ def test_a_second_run_does_nothing():
     assert result.stdout == "setup: nothing to do\n"
 
 
-@pytest.mark.parametrize("missing", ["libfuse2", "fusermount", "headers",
-                                     "libfuse2 fusermount headers"])  # fmt: skip
+@pytest.mark.parametrize("missing", ["libfuse2", "fusermount", "headers", "cc",
+                                     "libfuse2 fusermount headers cc"])  # fmt: skip
 def test_what_it_would_install_removes_nothing(missing):
     result = dry_run(missing)
     if "Unable to locate package" in result.stderr:
@@ -51,3 +51,11 @@ def test_the_library_package_follows_the_distribution():
     result = dry_run("libfuse2")
     wanted = re.search(r"would install Debian packages: libfuse2(t64)?\b", result.stdout)
     assert wanted, result.stdout
+
+
+def test_a_compiler_is_installed_for_the_suite():
+    """The suite compiles its helper programs: a machine without cc gets gcc and libc6-dev."""
+    result = dry_run("cc")
+    wanted = re.search(r"^setup: would install Debian packages: (.*)$", result.stdout, re.M)
+    assert wanted, result.stdout
+    assert {"gcc", "libc6-dev"} <= set(wanted.group(1).split())
