@@ -74,3 +74,22 @@ def test_defaults_and_none_are_left_out():
     assert to_argv({"swap": 0, "era": "6.18", "strict": False, "trace": None}) == []
     assert to_argv({"swap": "64M", "debug": True, "log": "/l"}) == [
         "--swap", "64M", "--log", "/l", "--debug"]  # fmt: skip
+
+
+def test_run_passes_its_mount_options_on(monkeypatch, tmp_path):
+    import fakecgfs.run
+    from fakecgfs.cli import main
+
+    calls = []
+    monkeypatch.setattr(fakecgfs.run, "run", lambda *a, **kw: calls.append((a, kw)) or 0)
+    trace = tmp_path / "t.jsonl"
+    assert main(["run", "--strict", "--swap", "64M", "--reclaim-rate", "4M", "--trace",
+                 str(trace), "--", "true"]) == 0  # fmt: skip
+    (command, mount_at, options), kwargs = calls[0]
+    assert (command, mount_at) == (["true"], "/sys/fs/cgroup/memory")
+    assert options == ["--strict", "--swap", str(64 * MiB), "--reclaim-rate", str(4 * MiB),
+                       "--trace", str(trace)]  # fmt: skip
+    assert trace.exists()  # created out here, before the namespace covers anything
+    assert kwargs["real_processes"] is True
+    assert main(["run", "--no-real-processes", "--", "true"]) == 0
+    assert calls[1][0][2] == [] and calls[1][1]["real_processes"] is False

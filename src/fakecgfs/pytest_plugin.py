@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from .cliutil import parse_size
+from .mount_options import to_argv
 from .testing.mount import FakecgfsMount, fuse_unavailable_reason, mounted
 
 MARKER_ARGS = ("strict", "swap", "reclaim_rate")
@@ -113,14 +114,7 @@ def mount_options(node: pytest.Item) -> dict[str, Any]:
 
 
 def _command_line(settings: dict[str, Any]) -> list[str]:
-    options = []
-    if settings["strict"]:
-        options.append("--strict")
-    if settings["swap"] is not None:
-        options += ["--swap", settings["swap"]]
-    if settings["reclaim_rate"] is not None:
-        options += ["--reclaim-rate", settings["reclaim_rate"]]
-    return options
+    return to_argv({**settings, "strict": bool(settings["strict"])})
 
 
 @pytest.fixture
