@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 
 from . import mounting, runtime
-from .cliutil import STRICT_NOTE, UNAVAILABLE, read_daemon, settled, version
+from .cliutil import STRICT_NOTE, UNAVAILABLE, read_daemon, settled, version, write_once
 from .cliutil import errno_text as _errno_text
 from .cliutil import fail as _fail
 from .cliutil import read_file as _read
@@ -207,20 +207,13 @@ def _umount(args: argparse.Namespace, mountpoint: str, entry: mounting.MountEntr
 # -- charge, uncharge -----------------------------------------------------------------------
 
 
-def _write(path: str, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
-
-
 def _charge(args: argparse.Namespace, filename: str) -> int:
     words = [args.size, args.kind] + (["dirty"] if getattr(args, "dirty", False) else [])
-    try:
-        _write(os.path.join(args.group, filename), " ".join(words))
-    except OSError as e:
-        return _fail(f"{filename} {' '.join(words)} in {args.group}: {_errno_text(e)}")
+    got = write_once(os.path.join(args.group, filename), " ".join(words))
+    if got:
+        return _fail(
+            f"{filename} {' '.join(words)} in {args.group}: {_errno_text(OSError(got, ''))}"
+        )
     return 0
 
 

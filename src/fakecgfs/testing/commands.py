@@ -13,7 +13,7 @@ from importlib import resources
 
 from ..cliutil import errno_text as _errno_text
 from ..cliutil import fail as _fail
-from ..cliutil import parse_size
+from ..cliutil import parse_size, write_once
 from ..mount_options import add_arguments as add_mount_options
 from ..mount_options import to_argv
 from ..tty import Progress
@@ -45,21 +45,6 @@ def errno_number(name: str) -> int:
     if not isinstance(number, int) or not name.upper().startswith("E"):
         raise argparse.ArgumentTypeError(f"not an errno name: {name!r} (e.g. EINVAL, EBUSY)")
     return number
-
-
-def write_once(path: str, value: str) -> int:
-    """Open ``path`` and write ``value`` with a single write(); 0 or the errno."""
-    try:
-        fd = os.open(path, os.O_WRONLY)
-    except OSError as e:
-        return e.errno or errno.EIO
-    try:
-        os.write(fd, value.encode("utf-8", "surrogateescape"))
-    except OSError as e:
-        return e.errno or errno.EIO
-    finally:
-        os.close(fd)
-    return 0
 
 
 def _name(number: int) -> str:
