@@ -7,7 +7,6 @@ import contextlib
 import io
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 
@@ -21,7 +20,6 @@ from .kernel import UNLIMITED
 from .mount_options import add_arguments as add_mount_options
 from .mount_options import helper_usage, mount_options, to_argv
 
-MOUNT_TIMEOUT = 15.0  # seconds `fakecgfs mount` waits for the server to be usable
 POLL_INTERVAL = 0.05
 
 
@@ -105,13 +103,10 @@ def _spawn_server(args: argparse.Namespace) -> int:
         return _fail(f"server log: {e}")
     trace = os.path.abspath(args.trace) if args.trace else None
     values = {**vars(args), "trace": trace, "log": None}  # the log is the fd given below
-    command = [sys.executable, "-m", "fakecgfs", "mount", "--foreground", args.mountpoint,
-               *to_argv(values)]  # fmt: skip
     start = os.fstat(log_fd).st_size  # the log may be shared: read only what follows
     try:
-        server = subprocess.Popen(command, env=mounting.server_environment(),
-                                  stdin=subprocess.DEVNULL, stdout=log_fd,
-                                  stderr=log_fd, start_new_session=True)  # fmt: skip
+        server = mounting.start_server(args.mountpoint, to_argv(values), log_fd,
+                                       start_new_session=True)  # fmt: skip
     finally:
         os.close(log_fd)
 
@@ -120,7 +115,9 @@ def _spawn_server(args: argparse.Namespace) -> int:
         recorded = runtime.read_pid_file(args.mountpoint)
         return not isinstance(recorded, str) and recorded[0] == server.pid
 
-    ready = mounting.wait_until(lambda: server.poll() is not None or up(), MOUNT_TIMEOUT)
+    ready = mounting.wait_until(
+        lambda: server.poll() is not None or up(), mounting.SERVER_READY_TIMEOUT
+    )
     if server.poll() is not None or not ready:
         if server.poll() is None:
             server.kill()
