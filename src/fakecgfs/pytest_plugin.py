@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from .cliutil import parse_size
-from .mount_options import to_argv
+from .mount_options import BY_DEST, to_argv
 from .testing.mount import FakecgfsMount, fuse_unavailable_reason, mounted
 
 MARKER_ARGS = ("strict", "swap", "reclaim_rate")
@@ -39,38 +39,17 @@ def _size(text: str) -> str:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("fakecgfs", "fakecgfs mount of the `fakecgfs` fixture")
-    group.addoption(
-        "--fakecgfs-strict",
-        action="store_true",
-        default=None,
-        help="hide the fakecgfs-only fake.* files, as on a real cgroupfs",
-    )
-    group.addoption(
-        "--fakecgfs-swap",
-        metavar="SIZE",
-        type=_size,
-        default=None,
-        help="simulated swap size, e.g. 64M (default 0: no swap)",
-    )
-    group.addoption(
-        "--fakecgfs-reclaim-rate",
-        metavar="RATE",
-        type=_size,
-        default=None,
-        help="background reclaim speed in bytes per second (default: full speed)",
-    )
-    parser.addini(
-        "fakecgfs_strict",
-        type="bool",
-        default=False,
-        help="fakecgfs fixture: hide the fake.* files",
-    )
-    parser.addini("fakecgfs_swap", default="", help="fakecgfs fixture: simulated swap size")
-    parser.addini(
-        "fakecgfs_reclaim_rate",
-        default="",
-        help="fakecgfs fixture: background reclaim speed in bytes per second",
-    )
+    for name in MARKER_ARGS:  # as `fakecgfs mount` declares them (mount_options.OPTIONS)
+        option = BY_DEST[name]
+        flag = "--fakecgfs-" + option.flag.removeprefix("--")
+        if option.switch:
+            group.addoption(flag, action="store_true", default=None, help=option.help)
+            parser.addini(f"fakecgfs_{name}", type="bool", default=False,
+                          help=f"fakecgfs fixture: {option.help}")  # fmt: skip
+        else:
+            group.addoption(flag, metavar=option.metavar, type=_size, default=None,
+                            help=option.help)  # fmt: skip
+            parser.addini(f"fakecgfs_{name}", default="", help=f"fakecgfs fixture: {option.help}")
 
 
 def pytest_configure(config: pytest.Config) -> None:
