@@ -30,6 +30,7 @@ from .mount_options import BY_DEST, to_argv
 from .testing.mount import FakecgfsMount, fuse_unavailable_reason, mounted
 
 MARKER_ARGS = ("strict", "swap", "reclaim_rate")
+"""The mount options the fixture takes (switches, or sizes checked as `fakecgfs mount` will)."""
 
 
 def _size(text: str) -> str:
@@ -64,11 +65,10 @@ def mount_options(node: pytest.Item) -> dict[str, Any]:
     """strict, swap and reclaim_rate for a test: its marker, else the command line, else the
     ini file."""
     config = node.config
-    settings: dict[str, Any] = {
-        "strict": config.getini("fakecgfs_strict"),
-        "swap": config.getini("fakecgfs_swap") or None,
-        "reclaim_rate": config.getini("fakecgfs_reclaim_rate") or None,
-    }
+    settings: dict[str, Any] = {}
+    for name in MARKER_ARGS:  # an empty ini value is no value, but a bool is one
+        value = config.getini(f"fakecgfs_{name}")
+        settings[name] = value if BY_DEST[name].switch else value or None
     for name in MARKER_ARGS:
         value = config.getoption(f"fakecgfs_{name}")
         if value is not None:
@@ -76,15 +76,15 @@ def mount_options(node: pytest.Item) -> dict[str, Any]:
     marker = node.get_closest_marker("fakecgfs")
     if marker is not None:
         if marker.args:
-            pytest.fail("@pytest.mark.fakecgfs takes keyword arguments only: strict=, swap=, "
-                        "reclaim_rate=", pytrace=False)  # fmt: skip
+            pytest.fail("@pytest.mark.fakecgfs takes keyword arguments only: "
+                        + ", ".join(f"{name}=" for name in MARKER_ARGS), pytrace=False)  # fmt: skip
         unknown = set(marker.kwargs) - set(MARKER_ARGS)
         if unknown:
             pytest.fail(f"@pytest.mark.fakecgfs: unknown option(s) {', '.join(sorted(unknown))}"
-                        "; known: strict, swap, reclaim_rate", pytrace=False)  # fmt: skip
+                        f"; known: {', '.join(MARKER_ARGS)}", pytrace=False)  # fmt: skip
         settings.update(marker.kwargs)
-    for name in ("swap", "reclaim_rate"):
-        if settings[name] is not None:
+    for name in MARKER_ARGS:
+        if not BY_DEST[name].switch and settings[name] is not None:
             try:
                 settings[name] = _size(settings[name])
             except argparse.ArgumentTypeError as e:
