@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 
 from . import mounting, runtime
-from .cliutil import STRICT_NOTE, UNAVAILABLE, read_daemon, settled, version, write_once
+from .cliutil import STRICT_NOTE, UNAVAILABLE, read_reclaim_task, settled, version, write_once
 from .cliutil import errno_text as _errno_text
 from .cliutil import fail as _fail
 from .cliutil import read_file as _read
@@ -238,15 +238,15 @@ def _status_row(group: str) -> tuple[str, ...] | None:
     """The status of the group at ``group`` (a path relative to the working directory); None
     if it went away while we looked."""
     try:
-        daemon = read_daemon(group)
+        reclaim_task = read_reclaim_task(group)
         usage = int(_read(os.path.join(group, "memory.usage_in_bytes")))
         limit = int(_read(os.path.join(group, "memory.limit_in_bytes")))
         failcnt = _read(os.path.join(group, "memory.failcnt")).strip()
     except (OSError, ValueError):
         return None
-    return (_human(usage), _human(limit), _human(int(daemon["high_wmark"])),
-            _human(int(daemon["low_wmark"])), failcnt, daemon["state"],
-            daemon["passes"])  # fmt: skip
+    return (_human(usage), _human(limit), _human(int(reclaim_task["high_wmark"])),
+            _human(int(reclaim_task["low_wmark"])), failcnt, reclaim_task["state"],
+            reclaim_task["passes"])  # fmt: skip
 
 
 def _walk_groups(root: str) -> Iterator[tuple[str, tuple[str, ...]]]:
@@ -325,16 +325,16 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _wait_state(group: str) -> str:
-    daemon = read_daemon(group)
-    return (f"task {daemon['state']}, usage {daemon['usage']}, "
-            f"low watermark {daemon['low_wmark']}")  # fmt: skip
+    reclaim_task = read_reclaim_task(group)
+    return (f"task {reclaim_task['state']}, usage {reclaim_task['usage']}, "
+            f"low watermark {reclaim_task['low_wmark']}")  # fmt: skip
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
     from .tty import Progress
 
     try:
-        if read_daemon(args.group)["state"] == UNAVAILABLE:
+        if read_reclaim_task(args.group)["state"] == UNAVAILABLE:
             print(f"fakecgfs: {args.group}: {STRICT_NOTE}; waiting for usage at or under the "
                   "low watermark instead", file=sys.stderr)  # fmt: skip
         with Progress(sys.stderr, f"waiting for {args.group} to settle") as progress:

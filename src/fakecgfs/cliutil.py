@@ -81,7 +81,7 @@ STRICT_NOTE = ("--strict mount: the reclaim task's state and counters are unavai
                "(fake.reclaim_daemon is hidden)")  # fmt: skip
 
 
-def read_daemon(group: str) -> dict[str, str]:
+def read_reclaim_task(group: str) -> dict[str, str]:
     """fake.reclaim_daemon as a dict of its 'name value' lines.  On a --strict mount, where it
     is hidden, what the kernel's files tell: the watermarks and usage, with the task's state
     and counters as UNAVAILABLE."""
@@ -111,12 +111,12 @@ def settled(group: str) -> bool:
 
     On a --strict mount the state is hidden: settled there means no high watermark armed, or
     usage at or under the low one (the only usage a running task certainly stops at)."""
-    daemon = read_daemon(group)
-    if daemon["state"] == UNAVAILABLE:
-        return (int(daemon["high_wmark"]) >= UNLIMITED
-                or int(daemon["usage"]) <= int(daemon["low_wmark"]))  # fmt: skip
-    if daemon["state"] not in ("sleeping", "stopped"):
+    reclaim_task = read_reclaim_task(group)
+    if reclaim_task["state"] == UNAVAILABLE:
+        return (int(reclaim_task["high_wmark"]) >= UNLIMITED
+                or int(reclaim_task["usage"]) <= int(reclaim_task["low_wmark"]))  # fmt: skip
+    if reclaim_task["state"] not in ("sleeping", "stopped"):
         return False
-    if int(daemon["high_wmark"]) >= UNLIMITED:
+    if int(reclaim_task["high_wmark"]) >= UNLIMITED:
         return True
-    return int(daemon["usage"]) <= int(daemon["high_wmark"])
+    return int(reclaim_task["usage"]) <= int(reclaim_task["high_wmark"])

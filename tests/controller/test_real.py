@@ -257,8 +257,8 @@ async def test_background_reclaim_counts_real_pages_it_got_back():
         await c.set_high_wmark(g, 40)
         c.set_low_wmark(g, 20)
         members.gain(g, 64)
-        await wait_for(lambda: g.memory.usage <= 20 and g.daemon.state.value == "sleeping")
-        assert g.daemon.stats.pages_reclaimed == 64 - g.memory.usage
+        await wait_for(lambda: g.memory.usage <= 20 and g.reclaim_task.state.value == "sleeping")
+        assert g.reclaim_task.stats.pages_reclaimed == 64 - g.memory.usage
 
 
 @trio_test

@@ -170,12 +170,12 @@ async def test_a_fresh_groups_limit_write_fails_with_einval():
 async def test_an_invalid_high_wmark_write_starts_the_thread_and_leaves_it_running(value):
     async with rfc() as ctl:
         g = ctl.create_group(ctl.root, "g")
-        assert g.daemon.state is ThreadState.STOPPED and ctl.daemons() == []
+        assert g.reclaim_task.state is ThreadState.STOPPED and ctl.reclaim_tasks() == []
         with pytest.raises(ControllerError) as e:
             await write(ctl, g, "memory.high_wmark_in_bytes", value)  # 48M < lwmark LLONG_MAX
         assert errno_of(e) == "EINVAL" and g.res.hwmark == LLONG_MAX
         await trio.sleep(5)
-        assert ctl.daemons() == [g] and g.daemon.state is ThreadState.SLEEPING
+        assert ctl.reclaim_tasks() == [g] and g.reclaim_task.state is ThreadState.SLEEPING
         assert rfc_files.read_daemons(ctl, ctl.root) == "1\n/g\n"
 
 
@@ -186,7 +186,7 @@ async def test_low_and_limit_writes_never_start_the_thread():
         await write(ctl, g, "memory.low_wmark_in_bytes", b"8M")
         with pytest.raises(ControllerError):
             await write(ctl, g, "memory.limit_in_bytes", b"8M")
-        assert ctl.daemons() == []
+        assert ctl.reclaim_tasks() == []
 
 
 async def _between_watermarks(ctl, g, *, repaired: bool) -> None:
@@ -208,16 +208,22 @@ async def test_the_yield_loop_burns_cpu_between_the_watermarks():
         await _between_watermarks(ctl, g, repaired=False)
         assert g.res.state() is ResState.RES_BELOW_HIGH
         await trio.sleep(1.0)  # let it settle into its loop
-        before, t0, cpu0 = g.daemon.stats.passes, trio.current_time(), g.daemon.time_running_now()
+        before, t0, cpu0 = (
+            g.reclaim_task.stats.passes,
+            trio.current_time(),
+            g.reclaim_task.time_running_now(),
+        )
         await trio.sleep(10.0)
-        passes = g.daemon.stats.passes - before
+        passes = g.reclaim_task.stats.passes - before
         elapsed = trio.current_time() - t0
         # Never asleep above lwmark: on the CPU all the time, one pass per YIELD_PASS_CPU_COST.
-        assert g.daemon.state is ThreadState.RUNNING
-        assert g.daemon.time_running_now() - cpu0 == pytest.approx(elapsed)
+        assert g.reclaim_task.state is ThreadState.RUNNING
+        assert g.reclaim_task.time_running_now() - cpu0 == pytest.approx(elapsed)
         assert passes / elapsed == pytest.approx(1 / YIELD_PASS_CPU_COST, rel=0.02)
-        assert g.daemon.stats.no_progress_passes == g.daemon.stats.passes  # nothing reclaimable
-        assert g.res.usage == 12 * MiB and g.daemon.stats.wakeups == 0
+        assert (
+            g.reclaim_task.stats.no_progress_passes == g.reclaim_task.stats.passes
+        )  # nothing reclaimable
+        assert g.res.usage == 12 * MiB and g.reclaim_task.stats.wakeups == 0
 
 
 @mock_clock
@@ -225,10 +231,10 @@ async def test_the_repaired_task_does_not_run_between_the_watermarks():
     async with MemoryController.open(processes=FakeProcesses()) as ctl:
         g = ctl.create_group(ctl.root, "g")
         await _between_watermarks(ctl, g, repaired=True)
-        before = g.daemon.stats.passes
+        before = g.reclaim_task.stats.passes
         await trio.sleep(10.0)
-        assert g.daemon.stats.passes - before == 0
-        assert g.daemon.stats.time_running == 0.0 and g.daemon.state.value == "sleeping"
+        assert g.reclaim_task.stats.passes - before == 0
+        assert g.reclaim_task.stats.time_running == 0.0 and g.reclaim_task.state.value == "sleeping"
 
 
 @mock_clock
@@ -240,13 +246,16 @@ async def test_a_charge_above_hwmark_wakes_it_and_it_sleeps_at_lwmark():
             await write(ctl, g, name, value)
         await ctl.charge(g, 16 * MiB // PAGE, PageKind.FILE)  # == hwmark: BELOW_HIGH, no wake
         await trio.sleep(1)
-        assert g.daemon.stats.wakeups == 0 and g.daemon.stats.passes == 0
+        assert g.reclaim_task.stats.wakeups == 0 and g.reclaim_task.stats.passes == 0
         await ctl.charge(g, 1, PageKind.FILE)  # above hwmark: wake
         with trio.fail_after(60):
-            while g.daemon.state is not ThreadState.SLEEPING or g.daemon.stats.wakeups == 0:
+            while (
+                g.reclaim_task.state is not ThreadState.SLEEPING
+                or g.reclaim_task.stats.wakeups == 0
+            ):
                 await trio.sleep(0.01)
-        assert g.daemon.stats.wakeups == 1 and g.res.usage <= 8 * MiB
-        assert g.daemon.stats.passes > 0
+        assert g.reclaim_task.stats.wakeups == 1 and g.res.usage <= 8 * MiB
+        assert g.reclaim_task.stats.passes > 0
 
 
 @mock_clock
@@ -258,7 +267,7 @@ async def test_uncharge_and_watermark_writes_never_wake_it():
         await ctl.charge(g, 24 * MiB // PAGE, PageKind.FILE)
         await write(ctl, g, "memory.low_wmark_in_bytes", b"8M")  # now between: still asleep
         await trio.sleep(5)
-        assert g.daemon.state is ThreadState.SLEEPING and g.daemon.stats.passes == 0
+        assert g.reclaim_task.state is ThreadState.SLEEPING and g.reclaim_task.stats.passes == 0
 
 
 @mock_clock
@@ -267,13 +276,13 @@ async def test_rmdir_stops_the_thread_before_force_empty():
         g = ctl.create_group(ctl.root, "g")
         await _between_watermarks(ctl, g, repaired=False)
         await trio.sleep(1)
-        assert g.daemon.state is ThreadState.RUNNING
+        assert g.reclaim_task.state is ThreadState.RUNNING
         ctl.remove_group_now(g)
-        passes = g.daemon.stats.passes
-        assert not g.daemon.is_running() and g.daemon.state is ThreadState.STOPPED
-        assert g.res.usage == 0 and ctl.daemons() == []  # force_empty dropped the accounting
+        passes = g.reclaim_task.stats.passes
+        assert not g.reclaim_task.is_running() and g.reclaim_task.state is ThreadState.STOPPED
+        assert g.res.usage == 0 and ctl.reclaim_tasks() == []  # force_empty dropped the accounting
         await trio.sleep(5)
-        assert g.daemon.stats.passes == passes
+        assert g.reclaim_task.stats.passes == passes
 
 
 @mock_clock
@@ -287,7 +296,7 @@ async def test_rmdir_refuses_a_group_with_tasks_and_keeps_the_thread():
         ctl.attach(g, 100)
         with pytest.raises(ControllerError) as e:
             ctl.remove_group_now(g)
-        assert errno_of(e) == "EBUSY" and g.daemon.is_running()
+        assert errno_of(e) == "EBUSY" and g.reclaim_task.is_running()
 
 
 # -- the trace -----------------------------------------------------------------------------------

@@ -351,9 +351,9 @@ def test_background_reclaim_pages_out_a_members_file_pages(real, group, hogs, tm
     write(group / "memory.high_wmark_in_bytes", str(nr * PAGE // 2))
     real.wait_settled(group)
     assert hog.status_kib("RssFile") <= resident - nr * PAGE // 1024 // 2
-    daemon = real.daemon(group)
-    assert int(daemon["pages_reclaimed"]) >= nr // 2
-    assert real.usage(group) <= int(daemon["low_wmark"])
+    reclaim_task = real.daemon(group)
+    assert int(reclaim_task["pages_reclaimed"]) >= nr // 2
+    assert real.usage(group) <= int(reclaim_task["low_wmark"])
 
 
 # -- who is never a member --------------------------------------------------------------------

@@ -29,11 +29,10 @@ from .constants import (
     MEM_CGROUP_ID_MAX,
     MEM_CGROUP_RECLAIM_RETRIES,
     MEMCG_CHARGE_BATCH,
-    MEMCONTD_PASS_INTERVAL,
     PAGE_SIZE,
+    RECLAIM_TASK_PASS_INTERVAL,
     SWAP_CLUSTER_MAX,
 )
-from .daemon import DaemonState, ReclaimDaemon
 from .errors import ControllerError
 from .events import EventKind, Listener
 from .lru import PageKind
@@ -42,6 +41,7 @@ from .notify import Notifier
 from .processes import ProcessTable, ProcFS
 from .real import LOCKED_KINDS, STAT_OF_KIND, RealKind, in_memory
 from .real_memory import RealMemory
+from .reclaim_task import ReclaimTask, ReclaimTaskState
 from .res_counter import ResCounter
 from .vmscan import ReclaimResult, SwapSpace, try_to_free_pages
 
@@ -165,7 +165,7 @@ class MemoryController(EventSource):
 
     def _new_group(self, name: str, parent: MemCgroup | None) -> MemCgroup:
         memcg = MemCgroup(name, parent)
-        memcg.daemon = ReclaimDaemon(self, memcg)
+        memcg.reclaim_task = ReclaimTask(self, memcg)
         return memcg
 
     def lookup(self, path: str) -> MemCgroup:
@@ -271,7 +271,7 @@ class MemoryController(EventSource):
         self._check_not_removed(memcg)
         self._check_removable(memcg)
         # The group goes at once, with the checks: nothing can then arrive in it (a charge, a
-        # task), and nothing can start its reclaim task again (start_daemon refuses a removed
+        # task), and nothing can start its reclaim task again (start_reclaim_task refuses a removed
         # group).  The parent's counters already include these pages (hierarchical
         # accounting); they now sit on its own lists, as ~2.6.29 to 3.x kernels moved charges
         # to the parent.
@@ -284,7 +284,7 @@ class MemoryController(EventSource):
         del parent.children[memcg.name]
         self.nr_groups -= 1
         memcg.removed = True
-        memcg.daemon.cancel()
+        memcg.reclaim_task.cancel()
         self._note_removal()
         self.notifier.group_removed(memcg)
         self.emit(memcg, EventKind.GROUP, action="removed")
@@ -326,7 +326,7 @@ class MemoryController(EventSource):
     async def remove_group(self, memcg: MemCgroup) -> None:
         """remove_group_now(), then wait until the reclaim task has exited."""
         self.remove_group_now(memcg)
-        await memcg.daemon.stop()
+        await memcg.reclaim_task.stop()
 
     def _check_not_removed(self, memcg: MemCgroup) -> None:
         if memcg.removed:
@@ -371,7 +371,7 @@ class MemoryController(EventSource):
                 memcg.commit_charge(kind, batch, dirty=dirty)
                 committed += batch
                 self.notifier.usage_changed()
-                self._wake_daemons_above_high(memcg)
+                self._wake_reclaim_tasks_above_high(memcg)
                 if committed < nr_pages:
                     await trio.lowlevel.checkpoint()
         except BaseException:
@@ -401,7 +401,7 @@ class MemoryController(EventSource):
         assert refused is None, "a charge within every margin was refused"
         memcg.commit_charge(kind, nr_pages, dirty=dirty)
         self.notifier.usage_changed()
-        self._wake_daemons_above_high(memcg)
+        self._wake_reclaim_tasks_above_high(memcg)
         return True
 
     def _charge_margin(self, memcg: MemCgroup) -> int:
@@ -478,10 +478,10 @@ class MemoryController(EventSource):
             self._memory_freed.set()
             self._memory_freed = trio.Event()
 
-    def _wake_daemons_above_high(self, memcg: MemCgroup) -> None:
+    def _wake_reclaim_tasks_above_high(self, memcg: MemCgroup) -> None:
         for node in memcg.lineage():
             if node.memory.above_high_watermark():
-                node.daemon.wake_from_charge()
+                node.reclaim_task.wake_from_charge()
 
     def uncharge(self, memcg: MemCgroup, nr_pages: int, kind: PageKind = PageKind.ANON) -> int:
         """Free up to ``nr_pages`` of the group's own pages of a kind (anonymous: resident pages
@@ -492,8 +492,8 @@ class MemoryController(EventSource):
                 # Only a task backing off can have new work after a free (usage reached the low
                 # watermark); a sleeping one is not above its high watermark and stays so, and
                 # waking it would count a spurious wake-up for every page freed.
-                if node.daemon.state is DaemonState.BACKOFF:
-                    node.daemon.kick()
+                if node.reclaim_task.state is ReclaimTaskState.BACKOFF:
+                    node.reclaim_task.kick()
         return freed
 
     def _free(self, memcg: MemCgroup, kind: PageKind, nr: int) -> int:
@@ -507,8 +507,8 @@ class MemoryController(EventSource):
         self.notifier.usage_changed()
         if swap_entries:  # swap room is shared: any backing-off task may progress now
             for node in self.groups():
-                if node.daemon.state is DaemonState.BACKOFF:
-                    node.daemon.kick()
+                if node.reclaim_task.state is ReclaimTaskState.BACKOFF:
+                    node.reclaim_task.kick()
         if resident or swap_entries:
             self._signal_memory_freed()
         return resident + swap_entries
@@ -549,7 +549,7 @@ class MemoryController(EventSource):
             if kind is RealKind.ANON or kind is RealKind.ANON_LOCKED:
                 memcg.pgfault += nr_pages
         self.notifier.usage_changed()
-        self._wake_daemons_above_high(memcg)
+        self._wake_reclaim_tasks_above_high(memcg)
         self._check_real_limits(memcg)
 
     def uncharge_real(self, memcg: MemCgroup, kind: RealKind, nr_pages: int) -> int:
@@ -679,8 +679,8 @@ class MemoryController(EventSource):
         """Rest between two background passes: the simulated reclaim speed (--reclaim-rate)."""
         if self.reclaim_rate:
             await trio.sleep(max(reclaimed, SWAP_CLUSTER_MAX) * PAGE_SIZE / self.reclaim_rate)
-        elif MEMCONTD_PASS_INTERVAL:
-            await trio.sleep(MEMCONTD_PASS_INTERVAL)
+        elif RECLAIM_TASK_PASS_INTERVAL:
+            await trio.sleep(RECLAIM_TASK_PASS_INTERVAL)
         else:
             await trio.lowlevel.checkpoint()
 
@@ -780,12 +780,12 @@ class MemoryController(EventSource):
     def set_swap_size(self, nr_pages: int) -> None:
         self.swap.total = nr_pages
         for memcg in self.groups():
-            memcg.daemon.kick()
+            memcg.reclaim_task.kick()
 
     def _settings_changed(self, memcg: MemCgroup) -> None:
         """A limit or watermark moved: OOM sleepers retry, the group's task re-evaluates."""
         self._signal_memory_freed()
-        memcg.daemon.kick()
+        memcg.reclaim_task.kick()
 
     # -- watermarks and the background task -----------------------------------------------------
 
@@ -793,12 +793,12 @@ class MemoryController(EventSource):
         """Arm the high watermark and make sure the task runs; None disarms it and stops it."""
         memcg.memory.set_hwmark(nr_pages)
         if nr_pages is None:
-            await memcg.daemon.stop()
+            await memcg.reclaim_task.stop()
             return
-        if memcg.daemon.is_running():
-            memcg.daemon.kick()  # re-evaluate against the new watermark
+        if memcg.reclaim_task.is_running():
+            memcg.reclaim_task.kick()  # re-evaluate against the new watermark
         else:
-            await self.start_daemon(memcg)  # a new task evaluates it when it starts
+            await self.start_reclaim_task(memcg)  # a new task evaluates it when it starts
         self._warn_about_watermarks(memcg)
         self._signal_memory_freed()
 
@@ -808,7 +808,7 @@ class MemoryController(EventSource):
         self._warn_about_watermarks(memcg)
         self._settings_changed(memcg)
 
-    async def start_daemon(self, memcg: MemCgroup) -> None:
+    async def start_reclaim_task(self, memcg: MemCgroup) -> None:
         """Start the group's reclaim task (idempotent); EINVAL without a high watermark, since
         such a task could never be woken."""
         if memcg.removed:
@@ -817,14 +817,14 @@ class MemoryController(EventSource):
             raise ControllerError(errno.EINVAL, "no high watermark: nothing would wake the task")
         if self._nursery is None:
             raise ControllerError(errno.ENODEV, "controller is not running")
-        await memcg.daemon.start(self._nursery)
+        await memcg.reclaim_task.start(self._nursery)
 
-    async def stop_daemon(self, memcg: MemCgroup) -> None:
-        await memcg.daemon.stop()
+    async def stop_reclaim_task(self, memcg: MemCgroup) -> None:
+        await memcg.reclaim_task.stop()
 
-    def daemons(self) -> list[MemCgroup]:
+    def reclaim_tasks(self) -> list[MemCgroup]:
         """Groups whose reclaim task is alive, in tree order."""
-        return [memcg for memcg in self.groups() if memcg.daemon.is_running()]
+        return [memcg for memcg in self.groups() if memcg.reclaim_task.is_running()]
 
     def unreclaimable_pages(self, memcg: MemCgroup) -> int:
         """Pages of the subtree that no reclaim can free now: anonymous pages when there is no
@@ -843,14 +843,14 @@ class MemoryController(EventSource):
         lwmark = res.lwmark
         assert lwmark is not None
         if res.hwmark - lwmark < SWAP_CLUSTER_MAX:
-            memcg.daemon.warn(
+            memcg.reclaim_task.warn(
                 f"watermark gap {(res.hwmark - lwmark) * PAGE_SIZE} bytes is under one reclaim "
                 f"batch ({SWAP_CLUSTER_MAX * PAGE_SIZE} bytes): the task will wake for every "
                 "few pages charged"
             )
         unreclaimable = self.unreclaimable_pages(memcg)
         if lwmark < unreclaimable:
-            memcg.daemon.warn(
+            memcg.reclaim_task.warn(
                 f"low watermark {lwmark * PAGE_SIZE} is below the {unreclaimable * PAGE_SIZE} "
                 "bytes that cannot be reclaimed (anonymous memory without swap): the task "
                 "would run without progress"

@@ -168,19 +168,19 @@ def rmdir(rel: str) -> Action:
     return action
 
 
-def _daemon(root: Path, group: str) -> dict[str, str]:
+def _reclaim_task(root: Path, group: str) -> dict[str, str]:
     text = (root / group / "fake.reclaim_daemon").read_text()
     return dict(line.partition(" ")[::2] for line in text.splitlines())
 
 
 def measure(lesson: Lesson, group: str) -> tuple[str, str]:
     """Passes and CPU of both tasks of ``group`` over MEASURE_SECONDS of wall time."""
-    before = [(_daemon(root, group), time.monotonic()) for root in lesson.roots]
+    before = [(_reclaim_task(root, group), time.monotonic()) for root in lesson.roots]
     deadline = time.monotonic() + MEASURE_SECONDS
     mounting.wait_until(lambda: time.monotonic() >= deadline, MEASURE_SECONDS + 1, 0.05)
     answers = []
     for root, (start, t0) in zip(lesson.roots, before, strict=True):
-        now = _daemon(root, group)
+        now = _reclaim_task(root, group)
         elapsed = time.monotonic() - t0
         passes = int(now["passes"]) - int(start["passes"])
         cpu = (int(now["time_running_ns"]) - int(start["time_running_ns"])) / 1e9
@@ -258,7 +258,7 @@ def step_members(lesson: Lesson) -> None:
         What to see: as posted, the write fails (48M is below the low watermark, still
         LLONG_MAX) and yet a thread called memcontd now runs for s2, and stays. Repaired, the
         write succeeds and starts the task; a write that fails starts nothing. The repaired
-        task's members are documented in src/fakecgfs/controller/daemon.py.""")
+        task's members are documented in src/fakecgfs/controller/reclaim_task.py.""")
 
 
 def step_threads(lesson: Lesson) -> None:
@@ -329,7 +329,7 @@ def step_nice(lesson: Lesson) -> None:
     lesson.run("cat s2/fake.reclaim_daemon  # nice", cat("s2/fake.reclaim_daemon", "nice"))
     lesson.say("""
         What to see: as posted, a bare nice 0. Repaired, there is no nice value to tune: the
-        task does not spin, and its pace is a named constant (MEMCONTD_PASS_INTERVAL,
+        task does not spin, and its pace is a named constant (RECLAIM_TASK_PASS_INTERVAL,
         controller/constants.py) and a mount option (--reclaim-rate). Nice would not have
         helped anyway: a spinning thread at any nice value takes every idle cycle.""")
 
@@ -372,7 +372,7 @@ def step_yield(lesson: Lesson) -> None:
         watermark, so the task sleeps: zero passes. Now push usage above the high
         watermark.""")
     lesson.run("echo '8M anon' > s7/fake.charge", echo("8M anon", "s7/fake.charge"))
-    mounting.wait_until(lambda: _daemon(lesson.repaired, "s7")["state"] == "backoff",
+    mounting.wait_until(lambda: _reclaim_task(lesson.repaired, "s7")["state"] == "backoff",
                         SETTLE_TIMEOUT, 0.01)  # fmt: skip
     measure(lesson, "s7")
     lesson.run(

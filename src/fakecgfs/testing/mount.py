@@ -92,10 +92,10 @@ class FakecgfsMount:
 
         path = self._dir(group)
         if not mounting.wait_until(lambda: settled(str(path)), timeout, 0.01):
-            daemon = self.daemon(path)
+            reclaim_task = self.daemon(path)
             raise TimeoutError(f"{path}: reclaim not settled after {timeout}s (task "
-                               f"{daemon['state']}, usage {daemon['usage']}, low watermark "
-                               f"{daemon['low_wmark']})")  # fmt: skip
+                               f"{reclaim_task['state']}, usage {reclaim_task['usage']}, low watermark "
+                               f"{reclaim_task['low_wmark']})")  # fmt: skip
 
     def events(self, kind: str | None = None, group: str | None = None) -> list[dict[str, Any]]:
         """The controller's events so far, from the trace: dicts with time, group ("/web"),

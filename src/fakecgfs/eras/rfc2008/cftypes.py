@@ -52,7 +52,7 @@ async def write_high_wmark(ctl: Rfc2008Controller, memcg: Group, data: bytes,
     """mem_cgroup_write() for RES_HWMARK: start the daemon *before* res_counter_write() parses
     and checks the value, and leave it running if that then fails (the patch's comment: undoing
     it needs "ugly codes" and "it's not so big problem")."""
-    await ctl.start_daemon(memcg)
+    await ctl.start_reclaim_task(memcg)
     ctl.write_res(memcg, Member.RES_HWMARK, write_strategy(data))
 
 
@@ -150,13 +150,13 @@ def write_touch(ctl, memcg, data, caller):
 
 
 def read_reclaim_daemon(ctl, memcg):
-    daemon = memcg.daemon
-    stats = daemon.stats
+    reclaim_task = memcg.reclaim_task
+    stats = reclaim_task.stats
     res = memcg.res
     lines = [
-        f"state {daemon.state.value}",
-        f"name {THREAD_NAME if daemon.is_running() else ''}".rstrip(),
-        f"nice {daemon.nice}",
+        f"state {reclaim_task.state.value}",
+        f"name {THREAD_NAME if reclaim_task.is_running() else ''}".rstrip(),
+        f"nice {reclaim_task.nice}",
         f"high_wmark {res.hwmark}",
         f"low_wmark {res.lwmark}",
         f"usage {res.usage}",
@@ -166,14 +166,14 @@ def read_reclaim_daemon(ctl, memcg):
         f"pages_scanned {stats.pages_scanned}",
         f"pages_reclaimed {stats.pages_reclaimed}",
         f"no_progress_passes {stats.no_progress_passes}",
-        f"time_running_ns {int(daemon.time_running_now() * 1e9)}",
+        f"time_running_ns {int(reclaim_task.time_running_now() * 1e9)}",
         "last_warning ",
     ]
     return "\n".join(lines) + "\n"
 
 
 def read_daemons(ctl, memcg):
-    groups = ctl.daemons()
+    groups = ctl.reclaim_tasks()
     failures = "".join(f"stopped: {why}\n" for why in ctl.failed_listeners)
     return f"{len(groups)}\n" + "".join(f"{g.path}\n" for g in groups) + failures
 

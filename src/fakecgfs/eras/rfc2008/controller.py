@@ -71,7 +71,7 @@ class Group:
         self.pgpgin = 0
         self.pgpgout = 0
         self.oom_kill = 0  # charges that failed after the retries (mem_cgroup_out_of_memory)
-        self.daemon = Memcontd(controller, self)  # mem->daemon: thread and wait queue
+        self.reclaim_task = Memcontd(controller, self)  # mem->daemon: thread and wait queue
 
     def is_root(self) -> bool:
         return self.parent is None
@@ -163,7 +163,7 @@ class Rfc2008Controller(EventSource):
             raise ControllerError(errno.EBUSY, "group has child groups")
         if self.tasks(memcg):
             raise ControllerError(errno.EBUSY, "group has tasks")
-        memcg.daemon.stop()  # mem_cgroup_stop_daemon(mem)
+        memcg.reclaim_task.stop()  # mem_cgroup_stop_daemon(mem)
         self._drop_accounting(memcg)  # mem_cgroup_force_empty(mem)
         del parent.children[memcg.name]
         memcg.removed = True
@@ -237,12 +237,12 @@ class Rfc2008Controller(EventSource):
     @staticmethod
     def _schedule_reclaim(memcg: Group) -> None:
         """mem_cgroup_schedule_reclaim(): wake the thread only if it exists and sleeps."""
-        daemon = memcg.daemon
-        if not daemon.is_running():
+        reclaim_task = memcg.reclaim_task
+        if not reclaim_task.is_running():
             return
-        if not daemon.waitqueue_active():
+        if not reclaim_task.waitqueue_active():
             return
-        daemon.wake_up_interruptible()
+        reclaim_task.wake_up_interruptible()
 
     def uncharge(self, memcg: Group, nr_pages: int, kind: PageKind = PageKind.ANON) -> int:
         """Free up to ``nr_pages`` of the group's own pages of a kind (resident first, then swap
@@ -277,7 +277,7 @@ class Rfc2008Controller(EventSource):
     def background_pass(self, memcg: Group) -> ReclaimResult:
         """One pass of memcontd's loop, counted in its statistics."""
         result = self.reclaim(memcg, cause="background")
-        stats = memcg.daemon.stats
+        stats = memcg.reclaim_task.stats
         stats.passes += 1
         stats.pages_scanned += result.scanned
         stats.pages_reclaimed += result.reclaimed
@@ -308,14 +308,14 @@ class Rfc2008Controller(EventSource):
         self._check_alive(memcg)
         memcg.res.write(member, value)
 
-    async def start_daemon(self, memcg: Group) -> None:
+    async def start_reclaim_task(self, memcg: Group) -> None:
         """mem_cgroup_start_daemon(), as mem_cgroup_write() calls it for RES_HWMARK."""
         if self._nursery is None:
             raise ControllerError(errno.ENODEV, "controller is not running")
-        await memcg.daemon.start(self._nursery)
+        await memcg.reclaim_task.start(self._nursery)
 
-    def daemons(self) -> list[Group]:
-        return [memcg for memcg in self.groups() if memcg.daemon.is_running()]
+    def reclaim_tasks(self) -> list[Group]:
+        return [memcg for memcg in self.groups() if memcg.reclaim_task.is_running()]
 
     # -- tasks ----------------------------------------------------------------------------------
 
@@ -370,5 +370,5 @@ def sample_values(memcg: Group) -> dict[str, Any]:
         "lwmark": shown(res.lwmark),
         "failcnt": res.failcnt,
         "oom_kill": memcg.oom_kill,
-        "state": memcg.daemon.state.value,
+        "state": memcg.reclaim_task.state.value,
     }
