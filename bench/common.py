@@ -28,7 +28,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 KERNEL_ROOT = Path("/sys/fs/cgroup/memory")
 KERNEL_GROUP_PREFIX = "fakecgfs-conformance-bench-"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-MOUNT_TIMEOUT = 15.0
+MOUNT_TIMEOUT = mounting.SERVER_READY_TIMEOUT
 
 
 def median_min_max(samples: list[float], unit: str | None = None) -> dict:

@@ -7,19 +7,26 @@ import contextlib
 import io
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 
 from . import mounting, runtime
-from .cliutil import STRICT_NOTE, UNAVAILABLE, parse_size, read_reclaim_task, settled, version
+from .cliutil import (
+    STRICT_NOTE,
+    UNAVAILABLE,
+    read_reclaim_task,
+    settled,
+    version,
+    write_once,
+)
 from .cliutil import errno_text as _errno_text
 from .cliutil import fail as _fail
 from .cliutil import read_file as _read
 from .eras import ERAS
 from .kernel import UNLIMITED
+from .mount_options import add_arguments as add_mount_options
+from .mount_options import helper_usage, mount_options, to_argv
 
-MOUNT_TIMEOUT = 15.0  # seconds `fakecgfs mount` waits for the server to be usable
 POLL_INTERVAL = 0.05
 
 
@@ -76,16 +83,11 @@ def cmd_mount(args: argparse.Namespace) -> int:
     if os.listdir(mountpoint):
         return _fail(f"{mountpoint}: directory is not empty")
     if args.foreground:
-        from .cgroupfs.server import MountOptions, serve
+        from .cgroupfs.server import serve
         from .logs import configure
 
         configure(debug=args.debug)
-        options = MountOptions(
-            strict=args.strict, swap_bytes=args.swap, reclaim_rate=args.reclaim_rate,
-            allow_other=True if args.allow_other else None, trace=args.trace,
-            trace_interval=args.trace_interval, era=args.era,
-            real_processes=args.real_processes,
-        )  # fmt: skip
+        options = mount_options(args)
         from .cgroupfs.session import MountError
 
         try:
@@ -106,29 +108,12 @@ def _spawn_server(args: argparse.Namespace) -> int:
             log_fd, log_path = runtime.default_log(args.mountpoint)
     except OSError as e:
         return _fail(f"server log: {e}")
-    command = [sys.executable, "-m", "fakecgfs", "mount", "--foreground", args.mountpoint,
-               "--swap", str(args.swap)]  # fmt: skip
-    if args.strict:
-        command.append("--strict")
-    if args.reclaim_rate:
-        command += ["--reclaim-rate", str(args.reclaim_rate)]
-    if args.trace:
-        command += ["--trace", os.path.abspath(args.trace)]
-    if args.trace_interval:
-        command += ["--trace-interval", str(args.trace_interval)]
-    if args.allow_other:
-        command.append("--allow-other")
-    if args.era != ERAS[0]:
-        command += ["--era", args.era]
-    if args.real_processes:
-        command.append("--real-processes")
-    if args.debug:
-        command.append("--debug")
+    trace = os.path.abspath(args.trace) if args.trace else None
+    values = {**vars(args), "trace": trace, "log": None}  # the log is the fd given below
     start = os.fstat(log_fd).st_size  # the log may be shared: read only what follows
     try:
-        server = subprocess.Popen(command, env=mounting.server_environment(),
-                                  stdin=subprocess.DEVNULL, stdout=log_fd,
-                                  stderr=log_fd, start_new_session=True)  # fmt: skip
+        server = mounting.start_server(args.mountpoint, to_argv(values), log_fd,
+                                       start_new_session=True)  # fmt: skip
     finally:
         os.close(log_fd)
 
@@ -137,7 +122,9 @@ def _spawn_server(args: argparse.Namespace) -> int:
         recorded = runtime.read_pid_file(args.mountpoint)
         return not isinstance(recorded, str) and recorded[0] == server.pid
 
-    ready = mounting.wait_until(lambda: server.poll() is not None or up(), MOUNT_TIMEOUT)
+    ready = mounting.wait_until(
+        lambda: server.poll() is not None or up(), mounting.SERVER_READY_TIMEOUT
+    )
     if server.poll() is not None or not ready:
         if server.poll() is None:
             server.kill()
@@ -224,20 +211,13 @@ def _umount(args: argparse.Namespace, mountpoint: str, entry: mounting.MountEntr
 # -- charge, uncharge -----------------------------------------------------------------------
 
 
-def _write(path: str, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
-
-
 def _charge(args: argparse.Namespace, filename: str) -> int:
     words = [args.size, args.kind] + (["dirty"] if getattr(args, "dirty", False) else [])
-    try:
-        _write(os.path.join(args.group, filename), " ".join(words))
-    except OSError as e:
-        return _fail(f"{filename} {' '.join(words)} in {args.group}: {_errno_text(e)}")
+    got = write_once(os.path.join(args.group, filename), " ".join(words))
+    if got:
+        return _fail(
+            f"{filename} {' '.join(words)} in {args.group}: {_errno_text(OSError(got, ''))}"
+        )
     return 0
 
 
@@ -395,59 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "--foreground. A dead mount at the same path is cleared first.")  # fmt: skip
     p.add_argument("mountpoint")
     p.add_argument("--foreground", "-f", action="store_true", help="serve in this process")
-    p.add_argument("--strict", action="store_true", help="hide the fakecgfs-only fake.* files")
-    p.add_argument(
-        "--swap",
-        type=parse_size,
-        default=0,
-        metavar="SIZE",
-        help="simulated swap size (default 0: anonymous memory cannot be reclaimed)",
-    )
-    p.add_argument(
-        "--reclaim-rate",
-        type=parse_size,
-        default=None,
-        metavar="RATE",
-        help="background reclaim speed in bytes per second, e.g. 4M (default: full)",
-    )
-    p.add_argument(
-        "--trace",
-        metavar="FILE",
-        help="append the controller's events as JSON lines (see docs/trace.md)",
-    )
-    p.add_argument("--trace-interval", type=float, default=None, metavar="S",
-                   help="with --trace: seconds between usage samples of each group (default "
-                   "0.1); a sample is written only when something changed")  # fmt: skip
-    p.add_argument(
-        "--allow-other",
-        action="store_true",
-        help="let other users see the mount (default when mounted by root)",
-    )
-    p.add_argument(
-        "--log",
-        metavar="FILE",
-        help="server log (default: a file in the private runtime directory, "
-        "/run/fakecgfs for root)",
-    )
-    p.add_argument(
-        "--era",
-        choices=ERAS,
-        default=ERAS[0],
-        help="6.18 (default): kernel 6.18's v1 controller with the RFC repaired; "
-        "rfc-2008: 2.6.26-rc2-mm1 with the 2008 RFC exactly as posted",
-    )
-    p.add_argument(
-        "--real-processes",
-        action="store_true",
-        help="charge the real memory of processes moved into groups to them; limits "
-        "then reclaim, stop or kill them (docs/real-processes.md)",
-    )
-    p.add_argument(
-        "--debug",
-        action="store_true",
-        help="log every controller event and failed request, not only what "
-        "happened to the mount (mounted, options, warnings, OOM kills, unmounted)",
-    )
+    add_mount_options(p)
     p.set_defaults(func=cmd_mount)
 
     p = sub.add_parser("umount", help="unmount (also clears a dead mount)",
@@ -530,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
 def mount_helper_main(argv: list[str] | None = None) -> int:
     """``mount.fakecgfs SOURCE DIR [-sfnv] [-o OPTIONS]``, as mount(8) runs it for
     ``-t fuse.fakecgfs`` and fstab lines: the options become ``fakecgfs mount`` flags."""
-    from .mount_helper import MOUNT_FAILURE, MOUNT_OPTIONS, USAGE, UsageError, parse_argv
+    from .mount_helper import MOUNT_FAILURE, USAGE, UsageError, parse_argv
 
     argv = sys.argv[1:] if argv is None else argv
     try:
@@ -539,8 +467,7 @@ def mount_helper_main(argv: list[str] | None = None) -> int:
         if str(e):
             print(f"mount.fakecgfs: {e}", file=sys.stderr)
         print("usage: mount.fakecgfs SOURCE DIR [-sfnv] [-o OPTION[,OPTION...]]\n"
-              "options: " + ", ".join(o + ("=VALUE" if v else "")
-                                      for o, (_, v) in MOUNT_OPTIONS.items()),
+              "options: " + helper_usage(),
               file=sys.stderr)  # fmt: skip
         return USAGE
     if invocation.fake:

@@ -1,5 +1,6 @@
 """Helpers shared by the ``fakecgfs`` command (cli.py) and the test kit (testing/): messages,
-sizes as options take them, and the state of a group's reclaim task.
+sizes as options take them, one write() to a control file, and the state of a group's
+reclaim task.
 
 Cheap to import: every ``fakecgfs`` call imports this module, so the kernel parsers are loaded
 only when a size is parsed, and nothing here imports the controller (or trio).
@@ -39,6 +40,21 @@ def parse_size(text: str) -> int:
     if rest or not str(text).strip():
         raise argparse.ArgumentTypeError(f"not a size: {text!r}")
     return value
+
+
+def write_once(path: str, value: str) -> int:
+    """Open ``path`` and write ``value`` with a single write(); 0 or the errno."""
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except OSError as e:
+        return e.errno or errno.EIO
+    try:
+        os.write(fd, value.encode("utf-8", "surrogateescape"))
+    except OSError as e:
+        return e.errno or errno.EIO
+    finally:
+        os.close(fd)
+    return 0
 
 
 def version() -> str:

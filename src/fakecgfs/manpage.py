@@ -11,7 +11,8 @@ import argparse
 import datetime
 import shlex
 
-from .mount_helper import IGNORED_OPTIONS, MOUNT_OPTIONS
+from .mount_helper import IGNORED_OPTIONS
+from .mount_options import helper_usage
 
 
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -105,7 +106,7 @@ def man_page(parser: argparse.ArgumentParser, version: str) -> str:
         "\\fBmount.fakecgfs\\fR \\fISOURCE\\fR \\fIDIR\\fR [\\fB\\-sfnv\\fR] [\\fB\\-o\\fR "
         "\\fIOPTIONS\\fR] is run by \\fBmount\\fR(8) for \\fB\\-t fuse.fakecgfs\\fR and fstab "
         f"lines once \\fB{prog} install\\-mount\\-helper\\fR has linked it into /sbin. Options: "
-        + roff(", ".join(o + ("=VALUE" if v else "") for o, (_, v) in MOUNT_OPTIONS.items()))
+        + roff(helper_usage())
         + "; ignored: "
         + roff(", ".join(sorted(IGNORED_OPTIONS)))
         + ".",

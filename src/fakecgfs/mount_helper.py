@@ -17,18 +17,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 
-MOUNT_OPTIONS: dict[str, tuple[str, bool]] = {
-    # -o option: (fakecgfs mount flag, takes a value)
-    "swap": ("--swap", True),
-    "strict": ("--strict", False),
-    "reclaim_rate": ("--reclaim-rate", True),
-    "allow_other": ("--allow-other", False),
-    "trace": ("--trace", True),
-    "trace_interval": ("--trace-interval", True),
-    "log": ("--log", True),
-    "debug": ("--debug", False),
-}
-"""The -o options of fakecgfs, and the `fakecgfs mount` flag each stands for."""
+from .mount_options import BY_OPTION
 
 IGNORED_OPTIONS = frozenset({
     # Generic options mount(8) passes on or fstab lines carry; a FUSE mount is always nosuid
@@ -59,15 +48,15 @@ def options_to_flags(options: str, *, sloppy: bool = False) -> list[str]:
             continue
         if option == "ro":
             raise UsageError("ro: a fakecgfs mount is read-write, as cgroupfs is")
-        if name not in MOUNT_OPTIONS:
+        known = BY_OPTION.get(name)
+        if known is None:
             if sloppy:
                 continue
-            raise UsageError(f"unknown option {option!r} (known: {', '.join(MOUNT_OPTIONS)})")
-        flag, takes_value = MOUNT_OPTIONS[name]
-        if takes_value != bool(has_value) or (takes_value and not value):
-            form = f"{name}=VALUE" if takes_value else name
+            raise UsageError(f"unknown option {option!r} (known: {', '.join(BY_OPTION)})")
+        if known.switch == bool(has_value) or (has_value and not value):
+            form = name if known.switch else f"{name}=VALUE"
             raise UsageError(f"{option!r}: write it as {form}")
-        flags += [flag, value] if takes_value else [flag]
+        flags += [known.flag] if known.switch else [known.flag, value]
     return flags
 
 

@@ -6,10 +6,13 @@ import enum
 import errno
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import IO
 
 SERVER_ALLOCATOR = "malloc"
 """The server runs on glibc's malloc, not Python's pymalloc.  After a burst of rmdirs the
@@ -26,6 +29,46 @@ def server_environment() -> dict[str, str]:
 
 
 SERVER_EXIT_TIMEOUT = 10.0  # seconds a server asked to end has to unmount and exit
+SERVER_READY_TIMEOUT = 15.0  # seconds a server just started has to mount
+
+
+def start_server(mountpoint: str, options: Sequence[str], log: IO[bytes] | int, *,
+                 env: Mapping[str, str] | None = None,
+                 start_new_session: bool = False) -> subprocess.Popen:  # fmt: skip
+    """``fakecgfs mount --foreground MOUNTPOINT OPTIONS`` in a child on the server's
+    environment (``env`` if given), its output to ``log``; it may not have mounted yet
+    (wait_mounted)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "fakecgfs", "mount", "--foreground", mountpoint, *options],
+        env=server_environment() if env is None else env, stdin=subprocess.DEVNULL,
+        stdout=log, stderr=log, start_new_session=start_new_session,
+    )  # fmt: skip
+
+
+def wait_mounted(server: subprocess.Popen, mountpoint: str,
+                 timeout: float = SERVER_READY_TIMEOUT) -> bool:  # fmt: skip
+    """Whether ``server`` has mounted at ``mountpoint`` within ``timeout`` s and still runs
+    (False as soon as it exits)."""
+    ready = wait_until(lambda: server.poll() is not None or is_fakecgfs_mount(mountpoint), timeout)
+    return ready and server.poll() is None
+
+
+def stop_server(server: subprocess.Popen, timeout: float = SERVER_EXIT_TIMEOUT) -> None:
+    """End a server we started: SIGTERM (libfuse's handler unmounts and returns), SIGKILL if it
+    has not exited after ``timeout`` s; reaped either way."""
+    if server.poll() is None:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def detach_leftover(path: str) -> None:
+    """Lazily detach a fakecgfs mount, live or dead, that a stopped server left at ``path``."""
+    if is_fakecgfs_mount(path) or is_stale(path):
+        unmount(path, lazy=True)
 
 
 def is_stale(path: str) -> bool:

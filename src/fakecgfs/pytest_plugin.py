@@ -26,9 +26,11 @@ from typing import Any
 import pytest
 
 from .cliutil import parse_size
+from .mount_options import BY_DEST, to_argv
 from .testing.mount import FakecgfsMount, fuse_unavailable_reason, mounted
 
 MARKER_ARGS = ("strict", "swap", "reclaim_rate")
+"""The mount options the fixture takes (switches, or sizes checked as `fakecgfs mount` will)."""
 
 
 def _size(text: str) -> str:
@@ -38,38 +40,17 @@ def _size(text: str) -> str:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("fakecgfs", "fakecgfs mount of the `fakecgfs` fixture")
-    group.addoption(
-        "--fakecgfs-strict",
-        action="store_true",
-        default=None,
-        help="hide the fakecgfs-only fake.* files, as on a real cgroupfs",
-    )
-    group.addoption(
-        "--fakecgfs-swap",
-        metavar="SIZE",
-        type=_size,
-        default=None,
-        help="simulated swap size, e.g. 64M (default 0: no swap)",
-    )
-    group.addoption(
-        "--fakecgfs-reclaim-rate",
-        metavar="RATE",
-        type=_size,
-        default=None,
-        help="background reclaim speed in bytes per second (default: full speed)",
-    )
-    parser.addini(
-        "fakecgfs_strict",
-        type="bool",
-        default=False,
-        help="fakecgfs fixture: hide the fake.* files",
-    )
-    parser.addini("fakecgfs_swap", default="", help="fakecgfs fixture: simulated swap size")
-    parser.addini(
-        "fakecgfs_reclaim_rate",
-        default="",
-        help="fakecgfs fixture: background reclaim speed in bytes per second",
-    )
+    for name in MARKER_ARGS:  # as `fakecgfs mount` declares them (mount_options.OPTIONS)
+        option = BY_DEST[name]
+        flag = "--fakecgfs-" + option.flag.removeprefix("--")
+        if option.switch:
+            group.addoption(flag, action="store_true", default=None, help=option.help)
+            parser.addini(f"fakecgfs_{name}", type="bool", default=False,
+                          help=f"fakecgfs fixture: {option.help}")  # fmt: skip
+        else:
+            group.addoption(flag, metavar=option.metavar, type=_size, default=None,
+                            help=option.help)  # fmt: skip
+            parser.addini(f"fakecgfs_{name}", default="", help=f"fakecgfs fixture: {option.help}")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -84,11 +65,10 @@ def mount_options(node: pytest.Item) -> dict[str, Any]:
     """strict, swap and reclaim_rate for a test: its marker, else the command line, else the
     ini file."""
     config = node.config
-    settings: dict[str, Any] = {
-        "strict": config.getini("fakecgfs_strict"),
-        "swap": config.getini("fakecgfs_swap") or None,
-        "reclaim_rate": config.getini("fakecgfs_reclaim_rate") or None,
-    }
+    settings: dict[str, Any] = {}
+    for name in MARKER_ARGS:  # an empty ini value is no value, but a bool is one
+        value = config.getini(f"fakecgfs_{name}")
+        settings[name] = value if BY_DEST[name].switch else value or None
     for name in MARKER_ARGS:
         value = config.getoption(f"fakecgfs_{name}")
         if value is not None:
@@ -96,15 +76,15 @@ def mount_options(node: pytest.Item) -> dict[str, Any]:
     marker = node.get_closest_marker("fakecgfs")
     if marker is not None:
         if marker.args:
-            pytest.fail("@pytest.mark.fakecgfs takes keyword arguments only: strict=, swap=, "
-                        "reclaim_rate=", pytrace=False)  # fmt: skip
+            pytest.fail("@pytest.mark.fakecgfs takes keyword arguments only: "
+                        + ", ".join(f"{name}=" for name in MARKER_ARGS), pytrace=False)  # fmt: skip
         unknown = set(marker.kwargs) - set(MARKER_ARGS)
         if unknown:
             pytest.fail(f"@pytest.mark.fakecgfs: unknown option(s) {', '.join(sorted(unknown))}"
-                        "; known: strict, swap, reclaim_rate", pytrace=False)  # fmt: skip
+                        f"; known: {', '.join(MARKER_ARGS)}", pytrace=False)  # fmt: skip
         settings.update(marker.kwargs)
-    for name in ("swap", "reclaim_rate"):
-        if settings[name] is not None:
+    for name in MARKER_ARGS:
+        if not BY_DEST[name].switch and settings[name] is not None:
             try:
                 settings[name] = _size(settings[name])
             except argparse.ArgumentTypeError as e:
@@ -113,14 +93,7 @@ def mount_options(node: pytest.Item) -> dict[str, Any]:
 
 
 def _command_line(settings: dict[str, Any]) -> list[str]:
-    options = []
-    if settings["strict"]:
-        options.append("--strict")
-    if settings["swap"] is not None:
-        options += ["--swap", settings["swap"]]
-    if settings["reclaim_rate"] is not None:
-        options += ["--reclaim-rate", settings["reclaim_rate"]]
-    return options
+    return to_argv({**settings, "strict": bool(settings["strict"])})
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import errno
 import pytest
 import trio
 
-from fakecgfs.controller import ControllerError, EventKind, PageKind
+from fakecgfs.controller import ControllerError, EventKind, MemCgroup, MemoryController, PageKind
 
 from .conftest import (
     EventLog,
@@ -138,13 +138,20 @@ async def test_oom_kill_fails_with_enomem_and_frees_the_request():
         assert oom.group == "/g" and oom.values["action"] == "kill"
 
 
+async def oom_disabled(c: MemoryController, *, limit: int, charged: int) -> MemCgroup:
+    """A group g under the root with oom_kill_disable set, ``limit`` pages as its limit and
+    ``charged`` anonymous pages charged."""
+    g = c.create_group(c.root, "g")
+    await c.set_limit(g, limit)
+    c.set_oom_kill_disable(g, True)
+    await c.charge(g, charged, PageKind.ANON)
+    return g
+
+
 @trio_test
 async def test_oom_wait_completes_when_memory_is_uncharged():
     async with controller() as c:
-        g = c.create_group(c.root, "g")
-        await c.set_limit(g, pages(16 * MiB))
-        c.set_oom_kill_disable(g, True)
-        await c.charge(g, pages(16 * MiB), PageKind.ANON)
+        g = await oom_disabled(c, limit=pages(16 * MiB), charged=pages(16 * MiB))
         done = trio.Event()
 
         async def charger():
@@ -166,10 +173,7 @@ async def test_oom_wait_completes_when_memory_is_uncharged():
 @trio_test
 async def test_oom_wait_completes_when_the_limit_is_raised():
     async with controller() as c:
-        g = c.create_group(c.root, "g")
-        await c.set_limit(g, pages(16 * MiB))
-        c.set_oom_kill_disable(g, True)
-        await c.charge(g, pages(16 * MiB), PageKind.ANON)
+        g = await oom_disabled(c, limit=pages(16 * MiB), charged=pages(16 * MiB))
         async with trio.open_nursery() as nursery:
             nursery.start_soon(c.charge, g, pages(4 * MiB), PageKind.ANON)
             await wait_for(g.under_oom)
@@ -181,10 +185,7 @@ async def test_oom_wait_completes_when_the_limit_is_raised():
 @trio_test
 async def test_oom_wait_can_be_cancelled_and_leaves_nothing_charged():
     async with controller() as c:
-        g = c.create_group(c.root, "g")
-        await c.set_limit(g, pages(16 * MiB))
-        c.set_oom_kill_disable(g, True)
-        await c.charge(g, pages(8 * MiB), PageKind.ANON)
+        g = await oom_disabled(c, limit=pages(16 * MiB), charged=pages(8 * MiB))
         with trio.move_on_after(30) as scope:
             # Partly fits: 8 MiB are committed before the charge sleeps in OOM.
             await c.charge(g, pages(16 * MiB), PageKind.ANON)
@@ -198,10 +199,7 @@ async def test_oom_wait_can_be_cancelled_and_leaves_nothing_charged():
 @trio_test
 async def test_switching_oom_kill_disable_off_fails_the_waiting_charge():
     async with controller() as c:
-        g = c.create_group(c.root, "g")
-        await c.set_limit(g, pages(16 * MiB))
-        c.set_oom_kill_disable(g, True)
-        await c.charge(g, pages(16 * MiB), PageKind.ANON)
+        g = await oom_disabled(c, limit=pages(16 * MiB), charged=pages(16 * MiB))
         outcome: list[BaseException] = []
 
         async def charger():
@@ -223,10 +221,7 @@ async def test_switching_oom_kill_disable_off_fails_the_waiting_charge():
 @trio_test
 async def test_oom_events_report_wait_then_kill_with_time_and_values():
     async with controller() as c:
-        g = c.create_group(c.root, "g")
-        await c.set_limit(g, pages(1 * MiB))
-        c.set_oom_kill_disable(g, True)
-        await c.charge(g, pages(1 * MiB), PageKind.ANON)
+        g = await oom_disabled(c, limit=pages(1 * MiB), charged=pages(1 * MiB))
         log = EventLog()
         c.subscribe(log)
         errors: list[ControllerError] = []
@@ -283,10 +278,7 @@ async def test_memory_limit_refusal_swaps_anon_out_when_swap_exists():
 async def test_rmdir_is_busy_while_a_charge_waits_in_oom():
     """A charge in progress stands for a task of the group: rmdir must not orphan it."""
     async with controller() as c:
-        g = c.create_group(c.root, "g")
-        await c.set_limit(g, pages(16 * MiB))
-        c.set_oom_kill_disable(g, True)
-        await c.charge(g, pages(16 * MiB), PageKind.ANON)
+        g = await oom_disabled(c, limit=pages(16 * MiB), charged=pages(16 * MiB))
         async with trio.open_nursery() as nursery:
             nursery.start_soon(c.charge, g, pages(1 * MiB), PageKind.ANON)
             await wait_for(g.under_oom)

@@ -15,6 +15,7 @@ from fakecgfs.members.procfs import (
     parse_status,
     parse_sysvipc_shm,
     private_anon,
+    proc_uids,
     read_at,
     reclaimable_ranges,
     stat_fields,
@@ -230,3 +231,14 @@ def test_the_sampler_sleeps_without_a_timer_while_no_group_has_members():
 
     clock = trio.testing.MockClock()
     trio.run(main, clock=clock)
+
+
+def test_proc_uids_are_the_real_and_saved_ones(tmp_path):
+    (tmp_path / "42").mkdir()
+    (tmp_path / "42" / "status").write_bytes(
+        b"Name:\tsetuid-tool\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t42\n"
+        b"Uid:\t1000\t0\t1001\t0\nGid:\t1000\t1000\t1000\t1000\n"
+    )
+    assert proc_uids(42, str(tmp_path)) == (1000, 1001)
+    assert proc_uids(43, str(tmp_path)) is None  # gone
+    assert proc_uids(os.getpid()) == (os.getuid(), os.getresuid()[2])

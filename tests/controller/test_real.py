@@ -181,15 +181,21 @@ async def test_when_reclaim_cannot_help_the_largest_member_is_killed():
         assert [e.values["action"] for e in log.of(EventKind.OOM)] == ["kill"]
 
 
+async def _frozen(c: MemoryController) -> tuple[ScriptedMembers, MemCgroup]:
+    """A group with oom_kill_disable whose real members went over its limit: frozen in OOM."""
+    members = c.real = ScriptedMembers(c)
+    g = c.create_group(c.root, "g")
+    await c.set_limit(g, 10)
+    c.set_oom_kill_disable(g, True)
+    members.gain(g, 12)
+    await wait_for(lambda: g.under_oom())
+    return members, g
+
+
 @trio_test
 async def test_oom_kill_disable_freezes_until_the_limit_is_raised():
     async with controller() as c:
-        members = c.real = ScriptedMembers(c)
-        g = c.create_group(c.root, "g")
-        await c.set_limit(g, 10)
-        c.set_oom_kill_disable(g, True)
-        members.gain(g, 12)
-        await wait_for(lambda: g.under_oom())
+        members, g = await _frozen(c)
         assert members.frozen == {g}
         await trio.sleep(5)
         assert g.under_oom() and members.frozen == {g}  # it waits as long as it takes
@@ -201,12 +207,7 @@ async def test_oom_kill_disable_freezes_until_the_limit_is_raised():
 @trio_test
 async def test_oom_kill_disable_freezes_until_pages_are_freed():
     async with controller() as c:
-        members = c.real = ScriptedMembers(c)
-        g = c.create_group(c.root, "g")
-        await c.set_limit(g, 10)
-        c.set_oom_kill_disable(g, True)
-        members.gain(g, 12)
-        await wait_for(lambda: g.under_oom())
+        members, g = await _frozen(c)
         c.uncharge_real(g, RealKind.ANON, 3)
         await wait_for(lambda: not g.under_oom())
         assert members.frozen == set()
@@ -215,12 +216,7 @@ async def test_oom_kill_disable_freezes_until_pages_are_freed():
 @trio_test
 async def test_turning_oom_kill_disable_off_kills_the_frozen():
     async with controller() as c:
-        members = c.real = ScriptedMembers(c)
-        g = c.create_group(c.root, "g")
-        await c.set_limit(g, 10)
-        c.set_oom_kill_disable(g, True)
-        members.gain(g, 12)
-        await wait_for(lambda: g.under_oom())
+        members, g = await _frozen(c)
         c.set_oom_kill_disable(g, False)
         await wait_for(lambda: g.oom_kill == 1)
         assert g.memory.usage == 0 and not g.under_oom() and members.frozen == set()

@@ -379,3 +379,34 @@ async def test_memory_stat_force_empty_and_uncharge():
         processes.pids.discard(100)
         await write(ctl, g, "memory.force_empty", b"0")
         assert g.res.usage == 0 and dict(ctl.memory_stat(g))["pgpgout"] == 5
+
+
+@mock_clock
+async def test_lookup_and_rename_are_cgroup_cores():
+    """The tree is cgroup core's in 2.6.26 as in 6.18: a rename stays in its parent, keeps the
+    group's children and state, refuses a sibling's name (EEXIST) and the root (EBUSY)."""
+    async with rfc() as ctl:
+        a = ctl.create_group(ctl.root, "a")
+        b = ctl.create_group(a, "b")
+        ctl.create_group(ctl.root, "z")
+        await write(ctl, a, "memory.low_wmark_in_bytes", b"1M")
+        events = []
+        ctl.subscribe(events.append)
+        ctl.rename_group(a, "renamed")
+        assert ctl.lookup("/renamed") is a and ctl.lookup("renamed/b/") is b
+        assert b.path == "/renamed/b" and a.res.lwmark == 1 * MiB
+        assert [(e.group, e.values) for e in events] == [
+            ("/renamed", {"action": "renamed", "old": "/a"})
+        ]
+        ctl.rename_group(a, "renamed")  # to its own name: nothing happens
+        assert len(events) == 1
+        for group, name, error in ((a, "z", "EEXIST"), (ctl.root, "x", "EBUSY")):
+            with pytest.raises(ControllerError) as e:
+                ctl.rename_group(group, name)
+            assert errno_of(e) == error
+        with pytest.raises(ControllerError) as e:
+            ctl.lookup("/a")
+        assert errno_of(e) == "ENOENT"
+        ctl.unsubscribe(events.append)
+        ctl.create_group(ctl.root, "later")
+        assert len(events) == 1

@@ -41,6 +41,15 @@ def server_pid_of(result: subprocess.CompletedProcess) -> int:
     return int(match.group(1))
 
 
+def mount_in_background(mountpoint: Path, log: str, pids: list[int]) -> subprocess.CompletedProcess:
+    """`fakecgfs mount MOUNTPOINT --log LOG`, which must succeed; its server's pid joins
+    ``pids`` (of background_mounts)."""
+    result = fakecgfs("mount", str(mountpoint), "--log", log)
+    assert result.returncode == 0, result.stderr
+    pids.append(server_pid_of(result))
+    return result
+
+
 @contextmanager
 def background_mounts(mountpoint: Path):
     """Collects the pids of servers started with `fakecgfs mount`; on the way out, whatever
@@ -136,10 +145,8 @@ def test_umount_with_a_charge_asleep_in_oom(tmp_path):
     mountpoint = tmp_path / "m"
     mountpoint.mkdir()
     with background_mounts(mountpoint) as pids:
-        result = fakecgfs("mount", str(mountpoint), "--log", str(tmp_path / "log"))
-        assert result.returncode == 0, result.stderr
-        pid = server_pid_of(result)
-        pids.append(pid)
+        mount_in_background(mountpoint, str(tmp_path / "log"), pids)
+        pid = pids[-1]
         with charge_asleep_in_oom(mountpoint / "g") as writer:
             result = fakecgfs("umount", str(mountpoint), timeout=10)
             assert result.returncode != 0 and "--lazy" in result.stderr
@@ -161,9 +168,7 @@ def test_kill_9_with_a_charge_asleep_in_oom(tmp_path):
     mountpoint.mkdir()
     log = str(tmp_path / "log")
     with background_mounts(mountpoint) as pids:
-        result = fakecgfs("mount", str(mountpoint), "--log", log)
-        assert result.returncode == 0, result.stderr
-        pids.append(server_pid_of(result))
+        mount_in_background(mountpoint, log, pids)
         with charge_asleep_in_oom(mountpoint / "g") as writer:
             os.kill(pids[0], signal.SIGKILL)
             out, _ = writer.communicate(timeout=10)
@@ -174,9 +179,7 @@ def test_kill_9_with_a_charge_asleep_in_oom(tmp_path):
         assert errno_of(lambda: os.listdir(mountpoint)) in (errno.ENOTCONN, errno.ECONNABORTED)
         assert errno_of(lambda: os.listdir(mountpoint)) == errno.ENOTCONN
         assert errno_of(lambda: read(mountpoint / "g" / "memory.stat")) == errno.ENOTCONN
-        result = fakecgfs("mount", str(mountpoint), "--log", log)
-        assert result.returncode == 0, result.stderr
-        pids.append(server_pid_of(result))
+        result = mount_in_background(mountpoint, log, pids)
         assert "cleared a dead mount" in result.stderr
         assert os.listdir(mountpoint).count("g") == 0 and "memory.stat" in os.listdir(mountpoint)
         assert fakecgfs("umount", str(mountpoint)).returncode == 0
@@ -208,10 +211,8 @@ def test_background_mount_and_dead_mount_recovery(tmp_path):
     mountpoint.mkdir()
     log = str(tmp_path / "server.log")
     with background_mounts(mountpoint) as pids:
-        result = fakecgfs("mount", str(mountpoint), "--log", log)
-        assert result.returncode == 0, result.stderr
-        first = server_pid_of(result)
-        pids.append(first)
+        mount_in_background(mountpoint, log, pids)
+        first = pids[-1]
         assert mounting.is_fakecgfs_mount(str(mountpoint))
         os.mkdir(mountpoint / "g")
         assert read(mountpoint / "g" / "memory.swappiness") == "60\n"
@@ -243,10 +244,8 @@ def test_umount_clears_a_dead_mount(tmp_path):
     mountpoint = tmp_path / "m"
     mountpoint.mkdir()
     with background_mounts(mountpoint) as pids:
-        result = fakecgfs("mount", str(mountpoint), "--log", str(tmp_path / "log"))
-        assert result.returncode == 0, result.stderr
-        pid = server_pid_of(result)
-        pids.append(pid)
+        mount_in_background(mountpoint, str(tmp_path / "log"), pids)
+        pid = pids[-1]
         os.kill(pid, signal.SIGKILL)
         wait_until(lambda: process_gone(pid), what="the server to die")
         result = fakecgfs("umount", str(mountpoint))  # its first look gets ECONNABORTED
@@ -266,10 +265,8 @@ def test_umount_refuses_a_busy_mount_without_lazy(tmp_path):
     mountpoint = tmp_path / "m"
     mountpoint.mkdir()
     with background_mounts(mountpoint) as pids:
-        result = fakecgfs("mount", str(mountpoint), "--log", str(tmp_path / "log"))
-        assert result.returncode == 0, result.stderr
-        pid = server_pid_of(result)
-        pids.append(pid)
+        mount_in_background(mountpoint, str(tmp_path / "log"), pids)
+        pid = pids[-1]
         fd = os.open(mountpoint / "memory.stat", os.O_RDONLY)
         try:
             result = fakecgfs("umount", str(mountpoint))
@@ -292,14 +289,10 @@ def test_mount_right_after_a_server_death(tmp_path):
     mountpoint.mkdir()
     log = str(tmp_path / "log")
     with background_mounts(mountpoint) as pids:
-        result = fakecgfs("mount", str(mountpoint), "--log", log)
-        assert result.returncode == 0, result.stderr
-        pids.append(server_pid_of(result))
+        mount_in_background(mountpoint, log, pids)
         os.kill(pids[0], signal.SIGKILL)
         wait_until(lambda: process_gone(pids[0]), what="the server to die")
-        result = fakecgfs("mount", str(mountpoint), "--log", log)
-        assert result.returncode == 0, result.stderr
-        pids.append(server_pid_of(result))
+        mount_in_background(mountpoint, log, pids)
         assert "memory.stat" in os.listdir(mountpoint)
         assert fakecgfs("umount", str(mountpoint)).returncode == 0
         wait_until(lambda: process_gone(pids[1]), timeout=10, what="the server to exit")

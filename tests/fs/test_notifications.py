@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from .helpers import write
+
 LISTENER = Path(__file__).parents[2] / "examples" / "listener" / "cgroup_event_listener.py"
 TIMEOUT = 10
 
@@ -65,14 +67,6 @@ def listeners():
     yield make
     for listener in made:
         listener.kill()
-
-
-def write(path: Path, value: str) -> None:
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        os.write(fd, value.encode())
-    finally:
-        os.close(fd)
 
 
 def test_usage_threshold_fires_on_crossing_both_ways(mnt, listeners):

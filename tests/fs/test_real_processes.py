@@ -26,6 +26,7 @@ from fakecgfs import mounting
 from fakecgfs.testing import fuse_unavailable_reason, mounted
 
 from .conftest import remove_tree
+from .helpers import write
 from .realprocs import PAGE, Memhog, build_memhog, oom_control, pages_of, stat, wait_until
 
 N = 100  # pages a command allocates
@@ -82,14 +83,6 @@ def group(real, request) -> Path:
 
 def _removable(path: Path) -> bool:
     return all(not (p / "tasks").read_text() for p in [path, *path.glob("**/")] if p.is_dir())
-
-
-def write(path: Path, value: str) -> None:
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        os.write(fd, value.encode())
-    finally:
-        os.close(fd)
 
 
 # -- what each kind of memory shows -----------------------------------------------------------

@@ -38,7 +38,7 @@ from ..controller import (
     PageKind,
     ResCounter,
 )
-from ..members.procfs import PF_NO_SETAFFINITY, stat_flags
+from ..members.procfs import PF_NO_SETAFFINITY, proc_uids, stat_flags
 from .events_control import MAX_DESCRIPTORS_PER_USER, MAX_REGISTRATIONS_PER_USER, register_event
 from .parse import kstrtoull, page_counter_memparse, parse_pid, strstrip
 
@@ -362,19 +362,6 @@ def read_procs(ctl: MemoryController, memcg: MemCgroup) -> str:
     return "".join(f"{pid}\n" for pid in ctl.procs(memcg))
 
 
-def _proc_uids(pid: int) -> tuple[int, int] | None:
-    """(real/effective uid, saved uid) of a process, or None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"Uid:"):
-                    fields = line.split()
-                    return int(fields[1]), int(fields[3])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
 def _migration_refused(pid: int) -> bool:
     """cgroup_procs_write_start() refuses (EINVAL) to move a task flagged PF_NO_SETAFFINITY,
     as kernel threads bound to CPUs are: "Just say no"."""
@@ -390,7 +377,7 @@ def _attach_writer(whole_process: bool) -> _Writer:
         if not memcg.is_root() and _migration_refused(pid):
             raise _einval("a kernel thread bound to its CPUs cannot be moved")
         if caller.uid != 0:
-            uids = _proc_uids(pid)
+            uids = proc_uids(pid)
             if uids is not None and caller.uid not in uids:
                 raise ControllerError(errno.EACCES, "not the owner of that process")
         ctl.attach(memcg, pid, whole_process=whole_process)

@@ -168,41 +168,23 @@ def lseek_sequence(ctx: Ctx, name: str, ops: tuple[tuple[str, int, int], ...]) -
     return S.d
 
 
-def snapshot_after_partial_read(ctx: Ctx) -> Any:
+def read_while_changed(ctx: Ctx, steps: tuple[tuple[Any, ...], ...]) -> Any:
+    """A descriptor A open on memory.limit_in_bytes while another writer B changes it:
+    ``steps`` are (label, "read", size), (label, "pread", size, offset), (label, "lseek",
+    offset) on A and (label, "write", data) by B, in order."""
     g = ctx.fresh()
     path = _p(g, "memory.limit_in_bytes")
     S = Steps()
     fa = ctx.open(path, os.O_RDONLY)
-    S.call("A read(3)", "read", os.read, fa, 3, show=text)
-    S.set("B write 8192", ctx.write(path, b"8192"))
-    S.call("A read(100)", "read", os.read, fa, 100, show=text)
-    S.call("A read(100) again", "read", os.read, fa, 100, show=text)
-    S.call("A lseek(0)", "lseek", os.lseek, fa, 0, os.SEEK_SET)
-    S.call("A read(100) after lseek", "read", os.read, fa, 100, show=text)
-    os.close(fa)
-    return S.d
-
-
-def open_then_change_then_read(ctx: Ctx) -> Any:
-    g = ctx.fresh()
-    path = _p(g, "memory.limit_in_bytes")
-    S = Steps()
-    fa = ctx.open(path, os.O_RDONLY)
-    S.set("B write 8192", ctx.write(path, b"8192"))
-    S.call("A read(100)", "read", os.read, fa, 100, show=text)
-    os.close(fa)
-    return S.d
-
-
-def pread_after_change(ctx: Ctx) -> Any:
-    g = ctx.fresh()
-    path = _p(g, "memory.limit_in_bytes")
-    S = Steps()
-    fa = ctx.open(path, os.O_RDONLY)
-    S.call("A pread(3,0)", "pread", os.pread, fa, 3, 0, show=text)
-    S.set("B write 8192", ctx.write(path, b"8192"))
-    S.call("A pread(100,0)", "pread", os.pread, fa, 100, 0, show=text)
-    S.call("A pread(100,3)", "pread", os.pread, fa, 100, 3, show=text)
+    for label, op, *args in steps:
+        if op == "read":
+            S.call(label, "read", os.read, fa, *args, show=text)
+        elif op == "pread":
+            S.call(label, "pread", os.pread, fa, *args, show=text)
+        elif op == "lseek":
+            S.call(label, "lseek", os.lseek, fa, *args, os.SEEK_SET)
+        elif op == "write":
+            S.set(label, ctx.write(path, *args))
     os.close(fa)
     return S.d
 

@@ -47,10 +47,8 @@ from .probes_files import (
     memsw_after_limit,
     open_close,
     open_missing,
-    open_then_change_then_read,
     pid_write,
     poll_once,
-    pread_after_change,
     pread_then_read,
     pressure_event,
     rdwr_read_write_read,
@@ -58,6 +56,7 @@ from .probes_files import (
     read_directory,
     read_in_chunks,
     read_rdwr,
+    read_while_changed,
     register_twice,
     reset_write,
     rmdir_signals_eventfds,
@@ -69,7 +68,6 @@ from .probes_files import (
     root_read,
     root_stat,
     root_statvfs,
-    snapshot_after_partial_read,
     write_after_chmod_000,
     write_empty,
     write_then_read,
@@ -201,6 +199,19 @@ LIMIT_ORDER_CASES = (
     ("whitespace-write-sets-0", ((LIM, b"8192"), (LIM, b" "))),
     ("kmem-after-limit", ((LIM, b"8192"), ("memory.kmem.limit_in_bytes", b"4096"))),
     ("tcp-above-limit", ((LIM, b"8192"), ("memory.kmem.tcp.limit_in_bytes", b"1G"))),
+)  # fmt: skip
+
+#: (label, the steps of descriptor A and writer B on one limit file); see read_while_changed
+READ_WHILE_CHANGED_CASES = (
+    ("snapshot-after-partial-read",
+     (("A read(3)", "read", 3), ("B write 8192", "write", b"8192"), ("A read(100)", "read", 100),
+      ("A read(100) again", "read", 100), ("A lseek(0)", "lseek", 0),
+      ("A read(100) after lseek", "read", 100))),
+    ("open-then-change-then-read",
+     (("B write 8192", "write", b"8192"), ("A read(100)", "read", 100))),
+    ("pread-after-change",
+     (("A pread(3,0)", "pread", 3, 0), ("B write 8192", "write", b"8192"),
+      ("A pread(100,0)", "pread", 100, 0), ("A pread(100,3)", "pread", 100, 3))),
 )  # fmt: skip
 
 #: (label, file, open flags, operations on the one descriptor); see fd_write_sequence
@@ -457,9 +468,7 @@ CATALOGUE = (
     Family("fd-read/pread/{}/{}", pread_then_read, each((LIM, OOM, "memory.stat")),
            each((0, 1, 5, 19, 20, 21, 30, 4096, 1 << 20))),
     Family("fd-read/lseek/{}/{}", lseek_sequence, each((LIM, "memory.stat")), LSEEK_CASES),
-    Family("fd-read/snapshot-after-partial-read", snapshot_after_partial_read),
-    Family("fd-read/open-then-change-then-read", open_then_change_then_read),
-    Family("fd-read/pread-after-change", pread_after_change),
+    Family("fd-read/{}", read_while_changed, READ_WHILE_CHANGED_CASES),
     Family("fd-read/rdwr-write-then-read/{}", rdwr_write_then_read,
            ((LIM, LIM, b"8192"), ("memory.swappiness", "memory.swappiness", b"10"))),
     Family("fd-read/rdwr-read-write-read", rdwr_read_write_read),

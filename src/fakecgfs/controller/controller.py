@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 
 import trio
 
+from .cgroup import EventSource, lookup, rename
 from .compaction import (
     COMPACT_AFTER_REMOVALS,
     COMPACT_IDLE,
@@ -32,7 +33,7 @@ from .constants import (
     SWAP_CLUSTER_MAX,
 )
 from .errors import ControllerError
-from .events import Event, EventKind, Listener
+from .events import EventKind, Listener
 from .lru import PageKind
 from .memcg import MemCgroup
 from .notify import Notifier
@@ -114,7 +115,7 @@ def _simulated_stat(memcg: MemCgroup) -> tuple[int, ...]:
     )
 
 
-class MemoryController:
+class MemoryController(EventSource):
     """The whole simulated controller.  Use ``async with MemoryController.open() as c``."""
 
     def __init__(
@@ -159,28 +160,6 @@ class MemoryController:
                 controller.notifier.close()
                 nursery.cancel_scope.cancel()
 
-    # -- events --------------------------------------------------------------------------------
-
-    def subscribe(self, listener: Listener) -> None:
-        self._listeners.append(listener)
-
-    def unsubscribe(self, listener: Listener) -> None:
-        self._listeners.remove(listener)
-
-    def listener_failed(self, listener: Listener, why: str) -> None:
-        """A listener gave up (the trace on a full disk): stop calling it, and keep why, for
-        fake.daemons to show."""
-        if listener in self._listeners:
-            self._listeners.remove(listener)
-        self.failed_listeners.append(why)
-
-    def emit(self, memcg: MemCgroup, kind: EventKind, **values) -> None:
-        if not self._listeners:
-            return
-        event = Event(trio.current_time(), memcg.path, kind, values)
-        for listener in list(self._listeners):
-            listener(event)
-
     # -- the tree ------------------------------------------------------------------------------
 
     def _new_group(self, name: str, parent: MemCgroup | None) -> MemCgroup:
@@ -190,15 +169,7 @@ class MemoryController:
 
     def lookup(self, path: str) -> MemCgroup:
         """The group at ``path`` ("/", "/a/b"); ENOENT if there is none."""
-        memcg = self.root
-        for part in path.split("/"):
-            if not part:
-                continue
-            child = memcg.children.get(part)
-            if child is None:
-                raise ControllerError(errno.ENOENT, f"no group {path}")
-            memcg = child
-        return memcg
+        return lookup(self.root, path)
 
     def groups(self) -> Iterator[MemCgroup]:
         return self.root.subtree()
@@ -285,18 +256,9 @@ class MemoryController:
 
     def rename_group(self, memcg: MemCgroup, new_name: str) -> None:
         """Rename within the same parent; the group keeps its state and children."""
-        parent = memcg.parent
-        if parent is None:
-            raise ControllerError(errno.EBUSY, "the root cannot be renamed")
-        if new_name == memcg.name:
-            return
-        if new_name in parent.children:
-            raise ControllerError(errno.EEXIST, f"group {new_name} exists")
-        old = memcg.path
-        del parent.children[memcg.name]
-        memcg.name = new_name
-        parent.children[new_name] = memcg
-        self.emit(memcg, EventKind.GROUP, action="renamed", old=old)
+        old = rename(memcg, new_name)
+        if old is not None:
+            self.emit(memcg, EventKind.GROUP, action="renamed", old=old)
 
     def remove_group_now(self, memcg: MemCgroup) -> None:
         """rmdir: EBUSY with children or live tasks; else tell the reclaim task to stop, hand

@@ -64,6 +64,21 @@ def stat_flags(pid: int, proc: str = "/proc") -> int | None:
         return None
 
 
+def proc_uids(pid: int, proc: str = "/proc") -> tuple[int, int] | None:
+    """(uid, suid) of a process, as a migration's permission check compares them with the
+    writer's euid: from the Uid: line of /proc/PID/status (real, effective, saved,
+    filesystem); None if it is gone."""
+    try:
+        with open(f"{proc}/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Uid:"):
+                    fields = line.split()
+                    return int(fields[1]), int(fields[3])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class LockedSplit:
     """mlocked pages by the kind of mapping that holds them (from /proc/PID/smaps)."""

@@ -27,9 +27,6 @@ from . import privileges, seccomp
 from .namespace import RunError, prepare
 from .supervisor import Fake, Supervisor
 
-READY_TIMEOUT = 15.0
-EXIT_TIMEOUT = 10.0
-
 EXIT_RUN_FAILED = 125  # as env(1), timeout(1), chroot(1): the wrapper itself failed
 EXIT_CANNOT_EXECUTE = 126
 EXIT_NOT_FOUND = 127
@@ -60,31 +57,15 @@ def _start_server(target: str, options: list[str], private: str) -> subprocess.P
     """The server, logging into ``private``, a directory only we can use.  Its runtime files
     go there too (TMPDIR): as root of a user namespace it has no /run/fakecgfs of its own, and
     its fallback in the shared /tmp could have been planted."""
-    command = [sys.executable, "-m", "fakecgfs", "mount", "--foreground", target, *options]
     log_path = os.path.join(private, "server.log")
     env = dict(mounting.server_environment(), TMPDIR=private)
     with open(log_path, "xb") as log:  # its own session: a Ctrl-C at the terminal is not for it
-        server = subprocess.Popen(command, env=env,
-                                  stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                  start_new_session=True)  # fmt: skip
-    ready = mounting.wait_until(
-        lambda: server.poll() is not None or mounting.is_fakecgfs_mount(target), READY_TIMEOUT
-    )
-    if server.poll() is not None or not ready:
-        _stop_server(server)
+        server = mounting.start_server(target, options, log, env=env, start_new_session=True)
+    if not mounting.wait_mounted(server, target):
+        mounting.stop_server(server)
         with open(log_path, errors="replace") as f:
             raise RunError(mounting.mount_failure(f.read()))
     return server
-
-
-def _stop_server(server: subprocess.Popen) -> None:
-    if server.poll() is None:
-        server.send_signal(signal.SIGTERM)  # libfuse's handler unmounts and returns
-        try:
-            server.wait(EXIT_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 def _child_setup(drop: bool, seccomp_filter: seccomp.Filter | None,
@@ -243,6 +224,6 @@ def run(command: list[str], mount_at: str, mount_options: list[str], *,
             print(f"fakecgfs run: {e}", file=sys.stderr)
             return EXIT_RUN_FAILED
         finally:
-            _stop_server(server)
+            mounting.stop_server(server)
     finally:
         shutil.rmtree(private, ignore_errors=True)

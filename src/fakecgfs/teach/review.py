@@ -17,7 +17,6 @@ import argparse
 import contextlib
 import errno
 import os
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -28,7 +27,6 @@ from pathlib import Path
 
 from .. import mounting
 
-MOUNT_TIMEOUT = 15.0
 SETTLE_TIMEOUT = 30.0
 MEASURE_SECONDS = 1.0
 """How long the CPU steps watch both tasks: long enough for the posted loop's ~100 passes."""
@@ -84,30 +82,16 @@ def _mount(directory: Path, name: str, *options: str) -> Iterator[tuple[Path, Pa
     """A foreground server of its own at ``directory/name``, with a trace; always unmounted."""
     mountpoint, trace = directory / name, directory / f"{name}.trace.jsonl"
     mountpoint.mkdir()
+    options = ("--trace", str(trace), "--trace-interval", "0.02", *options)
     with open(directory / f"{name}.log", "wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "fakecgfs", "mount", "--foreground", str(mountpoint),
-             "--trace", str(trace), "--trace-interval", "0.02", *options],
-            env=mounting.server_environment(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-        )  # fmt: skip
+        server = mounting.start_server(str(mountpoint), options, log)
     try:
-        up = mounting.wait_until(
-            lambda: server.poll() is not None or mounting.is_fakecgfs_mount(str(mountpoint)),
-            MOUNT_TIMEOUT,
-        )
-        if not up or server.poll() is not None:
+        if not mounting.wait_mounted(server, str(mountpoint)):
             raise RuntimeError(f"the {name} mount did not come up (log: {directory}/{name}.log)")
         yield mountpoint, trace
     finally:
-        if server.poll() is None:
-            server.terminate()
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-        if mounting.is_fakecgfs_mount(str(mountpoint)) or mounting.is_stale(str(mountpoint)):
-            mounting.unmount(str(mountpoint), lazy=True)
+        mounting.stop_server(server)
+        mounting.detach_leftover(str(mountpoint))
 
 
 @contextlib.contextmanager

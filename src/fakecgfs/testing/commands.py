@@ -13,7 +13,9 @@ from importlib import resources
 
 from ..cliutil import errno_text as _errno_text
 from ..cliutil import fail as _fail
-from ..cliutil import parse_size
+from ..cliutil import parse_size, write_once
+from ..mount_options import add_arguments as add_mount_options
+from ..mount_options import to_argv
 from ..tty import Progress
 
 POLL_INTERVAL = 0.05
@@ -43,21 +45,6 @@ def errno_number(name: str) -> int:
     if not isinstance(number, int) or not name.upper().startswith("E"):
         raise argparse.ArgumentTypeError(f"not an errno name: {name!r} (e.g. EINVAL, EBUSY)")
     return number
-
-
-def write_once(path: str, value: str) -> int:
-    """Open ``path`` and write ``value`` with a single write(); 0 or the errno."""
-    try:
-        fd = os.open(path, os.O_WRONLY)
-    except OSError as e:
-        return e.errno or errno.EIO
-    try:
-        os.write(fd, value.encode("utf-8", "surrogateescape"))
-    except OSError as e:
-        return e.errno or errno.EIO
-    finally:
-        os.close(fd)
-    return 0
 
 
 def _name(number: int) -> str:
@@ -191,6 +178,11 @@ def cmd_mkgroup(args: argparse.Namespace) -> int:
 # -- run ------------------------------------------------------------------------------------
 
 
+RUN_MOUNT_OPTIONS = ("strict", "swap", "reclaim_rate")
+"""The mount options `fakecgfs run` passes on as given (--trace is created first, and
+--real-processes is run()'s to add)."""
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from ..run import run
 
@@ -199,11 +191,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         command = command[1:]
     if not command:
         return _fail("run: no COMMAND given (fakecgfs run [--mount-at PATH] -- COMMAND ...)", 2)
-    mount_options = ["--swap", str(args.swap)]
-    if args.strict:
-        mount_options.append("--strict")
-    if args.reclaim_rate:
-        mount_options += ["--reclaim-rate", str(args.reclaim_rate)]
+    mount_options = to_argv({name: getattr(args, name) for name in RUN_MOUNT_OPTIONS})
     if args.trace:
         trace = os.path.abspath(args.trace)
         try:  # created out here: a file new in a directory covered in the namespace is lost
@@ -296,18 +284,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         default="/sys/fs/cgroup/memory",
         help="where to mount the fake (default /sys/fs/cgroup/memory)",
     )
-    p.add_argument("--strict", action="store_true", help="hide the fakecgfs-only fake.* files")
-    p.add_argument(
-        "--swap", type=parse_size, default=0, metavar="SIZE", help="simulated swap size (default 0)"
-    )
-    p.add_argument(
-        "--reclaim-rate",
-        type=parse_size,
-        default=None,
-        metavar="RATE",
-        help="background reclaim speed in bytes per second (default: full)",
-    )
-    p.add_argument("--trace", metavar="FILE", help="append the controller's events as JSON lines")
+    add_mount_options(p, (*RUN_MOUNT_OPTIONS, "trace"))
     p.add_argument("--keep-cap-sys-admin", action="store_true",
                    help="UNSAFE: leave COMMAND CAP_SYS_ADMIN and CAP_SYS_PTRACE, with which it can "
                    "mount and change the host's real cgroup hierarchies")  # fmt: skip

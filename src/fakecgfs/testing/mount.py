@@ -5,9 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +13,6 @@ from typing import Any
 
 from .. import mounting
 from ..mounting import fuse_unavailable_reason as fuse_unavailable_reason  # re-exported
-
-READY_TIMEOUT = 15.0
-EXIT_TIMEOUT = 10.0
-
 
 Size = int | str  # bytes, or text the kernel parses: "64M", "0x1000", "-1"
 
@@ -185,17 +179,9 @@ def mounted(directory: Path, *options: str, trace: bool = False) -> Iterator[Fak
     if trace_path is not None:
         options += ("--trace", str(trace_path))
     with open(log, "wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "fakecgfs", "mount", "--foreground", str(mountpoint), *options],
-            env=mounting.server_environment(), stdin=subprocess.DEVNULL, stdout=log_file,
-            stderr=log_file,
-        )  # fmt: skip
+        process = mounting.start_server(str(mountpoint), options, log_file)
     try:
-        ready = mounting.wait_until(
-            lambda: process.poll() is not None or mounting.is_fakecgfs_mount(str(mountpoint)),
-            READY_TIMEOUT,
-        )
-        if process.poll() is not None or not ready:
+        if not mounting.wait_mounted(process, str(mountpoint)):
             raise RuntimeError(f"fakecgfs did not mount; server log:\n{log.read_text()}")
         yield FakecgfsMount(mountpoint, process, log, trace_path)
     finally:
@@ -203,12 +189,5 @@ def mounted(directory: Path, *options: str, trace: bool = False) -> Iterator[Fak
 
 
 def _teardown(mountpoint: Path, process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)  # libfuse's handler unmounts and returns
-        try:
-            process.wait(EXIT_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    if mounting.is_fakecgfs_mount(str(mountpoint)) or mounting.is_stale(str(mountpoint)):
-        mounting.unmount(str(mountpoint), lazy=True)
+    mounting.stop_server(process)
+    mounting.detach_leftover(str(mountpoint))

@@ -26,6 +26,7 @@ from ...cgroupfs.table import CfTable
 from ...controller.constants import PAGE_SIZE
 from ...controller.errors import ControllerError
 from ...controller.lru import PageKind
+from ...members.procfs import proc_uids
 from .controller import Group, Rfc2008Controller
 from .memcontd import THREAD_NAME
 from .parse import parse_pid, write_strategy
@@ -84,19 +85,6 @@ def read_tasks(ctl: Rfc2008Controller, memcg: Group) -> str:
     return "".join(f"{tid}\n" for tid in ctl.tasks(memcg))
 
 
-def _uids(pid: int) -> tuple[int, int] | None:
-    """(uid, suid) of a process from /proc, or None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"Uid:"):
-                    fields = line.split()
-                    return int(fields[1]), int(fields[3])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
 def write_tasks(ctl: Rfc2008Controller, memcg: Group, data: bytes, caller: Caller) -> None:
     """attach_task_by_pid() of 2.6.26: 0 is the writer; a writer other than root must have the
     task's uid or suid as its euid (EACCES); ESRCH for no such task."""
@@ -104,7 +92,7 @@ def write_tasks(ctl: Rfc2008Controller, memcg: Group, data: bytes, caller: Calle
     if pid == 0:
         pid = caller.pid
     if caller.uid != 0:
-        uids = _uids(pid)
+        uids = proc_uids(pid)
         if uids is not None and caller.uid not in uids:
             raise ControllerError(errno.EACCES, "not the owner of that task")
     ctl.attach(memcg, pid)

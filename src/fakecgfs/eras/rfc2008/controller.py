@@ -37,9 +37,10 @@ from typing import Any
 
 import trio
 
+from ...controller.cgroup import EventSource, lookup, rename
 from ...controller.constants import MEM_CGROUP_RECLAIM_RETRIES, PAGE_SIZE, SWAP_CLUSTER_MAX
 from ...controller.errors import ControllerError
-from ...controller.events import Event, EventKind, Listener
+from ...controller.events import EventKind, Listener
 from ...controller.lru import Lruvec, PageKind
 from ...controller.processes import ProcessTable, ProcFS
 from ...controller.vmscan import ReclaimResult, SwapSpace, try_to_free_pages
@@ -98,7 +99,7 @@ class Group:
             self.res.uncharge((dropped + swapped) * PAGE_SIZE)
 
 
-class Rfc2008Controller:
+class Rfc2008Controller(EventSource):
     """The whole 2.6.26 + RFC controller.  Use ``async with Rfc2008Controller.open() as c``."""
 
     era = "rfc-2008"
@@ -130,37 +131,10 @@ class Rfc2008Controller:
         """The server's compaction hook.  This era never compacts (it is a teaching mount, not
         built for bursts of thousands of groups), so the hook is never called."""
 
-    # -- events ---------------------------------------------------------------------------------
-
-    def subscribe(self, listener: Listener) -> None:
-        self._listeners.append(listener)
-
-    def unsubscribe(self, listener: Listener) -> None:
-        self._listeners.remove(listener)
-
-    def listener_failed(self, listener: Listener, why: str) -> None:
-        """A listener gave up (the trace on a full disk): stop calling it, and keep why, for
-        fake.daemons to show, as the default mount does."""
-        if listener in self._listeners:
-            self._listeners.remove(listener)
-        self.failed_listeners.append(why)
-
-    def emit(self, memcg: Group, kind: EventKind, **values: Any) -> None:
-        if self._listeners:
-            event = Event(trio.current_time(), memcg.path, kind, values)
-            for listener in list(self._listeners):
-                listener(event)
-
     # -- the tree -------------------------------------------------------------------------------
 
     def lookup(self, path: str) -> Group:
-        memcg = self.root
-        for part in filter(None, path.split("/")):
-            child = memcg.children.get(part)
-            if child is None:
-                raise ControllerError(errno.ENOENT, f"no group {path}")
-            memcg = child
-        return memcg
+        return lookup(self.root, path)
 
     def groups(self) -> Iterator[Group]:
         return self.root.subtree()
@@ -173,18 +147,9 @@ class Rfc2008Controller:
         return memcg
 
     def rename_group(self, memcg: Group, new_name: str) -> None:
-        parent = memcg.parent
-        if parent is None:
-            raise ControllerError(errno.EBUSY, "the root cannot be renamed")
-        if new_name == memcg.name:
-            return
-        if new_name in parent.children:
-            raise ControllerError(errno.EEXIST, f"group {new_name} exists")
-        old = memcg.path
-        del parent.children[memcg.name]
-        memcg.name = new_name
-        parent.children[new_name] = memcg
-        self.emit(memcg, EventKind.GROUP, action="renamed", old=old)
+        old = rename(memcg, new_name)
+        if old is not None:
+            self.emit(memcg, EventKind.GROUP, action="renamed", old=old)
 
     def remove_group_now(self, memcg: Group) -> None:
         """rmdir: cgroup core's EBUSY checks, then mem_cgroup_pre_destroy(): stop the thread,

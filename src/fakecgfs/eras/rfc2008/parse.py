@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import errno
 
+from ...controller.constants import PAGE_SIZE
 from ...controller.errors import ControllerError
 
-PAGE_SIZE = 4096
 U64_MASK = 2**64 - 1
 _SPACE = frozenset(b"\t\n\v\f\r \xa0")  # the kernel's isspace(), lib/ctype.c
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
