@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import select
 import signal
 import subprocess
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fakecgfs import mounting, runtime
+from fakecgfs import linux, mounting, runtime
 from fakecgfs.testing import fuse_unavailable_reason
 
 from .helpers import errno_of, kv_lines, read, wait_for_state, wait_until, write
@@ -26,8 +27,16 @@ def fakecgfs(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
     return subprocess.run(["fakecgfs", *args], capture_output=True, text=True, timeout=timeout)
 
 
+_servers: dict[int, int] = {}
+"""pid -> pidfd of each server these tests started, opened as its pid was reported and checked
+to be that fakecgfs server: the tests signal only through these, never by a bare pid."""
+
+
 def process_gone(pid: int) -> bool:
-    """Exited: no such process, or a zombie nobody has reaped yet."""
+    """Exited (its pidfd is readable once it has), or a zombie nobody has reaped yet."""
+    pidfd = _servers.get(pid)
+    if pidfd is not None:
+        return bool(select.select([pidfd], [], [], 0)[0])
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             return f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
@@ -36,9 +45,33 @@ def process_gone(pid: int) -> bool:
 
 
 def server_pid_of(result: subprocess.CompletedProcess) -> int:
+    """The pid of the server `fakecgfs mount` reported; a pidfd on it is kept for kill_server()
+    if it is alive and is a fakecgfs server (its command line names fakecgfs)."""
     match = re.search(r"server pid (\d+)", result.stdout + result.stderr)
     assert match, (result.stdout, result.stderr)
-    return int(match.group(1))
+    pid = int(match.group(1))
+    try:
+        pidfd = linux.pidfd_open(pid)
+    except ProcessLookupError:
+        return pid  # already gone: nothing to signal
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        cmdline = f.read()
+    if b"fakecgfs" in cmdline and not select.select([pidfd], [], [], 0)[0]:
+        _servers[pid] = pidfd
+    else:
+        os.close(pidfd)
+    return pid
+
+
+def kill_server(pid: int) -> None:
+    """SIGKILL a server these tests started, through the pidfd taken when it was reported."""
+    linux.pidfd_send_signal(_servers[pid], signal.SIGKILL)
+
+
+def _forget_server(pid: int) -> None:
+    pidfd = _servers.pop(pid, None)
+    if pidfd is not None:
+        os.close(pidfd)
 
 
 def mount_in_background(mountpoint: Path, log: str, pids: list[int]) -> subprocess.CompletedProcess:
@@ -59,11 +92,9 @@ def background_mounts(mountpoint: Path):
         yield pids
     finally:
         for pid in pids:
-            if not process_gone(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            if pid in _servers and not process_gone(pid):
+                kill_server(pid)
+            _forget_server(pid)
         if mounting.is_fakecgfs_mount(str(mountpoint)) or mounting.is_stale(str(mountpoint)):
             subprocess.run(["fusermount", "-u", "-z", str(mountpoint)], capture_output=True)
         # A killed server leaves its pid and lock files behind (the next server of the mount
@@ -170,7 +201,7 @@ def test_kill_9_with_a_charge_asleep_in_oom(tmp_path):
     with background_mounts(mountpoint) as pids:
         mount_in_background(mountpoint, log, pids)
         with charge_asleep_in_oom(mountpoint / "g") as writer:
-            os.kill(pids[0], signal.SIGKILL)
+            kill_server(pids[0])
             out, _ = writer.communicate(timeout=10)
             assert out.strip() != "rc=0"
         wait_until(lambda: process_gone(pids[0]), what="the server to die")
@@ -217,7 +248,7 @@ def test_background_mount_and_dead_mount_recovery(tmp_path):
         os.mkdir(mountpoint / "g")
         assert read(mountpoint / "g" / "memory.swappiness") == "60\n"
 
-        os.kill(first, signal.SIGKILL)
+        kill_server(first)
         wait_until(lambda: process_gone(first), what="the server to die")
         # the first request after the death was aborted with the connection; then ENOTCONN
         # (listing makes a request; a stat may be answered from the kernel's attribute cache)
@@ -246,7 +277,7 @@ def test_umount_clears_a_dead_mount(tmp_path):
     with background_mounts(mountpoint) as pids:
         mount_in_background(mountpoint, str(tmp_path / "log"), pids)
         pid = pids[-1]
-        os.kill(pid, signal.SIGKILL)
+        kill_server(pid)
         wait_until(lambda: process_gone(pid), what="the server to die")
         result = fakecgfs("umount", str(mountpoint))  # its first look gets ECONNABORTED
         assert result.returncode == 0, result.stderr
@@ -290,7 +321,7 @@ def test_mount_right_after_a_server_death(tmp_path):
     log = str(tmp_path / "log")
     with background_mounts(mountpoint) as pids:
         mount_in_background(mountpoint, log, pids)
-        os.kill(pids[0], signal.SIGKILL)
+        kill_server(pids[0])
         wait_until(lambda: process_gone(pids[0]), what="the server to die")
         mount_in_background(mountpoint, log, pids)
         assert "memory.stat" in os.listdir(mountpoint)
