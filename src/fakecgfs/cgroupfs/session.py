@@ -47,6 +47,7 @@ from typing import Any, Protocol
 import fuse
 import trio
 
+from .busypoll import PollWindow
 from .cftypes import Caller
 
 log = logging.getLogger("fakecgfs")
@@ -57,12 +58,18 @@ drain a burst from many readers in one turn, few enough that a reclaim pass or a
 waits at most a few milliseconds."""
 
 POLL_AFTER_REQUEST_NS = 50_000
-"""How long the session keeps reading /dev/fuse after a request when nothing is queued, before
+"""The longest the session keeps reading /dev/fuse after a request when nothing is queued, before
 the loop may sleep.  A client reading a file sends its next request (read again, close) a few
 microseconds after its reply; had the server slept, that request costs a cross-CPU wake-up (on
 a VM, an IPI and a VM exit), and so does its reply.  The idea of the kernel's busy_poll and of
-guest haltpoll; the figures that chose this value are in docs/performance.md.  It only follows a
-request: an idle server does not poll at all."""
+guest haltpoll, whose rule sizes the window below this ceiling (busypoll.PollWindow); the figures
+that chose this value are in docs/performance.md.  It only follows a request: an idle server
+does not poll at all."""
+
+AFFINITY_RECHECK_NS = 100_000_000
+"""How often, at most, the session looks at the CPUs it may run on (pinned to one, it does not
+poll): a pin (taskset, a cpuset) takes effect at the next look, and a look is a system call not
+worth making on every wake-up."""
 
 POLLED_ENOUGH = 1  # a poll deadline long past: stop at the next empty read
 
@@ -302,8 +309,19 @@ class FuseSession:
         view = self._view
         opcode_at = struct.Struct("=I").unpack_from
         clock = time.perf_counter_ns
+        window = PollWindow(POLL_AFTER_REQUEST_NS)
+        affinity_checked = -AFFINITY_RECHECK_NS
+        poll_began = 0
+        slept_after = 0  # when the poll that ended in the last sleep began; 0: no poll did
         while not lib.fuse_session_exited(session):
             await trio.lowlevel.wait_readable(self._fd)
+            now = clock()
+            if now - affinity_checked >= AFFINITY_RECHECK_NS:
+                affinity_checked = now
+                window.single_cpu = len(os.sched_getaffinity(0)) == 1
+            if slept_after:
+                window.slept(now - slept_after)
+            poll_ns, slept_after = window.poll_ns, 0
             served, poll_until = 0, 0
             while served < REQUESTS_PER_TURN:
                 buf.size = bufsize
@@ -314,9 +332,12 @@ class FuseSession:
                             log.error("reading /dev/fuse: %s", os.strerror(-received))
                         return  # 0: unmounted (ENODEV) or exited
                     now = clock()  # none queued: poll a little longer, then let the loop sleep
-                    poll_until = poll_until or now + POLL_AFTER_REQUEST_NS
+                    if not poll_until:
+                        poll_began, poll_until = now, now + poll_ns
                     if now < poll_until:
                         continue
+                    if poll_until != POLLED_ENOUGH:
+                        slept_after = poll_began
                     break
                 served, poll_until = served + 1, 0
                 if buf.flags & FUSE_BUF_IS_FD:  # spliced (never asked for): libfuse's to read
