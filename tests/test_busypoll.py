@@ -10,7 +10,8 @@ CEILING = 40_000
 
 
 def test_starts_at_the_ceiling() -> None:
-    assert PollWindow(CEILING).poll_ns == CEILING
+    window = PollWindow(CEILING)
+    assert window.poll_ns == CEILING and window.learns
 
 
 def test_a_request_later_than_the_ceiling_shrinks_the_window_to_nothing() -> None:
@@ -47,7 +48,7 @@ def test_alternating_requests_keep_the_window_between_its_bounds() -> None:
 def test_one_cpu_polls_nothing_and_learns_nothing(idle: int) -> None:
     window = PollWindow(CEILING)
     window.single_cpu = True
-    assert window.poll_ns == 0
+    assert window.poll_ns == 0 and not window.learns
     window.slept(idle)
     window.single_cpu = False
     assert window.poll_ns == CEILING  # what it was before the pin
@@ -55,6 +56,7 @@ def test_one_cpu_polls_nothing_and_learns_nothing(idle: int) -> None:
 
 def test_a_zero_ceiling_never_polls() -> None:
     window = PollWindow(0)
+    assert not window.learns
     for idle in (0, 1, 10**9):
         window.slept(idle)
         assert window.poll_ns == 0

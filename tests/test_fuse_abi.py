@@ -45,6 +45,9 @@ int main(void)
     SIZE(fuse_write_out);
     printf("FUSE_READ %d\nFUSE_WRITE %d\nFUSE_INTERRUPT %d\n", FUSE_READ, FUSE_WRITE,
            FUSE_INTERRUPT);
+    SIZE(fuse_release_in);
+    FIELD(fuse_release_in, fh);
+    printf("FUSE_RELEASE %d\n", FUSE_RELEASE);
     return 0;
 }
 """
@@ -88,6 +91,12 @@ def test_request_and_reply_layouts_match_linux_fuse_h(c_layout):
     assert (c_layout["FUSE_READ"], c_layout["FUSE_WRITE"], c_layout["FUSE_INTERRUPT"]) == tuple(
         (opcode,) for opcode in opcodes
     )
+
+
+def test_the_release_layout_matches_linux_fuse_h(c_layout):
+    assert c_layout["fuse_release_in"] == (session.RELEASE_IN.size,)
+    assert c_layout["fuse_release_in.fh"] == (0, session.RELEASE_FH.size)
+    assert c_layout["FUSE_RELEASE"] == (session.FUSE_RELEASE,)
 
 
 def test_the_offset_is_64_bits_wide_as_with_FILE_OFFSET_BITS_64():

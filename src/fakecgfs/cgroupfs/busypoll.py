@@ -43,6 +43,11 @@ class PollWindow:
     def poll_ns(self) -> int:
         return 0 if self.single_cpu else self.window_ns
 
+    @property
+    def learns(self) -> bool:
+        """Whether slept() would change anything: the session spares itself the measure."""
+        return not self.single_cpu and self.ceiling_ns > 0
+
     def slept(self, idle_ns: int) -> None:
         """The session polled ``poll_ns``, caught nothing and slept: the next request came
         ``idle_ns`` after the poll began."""

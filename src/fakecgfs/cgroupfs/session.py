@@ -76,11 +76,15 @@ POLLED_ENOUGH = 1  # a poll deadline long past: stop at the next empty read
 # The kernel's FUSE ABI (include/uapi/linux/fuse.h), in the host's byte order ("=").
 FUSE_READ = 15
 FUSE_WRITE = 16
+FUSE_RELEASE = 18
 FUSE_INTERRUPT = 36
 IN_HEADER = struct.Struct("=IIQQIIII")  # len, opcode, unique, nodeid, uid, gid, pid, padding
 READ_IN = struct.Struct("=QQIIQII")  # fh, offset, size, read_flags, lock_owner, flags, padding
 WRITE_IN = struct.Struct("=QQIIQII")  # fh, offset, size, write_flags, lock_owner, flags, padding
 INTERRUPT_IN = struct.Struct("=Q")  # unique of the interrupted request
+RELEASE_IN = struct.Struct("=QIIQ")  # fh, flags, release_flags, lock_owner
+LENGTH = struct.Struct("=I")  # a request's length, the first field of fuse_in_header
+RELEASE_FH = struct.Struct("=Q")  # fuse_release_in's first field
 # A READ's fuse_in_header and fuse_read_in in one unpack, only the fields the session uses:
 # len, unique; fh, offset, size (pad bytes "x" skip the others).
 READ_REQUEST = struct.Struct("=I4xQ24xQQI20x")
@@ -95,6 +99,8 @@ class DataPath(Protocol):
     def read_request(self, fh: int, size: int, offset: int) -> bytes: ...  # at most size
 
     def write_request(self, fh: int, data: bytes, caller: Caller) -> int | Awaitable[int]: ...
+
+    def release(self, path: str | None, fh: int) -> None: ...  # path: always None here
 
 
 class _FuseBuf(ctypes.Structure):
@@ -137,6 +143,10 @@ def _declare(lib: ctypes.CDLL) -> ctypes.PyDLL:
     return lib
 
 
+SESSION_OPERATIONS = frozenset({"release"})
+"""Operations the filesystem has that libfuse must not call: the session calls them itself, from
+the raw request (read and write are not even operations of the filesystem's)."""
+
 _TIMESPEC_FIELDS = {"st_atime": "st_atimespec", "st_mtime": "st_mtimespec",
                     "st_ctime": "st_ctimespec"}  # fmt: skip
 """stat times (what getattr returns) and the c_stat fields holding them."""
@@ -158,7 +168,7 @@ class _Callbacks(fuse.FUSE):
             # ftruncate and fgetattr are fusepy's own, made of truncate and getattr
             wanted = name[1:] if name in ("ftruncate", "fgetattr") else name
             value = getattr(operations, wanted, None)
-            if value is None:
+            if value is None or name in SESSION_OPERATIONS:
                 continue
             if hasattr(prototype, "argtypes"):
                 direct = getattr(self, f"_direct_{name}", None)
@@ -187,11 +197,10 @@ class _Callbacks(fuse.FUSE):
                 setattr(st, key, value)
         return 0
 
-    # Two requests every cat makes (open, release) skip fusepy's three layers of dispatch
-    # (partial, _wrapper, operations.__call__): same conversions, one Python frame.
-
-    # Their paths are decoded by the codec looked up once: bytes.decode(name) looks a codec
-    # registered by name up again (and normalizes the name) on every call.
+    # OPEN, which every cat makes, skips fusepy's three layers of dispatch (partial, _wrapper,
+    # operations.__call__): same conversions, one Python frame.  Its path is decoded by the codec
+    # looked up once: bytes.decode(name) looks a codec registered by name up again (and
+    # normalizes the name) on every call.
 
     def _direct_open(self, path: bytes, fip: Any) -> int:
         try:
@@ -200,14 +209,6 @@ class _Callbacks(fuse.FUSE):
             return 0
         except Exception as e:
             return -_errno_of("open", e)
-
-    def _direct_release(self, path: bytes | None, fip: Any) -> int:
-        try:
-            self.operations.release(None if path is None else self._decode(path)[0],
-                                    fip.contents.fh)  # fmt: skip
-            return 0
-        except Exception as e:
-            return -_errno_of("release", e)
 
 
 def fuse_arguments(mountpoint: str, options: dict[str, Any], encoding: str) -> list[bytes]:
@@ -336,7 +337,7 @@ class FuseSession:
                         poll_began, poll_until = now, now + poll_ns
                     if now < poll_until:
                         continue
-                    if poll_until != POLLED_ENOUGH:
+                    if poll_until != POLLED_ENOUGH and window.learns:
                         slept_after = poll_began
                     break
                 served, poll_until = served + 1, 0
@@ -352,6 +353,9 @@ class FuseSession:
                     # in OOM) runs as soon as the queue is empty.  (Its writer does not wait for
                     # the RELEASE that follows.)
                     poll_until = POLLED_ENOUGH
+                elif opcode == FUSE_RELEASE:
+                    self._release(received)
+                    process(session, buf_ref, channel)  # libfuse's bookkeeping, and the reply
                 elif opcode == FUSE_INTERRUPT and self._interrupt():
                     pass  # it cancelled a write waiting here; it needs no reply
                 else:
@@ -393,6 +397,26 @@ class FuseSession:
             self._writes.start_soon(self._finish_write, unique, result, name=f"write:{unique}")
         else:
             self._reply(unique, 0, WRITE_OUT.pack(result, 0))
+
+    def _release(self, received: int) -> None:
+        """The filesystem's release, from a RELEASE's fuse_release_in (it carries the file
+        handle); libfuse, which has no release to call (SESSION_OPERATIONS), then does its own
+        bookkeeping and replies.  It must: fuse_lib_open() counts each open in its node
+        (open_count, an int), which only fuse_do_release() counts back down; a count that only
+        grew would overflow after 2**31 opens of one file, and fuse_do_release() asserts it is
+        positive when an interrupted open is cancelled (and libfuse2 is built with asserts).
+        Without the callback, what libfuse does for a RELEASE is C only: no path (flag_nopath),
+        no flush or lock release (neither operation is registered), no interrupt handling (the
+        intr option is off), the count, and the reply."""
+        (length,) = LENGTH.unpack_from(self._view)
+        if length != received or received != IN_HEADER.size + RELEASE_IN.size:
+            log.error("malformed RELEASE request (%d bytes, %d announced)", received, length)
+            return  # libfuse still answers it
+        (fh,) = RELEASE_FH.unpack_from(self._view, IN_HEADER.size)
+        try:
+            self._target.release(None, fh)
+        except Exception as e:
+            _errno_of("release", e)  # logged; a RELEASE's answer is not seen by anyone
 
     async def _finish_write(self, unique: int, pending: Awaitable[int]) -> None:
         """Wait for a write that must wait, then answer it; EINTR when it is interrupted, and
