@@ -331,3 +331,29 @@ def test_the_read_request_layout_is_the_kernels():
     READ_IN.pack_into(raw, IN_HEADER.size, 0xABCDEF, 1 << 40, 131072, 0, 77, os.O_RDONLY, 0)
     assert READ_REQUEST.size == len(raw) == 80
     assert READ_REQUEST.unpack_from(raw) == (80, 0x1122334455, 0xABCDEF, 1 << 40, 131072)
+
+
+def test_the_write_request_layout_is_the_kernels():
+    """WRITE_REQUEST, the one unpack the session makes of a WRITE's headers, reads the fields of
+    fuse_in_header and fuse_write_in where the kernel's ABI puts them."""
+    from fakecgfs.cgroupfs.session import WRITE_REQUEST
+
+    raw = bytearray(IN_HEADER.size + WRITE_IN.size)
+    IN_HEADER.pack_into(raw, 0, len(raw) + 5, FUSE_WRITE, 0x1122334455, 9, 1000, 100, 4242, 0)
+    WRITE_IN.pack_into(raw, IN_HEADER.size, 0xABCDEF, 1 << 40, 5, 1, 77, os.O_WRONLY, 0)
+    assert WRITE_REQUEST.size == len(raw) == 80
+    assert WRITE_REQUEST.unpack_from(raw) == (85, 0x1122334455, 1000, 100, 4242, 0xABCDEF, 5)
+
+
+def test_each_writer_is_its_own_caller(wire):
+    """The session keeps the last writer's Caller: another pid, uid or gid is another Caller."""
+    session, target, replies = wire
+    target.answer = 1
+    writers = [(1000, 100, 4242), (1000, 100, 4242), (1001, 100, 4242), (1001, 101, 4242),
+               (1001, 101, 4243), (1000, 100, 4242)]  # fmt: skip
+    for unique, (uid, gid, pid) in enumerate(writers):
+        session._write(put_write(session, unique, fh=3, data=b"1", uid=uid, gid=gid, pid=pid))
+        assert reply(replies) == (unique, 0, WRITE_OUT.pack(1, 0))
+    callers = [caller for _, _, caller in target.calls]
+    assert callers == [Caller(pid=pid, uid=uid, gid=gid, mountpoint="/mnt/x")
+                       for uid, gid, pid in writers]  # fmt: skip

@@ -33,7 +33,6 @@ import contextlib
 import ctypes
 import errno
 import functools
-import inspect
 import logging
 import os
 import signal
@@ -88,6 +87,8 @@ RELEASE_FH = struct.Struct("=Q")  # fuse_release_in's first field
 # A READ's fuse_in_header and fuse_read_in in one unpack, only the fields the session uses:
 # len, unique; fh, offset, size (pad bytes "x" skip the others).
 READ_REQUEST = struct.Struct("=I4xQ24xQQI20x")
+# A WRITE's fuse_in_header and fuse_write_in in one unpack: len, unique, uid, gid, pid; fh, size.
+WRITE_REQUEST = struct.Struct("=I4xQ8xIII4xQ8xI20x")
 OUT_HEADER = struct.Struct("=IiQ")  # len, error (-errno), unique
 WRITE_OUT = struct.Struct("=II")  # size, padding
 FUSE_BUF_IS_FD = 1 << 1  # libfuse's fuse_buf_flags: data spliced into a pipe, not in memory
@@ -252,6 +253,8 @@ class FuseSession:
         self._fuse: int | None = None  # struct fuse *
         self._c_mountpoint = ctypes.c_char_p()  # malloc'ed by fuse_setup, freed by teardown
         self._waiting: dict[int, trio.CancelScope] = {}  # unique -> a write that waits
+        # The last writer (pid, uid, gid) and its Caller (immutable): a writer mostly writes again.
+        self._last_writer: tuple[tuple[int, int, int], Caller] | None = None
 
     # -- mounting ------------------------------------------------------------------------------
 
@@ -378,25 +381,30 @@ class FuseSession:
 
     def _write(self, received: int) -> None:
         view = self._view
-        length, _, unique, _, uid, gid, pid, _ = IN_HEADER.unpack_from(view, 0)
-        fh, _, size, *_ = WRITE_IN.unpack_from(view, IN_HEADER.size)
-        start = IN_HEADER.size + WRITE_IN.size
+        length, unique, uid, gid, pid, fh, size = WRITE_REQUEST.unpack_from(view)
+        start = WRITE_REQUEST.size
         if length != received or start + size != received:
             log.error("malformed WRITE request (%d bytes, %d announced, %d of data)",
                       received, length, size)  # fmt: skip
             self._reply(unique, errno.EIO)
             return
         data = view[start:received].tobytes()
-        caller = Caller(pid=pid, uid=uid, gid=gid, mountpoint=self.mountpoint)
+        writer = (pid, uid, gid)
+        last = self._last_writer
+        if last is not None and last[0] == writer:
+            caller = last[1]
+        else:
+            caller = Caller(pid=pid, uid=uid, gid=gid, mountpoint=self.mountpoint)
+            self._last_writer = (writer, caller)
         try:
             result = self._target.write_request(fh, data, caller)
         except Exception as e:
             self._reply(unique, _errno_of("write", e))
             return
-        if inspect.isawaitable(result):
-            self._writes.start_soon(self._finish_write, unique, result, name=f"write:{unique}")
-        else:
+        if isinstance(result, int):  # done; otherwise what it waits for (DataPath)
             self._reply(unique, 0, WRITE_OUT.pack(result, 0))
+        else:
+            self._writes.start_soon(self._finish_write, unique, result, name=f"write:{unique}")
 
     def _release(self, received: int) -> None:
         """The filesystem's release, from a RELEASE's fuse_release_in (it carries the file
