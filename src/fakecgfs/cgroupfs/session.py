@@ -91,7 +91,6 @@ READ_REQUEST = struct.Struct("=I4xQ24xQQI20x")
 WRITE_REQUEST = struct.Struct("=I4xQ8xIII4xQ8xI20x")
 OUT_HEADER = struct.Struct("=IiQ")  # len, error (-errno), unique
 WRITE_OUT = struct.Struct("=II")  # size, padding
-FUSE_BUF_IS_FD = 1 << 1  # libfuse's fuse_buf_flags: data spliced into a pipe, not in memory
 
 
 class DataPath(Protocol):
@@ -134,7 +133,6 @@ def _declare(lib: ctypes.CDLL) -> ctypes.PyDLL:
         "fuse_session_next_chan": (p, [p, p]),
         "fuse_chan_bufsize": (c_size_t, [p]),
         "fuse_chan_fd": (c_int, [p]),
-        "fuse_session_receive_buf": (c_int, [p, p, p]),  # session, fuse_buf *, fuse_chan **
         "fuse_session_process_buf": (None, [p, p, p]),  # session, fuse_buf *, fuse_chan *
         "fuse_session_exited": (c_int, [p]),
     }  # fmt: skip
@@ -307,10 +305,9 @@ class FuseSession:
 
     async def _serve_requests(self) -> None:
         lib, session = self._lib, self._session
-        receive, process = lib.fuse_session_receive_buf, lib.fuse_session_process_buf
-        buf, bufsize, channel = self._buf, self._buf.size, self._channel_ref
-        buf_ref, channel_ref = ctypes.addressof(buf), ctypes.addressof(self._channel_ref)
-        view = self._view
+        process = lib.fuse_session_process_buf
+        buf, channel, buf_ref = self._buf, self._channel_ref, ctypes.addressof(self._buf)
+        view, fd, readv, into = self._view, self._fd, os.readv, [self._view]
         opcode_at = struct.Struct("=I").unpack_from
         clock = time.perf_counter_ns
         window = PollWindow(POLL_AFTER_REQUEST_NS)
@@ -328,13 +325,19 @@ class FuseSession:
             poll_ns, slept_after = window.poll_ns, 0
             served, poll_until = 0, 0
             while served < REQUESTS_PER_TURN:
-                buf.size = bufsize
-                received = receive(session, buf_ref, channel_ref)
-                if received <= 0:
-                    if received not in (-errno.EAGAIN, -errno.EINTR):
-                        if received < 0:
-                            log.error("reading /dev/fuse: %s", os.strerror(-received))
-                        return  # 0: unmounted (ENODEV) or exited
+                # What libfuse's receive does for a channel that does not splice (the session
+                # never asks for splice_read), read() into the buffer, without its ctypes call.
+                try:
+                    received = readv(fd, into)
+                except BlockingIOError:
+                    received = -1
+                except FileNotFoundError:
+                    continue  # ENOENT: the request was interrupted before it was read
+                except OSError as e:
+                    if e.errno != errno.ENODEV:  # unmounted
+                        log.error("reading /dev/fuse: %s", e.strerror)
+                    return
+                if received < 0:
                     now = clock()  # none queued: poll a little longer, then let the loop sleep
                     if not poll_until:
                         poll_began, poll_until = now, now + poll_ns
@@ -344,9 +347,9 @@ class FuseSession:
                         slept_after = poll_began
                     break
                 served, poll_until = served + 1, 0
-                if buf.flags & FUSE_BUF_IS_FD:  # spliced (never asked for): libfuse's to read
-                    process(session, buf_ref, channel)
-                    continue
+                if received < IN_HEADER.size:
+                    log.error("reading /dev/fuse: a short read (%d bytes)", received)
+                    return  # as libfuse's loop ends on its receive's EIO
                 (opcode,) = opcode_at(view, 4)
                 if opcode == FUSE_READ:
                     self._read(received)
@@ -358,10 +361,12 @@ class FuseSession:
                     poll_until = POLLED_ENOUGH
                 elif opcode == FUSE_RELEASE:
                     self._release(received)
-                    process(session, buf_ref, channel)  # libfuse's bookkeeping, and the reply
+                    buf.size = received  # libfuse's bookkeeping, and the reply
+                    process(session, buf_ref, channel)
                 elif opcode == FUSE_INTERRUPT and self._interrupt():
                     pass  # it cancelled a write waiting here; it needs no reply
                 else:
+                    buf.size = received
                     process(session, buf_ref, channel)
 
     # -- reads and writes, answered here -------------------------------------------------------
