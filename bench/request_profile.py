@@ -286,20 +286,15 @@ def instructions_per_operation(server_list: list[Server], count: int) -> dict:
                     for _ in range(WARMUP):
                         op()
                     _callgrind(process.pid, "-z")
-                    sleeps, reads = _sleeps(process.pid), _io(process.pid)["syscr"]
+                    sleeps = _sleeps(process.pid)
                     for _ in range(count):
                         op()
                     sleeps = _sleeps(process.pid) - sleeps
-                    reads = _io(process.pid)["syscr"] - reads
                     _callgrind(process.pid, "-d")
                     dump = Path(out) / f"cg.out.{n + 1}"
                     mounting.wait_until(dump.exists, 30)
                     key = f"{server.name} | {name}"
-                    result[key] = {
-                        "instructions": _total(dump) / count,
-                        "sleeps": sleeps / count,
-                        "reads": reads / count,
-                    }
+                    result[key] = {"instructions": _total(dump) / count, "sleeps": sleeps / count}
                     if server.name.startswith("fakecgfs"):
                         result[key]["layers"] = _layers(dump, count)
     return result
@@ -410,14 +405,11 @@ def report(results: dict) -> str:
             "",
             "## User-space instructions of the server per operation (callgrind)",
             "",
-            "| server | operation | instructions | read() | sleeps |",
-            "|---|---|---|---|---|",
+            "| server | operation | instructions | sleeps |",
+            "|---|---|---|---|",
         ]
         for key, v in results["instructions"].items():
-            lines.append(
-                f"| {key} | {v['instructions']:,.0f} | {v.get('reads', 0):.2f} "
-                f"| {v['sleeps']:.3f} |"
-            )
+            lines.append(f"| {key} | {v['instructions']:,.0f} | {v['sleeps']:.3f} |")
         lines += [
             "",
             "## One pread after the server went idle (callgrind)",
