@@ -446,6 +446,10 @@ def main() -> int:
         "--paused-ops", type=int, default=200, help="preads after the server went idle, per server"
     )
     parser.add_argument("--json", help="write the figures here too")
+    parser.add_argument(
+        "--server", action="append", help="only this server (repeatable), e.g. 'fakecgfs, no poll'"
+    )
+    parser.add_argument("--no-syscalls", action="store_true", help="skip the system-call counts")
     args = parser.parse_args()
     reason = common.fuse_skip_reason()
     if reason:
@@ -456,10 +460,13 @@ def main() -> int:
         c_floor, why = floor_bench.build_c_floor(Path(build))
         if c_floor is None:
             print(f"profile: no C floor: {why}")
-        else:
+        elif not args.server:
             results["requests"] = requests_per_operation(c_floor, args.ops)
         server_list = servers(c_floor)
-        results["syscalls"] = syscalls_per_operation(server_list, args.ops)
+        if args.server:
+            server_list = [s for s in server_list if s.name in args.server]
+        if not args.no_syscalls:
+            results["syscalls"] = syscalls_per_operation(server_list, args.ops)
         if not args.no_callgrind:
             if shutil.which("valgrind") is None:
                 print("profile: no valgrind: instruction counts skipped")

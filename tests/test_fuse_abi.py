@@ -36,7 +36,6 @@ int main(void)
     FIELD(fuse_buf, mem);
     FIELD(fuse_buf, fd);
     FIELD(fuse_buf, pos);
-    printf("FUSE_BUF_IS_FD %d\n", (int)FUSE_BUF_IS_FD);
     SIZE(fuse_in_header);
     SIZE(fuse_read_in);
     SIZE(fuse_write_in);
@@ -45,6 +44,9 @@ int main(void)
     SIZE(fuse_write_out);
     printf("FUSE_READ %d\nFUSE_WRITE %d\nFUSE_INTERRUPT %d\n", FUSE_READ, FUSE_WRITE,
            FUSE_INTERRUPT);
+    SIZE(fuse_release_in);
+    FIELD(fuse_release_in, fh);
+    printf("FUSE_RELEASE %d\n", FUSE_RELEASE);
     return 0;
 }
 """
@@ -74,7 +76,6 @@ def test_fuse_buf_matches_fuse_common_h(c_layout):
     for name, _ in buf._fields_:
         field = getattr(buf, name)
         assert c_layout[f"fuse_buf.{name}"] == (field.offset, field.size), name
-    assert c_layout["FUSE_BUF_IS_FD"] == (session.FUSE_BUF_IS_FD,)
 
 
 def test_request_and_reply_layouts_match_linux_fuse_h(c_layout):
@@ -88,6 +89,12 @@ def test_request_and_reply_layouts_match_linux_fuse_h(c_layout):
     assert (c_layout["FUSE_READ"], c_layout["FUSE_WRITE"], c_layout["FUSE_INTERRUPT"]) == tuple(
         (opcode,) for opcode in opcodes
     )
+
+
+def test_the_release_layout_matches_linux_fuse_h(c_layout):
+    assert c_layout["fuse_release_in"] == (session.RELEASE_IN.size,)
+    assert c_layout["fuse_release_in.fh"] == (0, session.RELEASE_FH.size)
+    assert c_layout["FUSE_RELEASE"] == (session.FUSE_RELEASE,)
 
 
 def test_the_offset_is_64_bits_wide_as_with_FILE_OFFSET_BITS_64():

@@ -62,7 +62,10 @@ from __future__ import annotations
 import errno
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from fakecgfs.cgroupfs import parse
 from fakecgfs.cgroupfs.parse import (
     MAX_WRITE,
     PAGE_COUNTER_MAX,
@@ -672,3 +675,43 @@ def test_parse_pid_einval(buf: bytes) -> None:
     with pytest.raises(ParseError) as ei:
         parse_pid(buf)
     assert ei.value.errno == errno.EINVAL
+
+
+# -- the fast paths agree with the kernel's rules, on any input --------------------------------
+
+_PARSE_ALPHABET = b"0123456789xXaAfFgGkKmMeE \t\n\v\f\r\xa0\x85\x1c-+\0"
+
+
+def _strim_by_the_rule(buf: bytes) -> bytes:
+    """strstrip(): trailing, then leading bytes for which the kernel's isspace() holds."""
+    space = set(b"\t\n\v\f\r \xa0")
+    end = len(buf)
+    while end and buf[end - 1] in space:
+        end -= 1
+    start = 0
+    while start < end and buf[start] in space:
+        start += 1
+    return buf[start:end]
+
+
+_PARSE_BYTES = st.lists(st.sampled_from(_PARSE_ALPHABET), max_size=24).map(bytes)
+_NUMBERS = st.from_regex(rb"\A[0-9]{1,24}[kKmMgGeExX]?[0-9a-f \n]{0,3}\Z")
+
+
+@given(st.binary(max_size=24) | _PARSE_BYTES)
+def test_strstrip_is_the_kernels_rule(buf):
+    assert parse.strstrip(buf) == _strim_by_the_rule(buf)
+
+
+@given(_NUMBERS | _PARSE_BYTES)
+def test_memparse_reads_plain_decimals_as_simple_strtoull_does(buf):
+    """memparse() reads a plain decimal (no leading 0, at most 19 digits) without the
+    digit-by-digit loop; the loop (_fixup_radix + _parse_integer: simple_strtoull's rules) must
+    give the same value and end, and so the same rest, on every input."""
+    base, pos = parse._fixup_radix(buf, 0)
+    value, end, _ = parse._parse_integer(buf, pos, base)
+    if end < len(buf) and buf[end] in b"kKmMgGtTpPeE":
+        value = value << {107: 10, 109: 20, 103: 30, 116: 40, 112: 50, 101: 60}[buf[end] | 0x20]
+        value &= 2**64 - 1
+        end += 1
+    assert parse.memparse(buf) == (value, buf[end:])

@@ -16,11 +16,13 @@ from fakecgfs.cgroupfs.cftypes import Caller
 from fakecgfs.cgroupfs.session import (
     FUSE_INTERRUPT,
     FUSE_READ,
+    FUSE_RELEASE,
     FUSE_WRITE,
     IN_HEADER,
     INTERRUPT_IN,
     OUT_HEADER,
     READ_IN,
+    RELEASE_IN,
     WRITE_IN,
     WRITE_OUT,
     FuseSession,  # fmt: skip
@@ -34,6 +36,7 @@ class Target:
     def __init__(self) -> None:
         self.calls: list[tuple[int, bytes, Caller]] = []
         self.answer = None  # an int, an exception, or an awaitable factory
+        self.released: list[tuple[str | None, int]] = []
 
     def read_request(self, fh, size, offset):
         if fh == 13:
@@ -47,6 +50,11 @@ class Target:
         if callable(self.answer):
             return self.answer()
         return self.answer
+
+    def release(self, path, fh):
+        if fh == 13:
+            raise KeyError("a bug")
+        self.released.append((path, fh))
 
 
 @pytest.fixture
@@ -83,6 +91,13 @@ def put_read(session, unique, fh, size, offset) -> int:
     length = IN_HEADER.size + READ_IN.size
     IN_HEADER.pack_into(session._view, 0, length, FUSE_READ, unique, 7, 0, 0, 4242, 0)
     READ_IN.pack_into(session._view, IN_HEADER.size, fh, offset, size, 0, 0, 0, 0)
+    return length
+
+
+def put_release(session, unique, fh) -> int:
+    length = IN_HEADER.size + RELEASE_IN.size
+    IN_HEADER.pack_into(session._view, 0, length, FUSE_RELEASE, unique, 7, 0, 0, 4242, 0)
+    RELEASE_IN.pack_into(session._view, IN_HEADER.size, fh, os.O_RDONLY, 0, 0)
     return length
 
 
@@ -257,11 +272,29 @@ def test_open_and_release_bound_directly(caplog):
     assert callbacks._direct_open(b"/missing", ctypes.pointer(info)) == -errno.ENOENT
     assert callbacks._direct_open(b"/bug", ctypes.pointer(info)) == -errno.EIO
     assert "open failed unexpectedly" in caplog.text
-    assert callbacks._direct_release(None, ctypes.pointer(info)) == 0
-    assert files.released == [(None, 77)]
-    # they are what the table holds; read and write are the session's own, never libfuse's
-    assert callbacks.table.open and callbacks.table.release
+    # open is what the table holds; read, write and release are the session's own (libfuse
+    # only counts a release back and replies), never libfuse's to call
+    assert callbacks.table.open
     assert not callbacks.table.read and not callbacks.table.write and not callbacks.table.getattr
+    assert not callbacks.table.release
+
+
+def test_a_release_frees_the_handle_it_carries(wire, caplog):
+    """The session calls the filesystem's release with the RELEASE's file handle; the reply is
+    libfuse's (it counts the open back), so none comes from the session."""
+    session, target, replies = wire
+    session._release(put_release(session, 71, fh=0xFEDCBA9876543210))
+    assert target.released == [(None, 0xFEDCBA9876543210)]
+    session._release(put_release(session, 72, fh=13))  # a bug in release is logged, not fatal
+    assert "release failed unexpectedly" in caplog.text
+    received = put_release(session, 73, fh=5)
+    IN_HEADER.pack_into(session._view, 0, 999, FUSE_RELEASE, 73, 7, 0, 0, 0, 0)
+    session._release(received)  # malformed: not the filesystem's
+    assert "malformed RELEASE" in caplog.text
+    assert target.released == [(None, 0xFEDCBA9876543210)]
+    os.set_blocking(replies, False)
+    with pytest.raises(BlockingIOError):
+        os.read(replies, 4096)
 
 
 def test_open_decodes_paths_with_the_sessions_codec():
@@ -298,3 +331,29 @@ def test_the_read_request_layout_is_the_kernels():
     READ_IN.pack_into(raw, IN_HEADER.size, 0xABCDEF, 1 << 40, 131072, 0, 77, os.O_RDONLY, 0)
     assert READ_REQUEST.size == len(raw) == 80
     assert READ_REQUEST.unpack_from(raw) == (80, 0x1122334455, 0xABCDEF, 1 << 40, 131072)
+
+
+def test_the_write_request_layout_is_the_kernels():
+    """WRITE_REQUEST, the one unpack the session makes of a WRITE's headers, reads the fields of
+    fuse_in_header and fuse_write_in where the kernel's ABI puts them."""
+    from fakecgfs.cgroupfs.session import WRITE_REQUEST
+
+    raw = bytearray(IN_HEADER.size + WRITE_IN.size)
+    IN_HEADER.pack_into(raw, 0, len(raw) + 5, FUSE_WRITE, 0x1122334455, 9, 1000, 100, 4242, 0)
+    WRITE_IN.pack_into(raw, IN_HEADER.size, 0xABCDEF, 1 << 40, 5, 1, 77, os.O_WRONLY, 0)
+    assert WRITE_REQUEST.size == len(raw) == 80
+    assert WRITE_REQUEST.unpack_from(raw) == (85, 0x1122334455, 1000, 100, 4242, 0xABCDEF, 5)
+
+
+def test_each_writer_is_its_own_caller(wire):
+    """The session keeps the last writer's Caller: another pid, uid or gid is another Caller."""
+    session, target, replies = wire
+    target.answer = 1
+    writers = [(1000, 100, 4242), (1000, 100, 4242), (1001, 100, 4242), (1001, 101, 4242),
+               (1001, 101, 4243), (1000, 100, 4242)]  # fmt: skip
+    for unique, (uid, gid, pid) in enumerate(writers):
+        session._write(put_write(session, unique, fh=3, data=b"1", uid=uid, gid=gid, pid=pid))
+        assert reply(replies) == (unique, 0, WRITE_OUT.pack(1, 0))
+    callers = [caller for _, _, caller in target.calls]
+    assert callers == [Caller(pid=pid, uid=uid, gid=gid, mountpoint="/mnt/x")
+                       for uid, gid, pid in writers]  # fmt: skip

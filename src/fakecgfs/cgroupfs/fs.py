@@ -42,6 +42,9 @@ ROOT_DIR_MODE = 0o555
 BLOCK_SIZE = 4096
 NAME_MAX = 255  # what statfs reports; like cgroupfs, longer names are accepted anyway
 XATTR_NAMESPACES = ("user.", "trusted.", "security.")
+RESOLVED_MAX = 4096
+"""Paths the resolution cache (CgroupFS._resolve) holds at most: it bounds what a user who names
+many paths makes the server keep; a full cache starts again empty."""
 
 
 @dataclass
@@ -99,6 +102,8 @@ class CgroupFS:
         self.mountpoint = mountpoint
         self._owner = owner  # uid, gid of the root directory and its files
         self._handles: dict[int, OpenFile] = {}
+        # path -> what it names, for the paths that resolved; see _resolve()
+        self._resolved: dict[str, tuple[MemCgroup, CfType | None]] = {}
         self._dirs_open: dict[int, MemCgroup] = {}  # opendir handles
         self._next_fh = itertools.count(1)
         self._dirs: WeakKeyDictionary[MemCgroup, Inode] = WeakKeyDictionary()
@@ -126,7 +131,30 @@ class CgroupFS:
     # -- paths ---------------------------------------------------------------------------------
 
     def _resolve(self, path: str) -> tuple[MemCgroup, CfType | None]:
-        """The group a path names, or the group and control file; ENOENT otherwise."""
+        """The group a path names, or the group and control file; ENOENT otherwise.
+
+        Every open and lookup resolves a path, so what a path named is kept (only names that
+        resolved: a failure is not kept, and creating a group cannot change what a path that
+        resolved names, since mkdir refuses existing names and the control files' names).  An
+        entry is no longer trusted once its group is removed (whoever removed it: a removed
+        group's subgroups went first), and the cache is emptied on rmdir (not to keep removed
+        groups alive) and on rename (a group's new name changes what paths below it name).
+        Only the names are cached: permissions are checked on every call, against the modes
+        and owners of now (the kernel's, or _permit())."""
+        hit = self._resolved.get(path)
+        if hit is not None and not hit[0].removed:
+            return hit
+        found = self._walk(path)
+        if len(self._resolved) >= RESOLVED_MAX:
+            self._resolved.clear()
+        self._resolved[path] = found
+        return found
+
+    def _forget_paths(self) -> None:
+        """What paths name has changed (a group removed or renamed)."""
+        self._resolved.clear()
+
+    def _walk(self, path: str) -> tuple[MemCgroup, CfType | None]:
         memcg = self.ctl.root
         parts = [p for p in path.split("/") if p]
         for i, part in enumerate(parts):
@@ -347,6 +375,7 @@ class CgroupFS:
         if cft is not None:
             raise fuse.FuseOSError(errno.ENOTDIR)
         self.ctl.remove_group_now(memcg)  # its reclaim task exits before anything else runs
+        self._forget_paths()
         inode = self._dir_inode(memcg)
         self.quotas.group_removed(inode.creator[0])
         for file_inode in [inode, *self._files.get(memcg, {}).values()]:
@@ -372,6 +401,7 @@ class CgroupFS:
         if new_parent is not memcg.parent:
             raise fuse.FuseOSError(errno.EIO)  # cgroup v1 refuses to move a group elsewhere
         self.ctl.rename_group(memcg, new_name)
+        self._forget_paths()
         self._touch_dir(new_parent)
 
     # -- creating and removing files: cgroupfs has no such operations --------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno as _errno
 import os as _os
+import re as _re
 
 from ..kernel import PAGE_COUNTER_MAX, PAGE_SIZE
 
@@ -40,6 +41,12 @@ _INT_MAX = 2**31 - 1
 #: Bytes for which the kernel's isspace() is true (lib/ctype.c ``_S``):
 #: \t \n \v \f \r, space, and 0xA0 (NBSP in the kernel's latin-1 table).
 _KSPACE = frozenset(b"\t\n\v\f\r \xa0")
+_KSPACE_BYTES = bytes(sorted(_KSPACE))
+
+#: What simple_strtoull(base 0) reads as plain decimal without looking further: no leading 0
+#: (octal, hex), and at most 19 digits, which cannot exceed 2**64 - 1 (so nothing wraps).  Every
+#: limit write is parsed; matched in C, this saves the digit-by-digit loop.
+_PLAIN_DECIMAL = _re.compile(rb"[1-9][0-9]{0,18}(?![0-9])")
 
 #: memparse() suffixes and their shifts (lib/cmdline.c, case-insensitive).
 _SUFFIX_SHIFT = {
@@ -78,10 +85,6 @@ def terminate(buf: bytes) -> bytes:
     return buf if nul < 0 else buf[:nul]
 
 
-def _isspace(c: int) -> bool:
-    return c in _KSPACE
-
-
 def strstrip(buf: bytes) -> bytes:
     """Imitate strstrip()/strim() (lib/string_helpers.c, lib/string.c).
 
@@ -89,13 +92,7 @@ def strstrip(buf: bytes) -> bytes:
     removed. The kernel ctype table is latin-1, so 0xA0 counts as space, but
     the other high bytes (e.g. 0x85, 0xC2) and 0x1C-0x1F do not.
     """
-    end = len(buf)
-    while end > 0 and _isspace(buf[end - 1]):
-        end -= 1
-    start = 0
-    while start < end and _isspace(buf[start]):
-        start += 1
-    return buf[start:end]
+    return buf.strip(_KSPACE_BYTES)
 
 
 def _fixup_radix(buf: bytes, base: int) -> tuple[int, int]:
@@ -158,8 +155,12 @@ def memparse(buf: bytes) -> tuple[int, bytes]:
     at once with value 0). One K/M/G/T/P/E suffix, either case, then shifts
     left by 10..60 bits, also wrapping modulo 2**64.
     """
-    base, pos = _fixup_radix(buf, 0)
-    value, end, _ = _parse_integer(buf, pos, base)
+    plain = _PLAIN_DECIMAL.match(buf)
+    if plain is not None:
+        value, end = int(plain.group()), plain.end()
+    else:
+        base, pos = _fixup_radix(buf, 0)
+        value, end, _ = _parse_integer(buf, pos, base)
     if end < len(buf) and buf[end] in _SUFFIX_BYTES:
         value = (value << _SUFFIX_SHIFT[buf[end] | 0x20]) & _U64_MASK
         end += 1

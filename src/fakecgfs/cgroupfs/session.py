@@ -33,7 +33,6 @@ import contextlib
 import ctypes
 import errno
 import functools
-import inspect
 import logging
 import os
 import signal
@@ -47,6 +46,7 @@ from typing import Any, Protocol
 import fuse
 import trio
 
+from .busypoll import PollWindow
 from .cftypes import Caller
 
 log = logging.getLogger("fakecgfs")
@@ -57,29 +57,40 @@ drain a burst from many readers in one turn, few enough that a reclaim pass or a
 waits at most a few milliseconds."""
 
 POLL_AFTER_REQUEST_NS = 50_000
-"""How long the session keeps reading /dev/fuse after a request when nothing is queued, before
+"""The longest the session keeps reading /dev/fuse after a request when nothing is queued, before
 the loop may sleep.  A client reading a file sends its next request (read again, close) a few
 microseconds after its reply; had the server slept, that request costs a cross-CPU wake-up (on
 a VM, an IPI and a VM exit), and so does its reply.  The idea of the kernel's busy_poll and of
-guest haltpoll; the figures that chose this value are in docs/performance.md.  It only follows a
-request: an idle server does not poll at all."""
+guest haltpoll, whose rule sizes the window below this ceiling (busypoll.PollWindow); the figures
+that chose this value are in docs/performance.md.  It only follows a request: an idle server
+does not poll at all."""
+
+AFFINITY_RECHECK_NS = 100_000_000
+"""How often, at most, the session looks at the CPUs it may run on (pinned to one, it does not
+poll): a pin (taskset, a cpuset) takes effect at the next look, and a look is a system call not
+worth making on every wake-up."""
 
 POLLED_ENOUGH = 1  # a poll deadline long past: stop at the next empty read
 
 # The kernel's FUSE ABI (include/uapi/linux/fuse.h), in the host's byte order ("=").
 FUSE_READ = 15
 FUSE_WRITE = 16
+FUSE_RELEASE = 18
 FUSE_INTERRUPT = 36
 IN_HEADER = struct.Struct("=IIQQIIII")  # len, opcode, unique, nodeid, uid, gid, pid, padding
 READ_IN = struct.Struct("=QQIIQII")  # fh, offset, size, read_flags, lock_owner, flags, padding
 WRITE_IN = struct.Struct("=QQIIQII")  # fh, offset, size, write_flags, lock_owner, flags, padding
 INTERRUPT_IN = struct.Struct("=Q")  # unique of the interrupted request
+RELEASE_IN = struct.Struct("=QIIQ")  # fh, flags, release_flags, lock_owner
+LENGTH = struct.Struct("=I")  # a request's length, the first field of fuse_in_header
+RELEASE_FH = struct.Struct("=Q")  # fuse_release_in's first field
 # A READ's fuse_in_header and fuse_read_in in one unpack, only the fields the session uses:
 # len, unique; fh, offset, size (pad bytes "x" skip the others).
 READ_REQUEST = struct.Struct("=I4xQ24xQQI20x")
+# A WRITE's fuse_in_header and fuse_write_in in one unpack: len, unique, uid, gid, pid; fh, size.
+WRITE_REQUEST = struct.Struct("=I4xQ8xIII4xQ8xI20x")
 OUT_HEADER = struct.Struct("=IiQ")  # len, error (-errno), unique
 WRITE_OUT = struct.Struct("=II")  # size, padding
-FUSE_BUF_IS_FD = 1 << 1  # libfuse's fuse_buf_flags: data spliced into a pipe, not in memory
 
 
 class DataPath(Protocol):
@@ -88,6 +99,8 @@ class DataPath(Protocol):
     def read_request(self, fh: int, size: int, offset: int) -> bytes: ...  # at most size
 
     def write_request(self, fh: int, data: bytes, caller: Caller) -> int | Awaitable[int]: ...
+
+    def release(self, path: str | None, fh: int) -> None: ...  # path: always None here
 
 
 class _FuseBuf(ctypes.Structure):
@@ -120,7 +133,6 @@ def _declare(lib: ctypes.CDLL) -> ctypes.PyDLL:
         "fuse_session_next_chan": (p, [p, p]),
         "fuse_chan_bufsize": (c_size_t, [p]),
         "fuse_chan_fd": (c_int, [p]),
-        "fuse_session_receive_buf": (c_int, [p, p, p]),  # session, fuse_buf *, fuse_chan **
         "fuse_session_process_buf": (None, [p, p, p]),  # session, fuse_buf *, fuse_chan *
         "fuse_session_exited": (c_int, [p]),
     }  # fmt: skip
@@ -129,6 +141,10 @@ def _declare(lib: ctypes.CDLL) -> ctypes.PyDLL:
         function.restype, function.argtypes = restype, argtypes
     return lib
 
+
+SESSION_OPERATIONS = frozenset({"release"})
+"""Operations the filesystem has that libfuse must not call: the session calls them itself, from
+the raw request (read and write are not even operations of the filesystem's)."""
 
 _TIMESPEC_FIELDS = {"st_atime": "st_atimespec", "st_mtime": "st_mtimespec",
                     "st_ctime": "st_ctimespec"}  # fmt: skip
@@ -151,7 +167,7 @@ class _Callbacks(fuse.FUSE):
             # ftruncate and fgetattr are fusepy's own, made of truncate and getattr
             wanted = name[1:] if name in ("ftruncate", "fgetattr") else name
             value = getattr(operations, wanted, None)
-            if value is None:
+            if value is None or name in SESSION_OPERATIONS:
                 continue
             if hasattr(prototype, "argtypes"):
                 direct = getattr(self, f"_direct_{name}", None)
@@ -180,11 +196,10 @@ class _Callbacks(fuse.FUSE):
                 setattr(st, key, value)
         return 0
 
-    # Two requests every cat makes (open, release) skip fusepy's three layers of dispatch
-    # (partial, _wrapper, operations.__call__): same conversions, one Python frame.
-
-    # Their paths are decoded by the codec looked up once: bytes.decode(name) looks a codec
-    # registered by name up again (and normalizes the name) on every call.
+    # OPEN, which every cat makes, skips fusepy's three layers of dispatch (partial, _wrapper,
+    # operations.__call__): same conversions, one Python frame.  Its path is decoded by the codec
+    # looked up once: bytes.decode(name) looks a codec registered by name up again (and
+    # normalizes the name) on every call.
 
     def _direct_open(self, path: bytes, fip: Any) -> int:
         try:
@@ -193,14 +208,6 @@ class _Callbacks(fuse.FUSE):
             return 0
         except Exception as e:
             return -_errno_of("open", e)
-
-    def _direct_release(self, path: bytes | None, fip: Any) -> int:
-        try:
-            self.operations.release(None if path is None else self._decode(path)[0],
-                                    fip.contents.fh)  # fmt: skip
-            return 0
-        except Exception as e:
-            return -_errno_of("release", e)
 
 
 def fuse_arguments(mountpoint: str, options: dict[str, Any], encoding: str) -> list[bytes]:
@@ -244,6 +251,8 @@ class FuseSession:
         self._fuse: int | None = None  # struct fuse *
         self._c_mountpoint = ctypes.c_char_p()  # malloc'ed by fuse_setup, freed by teardown
         self._waiting: dict[int, trio.CancelScope] = {}  # unique -> a write that waits
+        # The last writer (pid, uid, gid) and its Caller (immutable): a writer mostly writes again.
+        self._last_writer: tuple[tuple[int, int, int], Caller] | None = None
 
     # -- mounting ------------------------------------------------------------------------------
 
@@ -296,32 +305,51 @@ class FuseSession:
 
     async def _serve_requests(self) -> None:
         lib, session = self._lib, self._session
-        receive, process = lib.fuse_session_receive_buf, lib.fuse_session_process_buf
-        buf, bufsize, channel = self._buf, self._buf.size, self._channel_ref
-        buf_ref, channel_ref = ctypes.addressof(buf), ctypes.addressof(self._channel_ref)
-        view = self._view
+        process = lib.fuse_session_process_buf
+        buf, channel, buf_ref = self._buf, self._channel_ref, ctypes.addressof(self._buf)
+        view, fd, readv, into = self._view, self._fd, os.readv, [self._view]
         opcode_at = struct.Struct("=I").unpack_from
         clock = time.perf_counter_ns
+        window = PollWindow(POLL_AFTER_REQUEST_NS)
+        affinity_checked = -AFFINITY_RECHECK_NS
+        poll_began = 0
+        slept_after = 0  # when the poll that ended in the last sleep began; 0: no poll did
         while not lib.fuse_session_exited(session):
             await trio.lowlevel.wait_readable(self._fd)
+            now = clock()
+            if now - affinity_checked >= AFFINITY_RECHECK_NS:
+                affinity_checked = now
+                window.single_cpu = len(os.sched_getaffinity(0)) == 1
+            if slept_after:
+                window.slept(now - slept_after)
+            poll_ns, slept_after = window.poll_ns, 0
             served, poll_until = 0, 0
             while served < REQUESTS_PER_TURN:
-                buf.size = bufsize
-                received = receive(session, buf_ref, channel_ref)
-                if received <= 0:
-                    if received not in (-errno.EAGAIN, -errno.EINTR):
-                        if received < 0:
-                            log.error("reading /dev/fuse: %s", os.strerror(-received))
-                        return  # 0: unmounted (ENODEV) or exited
+                # What libfuse's receive does for a channel that does not splice (the session
+                # never asks for splice_read), read() into the buffer, without its ctypes call.
+                try:
+                    received = readv(fd, into)
+                except BlockingIOError:
+                    received = -1
+                except FileNotFoundError:
+                    continue  # ENOENT: the request was interrupted before it was read
+                except OSError as e:
+                    if e.errno != errno.ENODEV:  # unmounted
+                        log.error("reading /dev/fuse: %s", e.strerror)
+                    return
+                if received < 0:
                     now = clock()  # none queued: poll a little longer, then let the loop sleep
-                    poll_until = poll_until or now + POLL_AFTER_REQUEST_NS
+                    if not poll_until:
+                        poll_began, poll_until = now, now + poll_ns
                     if now < poll_until:
                         continue
+                    if poll_until != POLLED_ENOUGH and window.learns:
+                        slept_after = poll_began
                     break
                 served, poll_until = served + 1, 0
-                if buf.flags & FUSE_BUF_IS_FD:  # spliced (never asked for): libfuse's to read
-                    process(session, buf_ref, channel)
-                    continue
+                if received < IN_HEADER.size:
+                    log.error("reading /dev/fuse: a short read (%d bytes)", received)
+                    return  # as libfuse's loop ends on its receive's EIO
                 (opcode,) = opcode_at(view, 4)
                 if opcode == FUSE_READ:
                     self._read(received)
@@ -331,9 +359,14 @@ class FuseSession:
                     # in OOM) runs as soon as the queue is empty.  (Its writer does not wait for
                     # the RELEASE that follows.)
                     poll_until = POLLED_ENOUGH
+                elif opcode == FUSE_RELEASE:
+                    self._release(received)
+                    buf.size = received  # libfuse's bookkeeping, and the reply
+                    process(session, buf_ref, channel)
                 elif opcode == FUSE_INTERRUPT and self._interrupt():
                     pass  # it cancelled a write waiting here; it needs no reply
                 else:
+                    buf.size = received
                     process(session, buf_ref, channel)
 
     # -- reads and writes, answered here -------------------------------------------------------
@@ -353,25 +386,50 @@ class FuseSession:
 
     def _write(self, received: int) -> None:
         view = self._view
-        length, _, unique, _, uid, gid, pid, _ = IN_HEADER.unpack_from(view, 0)
-        fh, _, size, *_ = WRITE_IN.unpack_from(view, IN_HEADER.size)
-        start = IN_HEADER.size + WRITE_IN.size
+        length, unique, uid, gid, pid, fh, size = WRITE_REQUEST.unpack_from(view)
+        start = WRITE_REQUEST.size
         if length != received or start + size != received:
             log.error("malformed WRITE request (%d bytes, %d announced, %d of data)",
                       received, length, size)  # fmt: skip
             self._reply(unique, errno.EIO)
             return
         data = view[start:received].tobytes()
-        caller = Caller(pid=pid, uid=uid, gid=gid, mountpoint=self.mountpoint)
+        writer = (pid, uid, gid)
+        last = self._last_writer
+        if last is not None and last[0] == writer:
+            caller = last[1]
+        else:
+            caller = Caller(pid=pid, uid=uid, gid=gid, mountpoint=self.mountpoint)
+            self._last_writer = (writer, caller)
         try:
             result = self._target.write_request(fh, data, caller)
         except Exception as e:
             self._reply(unique, _errno_of("write", e))
             return
-        if inspect.isawaitable(result):
-            self._writes.start_soon(self._finish_write, unique, result, name=f"write:{unique}")
-        else:
+        if isinstance(result, int):  # done; otherwise what it waits for (DataPath)
             self._reply(unique, 0, WRITE_OUT.pack(result, 0))
+        else:
+            self._writes.start_soon(self._finish_write, unique, result, name=f"write:{unique}")
+
+    def _release(self, received: int) -> None:
+        """The filesystem's release, from a RELEASE's fuse_release_in (it carries the file
+        handle); libfuse, which has no release to call (SESSION_OPERATIONS), then does its own
+        bookkeeping and replies.  It must: fuse_lib_open() counts each open in its node
+        (open_count, an int), which only fuse_do_release() counts back down; a count that only
+        grew would overflow after 2**31 opens of one file, and fuse_do_release() asserts it is
+        positive when an interrupted open is cancelled (and libfuse2 is built with asserts).
+        Without the callback, what libfuse does for a RELEASE is C only: no path (flag_nopath),
+        no flush or lock release (neither operation is registered), no interrupt handling (the
+        intr option is off), the count, and the reply."""
+        (length,) = LENGTH.unpack_from(self._view)
+        if length != received or received != IN_HEADER.size + RELEASE_IN.size:
+            log.error("malformed RELEASE request (%d bytes, %d announced)", received, length)
+            return  # libfuse still answers it
+        (fh,) = RELEASE_FH.unpack_from(self._view, IN_HEADER.size)
+        try:
+            self._target.release(None, fh)
+        except Exception as e:
+            _errno_of("release", e)  # logged; a RELEASE's answer is not seen by anyone
 
     async def _finish_write(self, unique: int, pending: Awaitable[int]) -> None:
         """Wait for a write that must wait, then answer it; EINTR when it is interrupted, and
