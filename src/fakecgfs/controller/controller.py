@@ -133,6 +133,9 @@ class MemoryController(EventSource):
         self.failed_listeners: list[str] = []  # why each listener that gave up did (fake.daemons)
         self._nursery: trio.Nursery | None = None  # where the reclaim tasks run
         self._memory_freed = trio.Event()  # charges waiting in OOM sleep on it
+        # How many sleep on it: counted here, as asking the event (statistics()) costs a
+        # limit write more than the rest of its bookkeeping.
+        self._memory_freed_sleepers = 0
         self.release_agent = ""  # the root's release_agent path: stored, never run
         self.notifier = Notifier()  # cgroup.event_control registrations
         self.removals_since_compact = 0  # rmdirs since the last compact()
@@ -460,12 +463,11 @@ class MemoryController(EventSource):
             self.notifier.out_of_memory(over)
             self.emit(over, EventKind.OOM, action="kill", pages=nr)
             raise ControllerError(errno.ENOMEM, "out of memory")
-        freed = self._memory_freed
         over.oom_waiters += 1
         self.notifier.out_of_memory(over)
         self.emit(over, EventKind.OOM, action="wait", pages=nr)
         try:
-            await freed.wait()
+            await self._wait_memory_freed()
         finally:
             over.oom_waiters -= 1
 
@@ -473,7 +475,7 @@ class MemoryController(EventSource):
         """Wake every charge sleeping in OOM so it retries (memcg_oom_recover).  With none
         asleep the event is kept: a new one per limit or watermark write, allocated amid a burst
         of mkdirs, would outlive the burst and pin an allocator arena of its freed memory."""
-        if self._memory_freed.statistics().tasks_waiting:
+        if self._memory_freed_sleepers:
             self._memory_freed.set()
             self._memory_freed = trio.Event()
 
@@ -647,7 +649,11 @@ class MemoryController(EventSource):
 
     async def _wait_memory_freed(self) -> None:
         """Sleep until memory is freed, or a limit or oom_control changes."""
-        await self._memory_freed.wait()
+        self._memory_freed_sleepers += 1
+        try:
+            await self._memory_freed.wait()
+        finally:
+            self._memory_freed_sleepers -= 1
 
     async def reclaim_real(self, memcg: MemCgroup, nr_pages: int, *, cause: str) -> int:
         """Ask the members layer to page out real pages of the subtree; pages that left."""
