@@ -65,6 +65,13 @@ class Caller:
     uid: int
     gid: int
     mountpoint: str | None = None
+    # Who opened the file being written, if not the writer: kernfs keeps the opener's
+    # credentials (of->file->f_cred), and cgroup.procs and tasks judge by those.
+    opener_uid: int | None = None
+
+    @property
+    def opener(self) -> int:
+        return self.uid if self.opener_uid is None else self.opener_uid
 
 
 Reader = Callable[[MemoryController, MemCgroup], str]
@@ -311,17 +318,31 @@ def read_procs(ctl, memcg):
     return "".join(f"{pid}\n" for pid in ctl.procs(memcg))
 
 
-def _proc_uids(pid: int) -> tuple[int, int] | None:
-    """(real/effective uid, saved uid) of a process, or None if it is gone."""
+def _proc_ids(tid: int) -> tuple[int, int, int] | None:
+    """(thread group ID, real uid, saved uid) of a thread, or None if it is gone."""
+    tgid = None
     try:
-        with open(f"/proc/{pid}/status", "rb") as f:
+        with open(f"/proc/{tid}/status", "rb") as f:
             for line in f:
-                if line.startswith(b"Uid:"):
+                if line.startswith(b"Tgid:"):
+                    tgid = int(line.split()[1])
+                elif line.startswith(b"Uid:") and tgid is not None:
                     fields = line.split()
-                    return int(fields[1]), int(fields[3])
+                    return tgid, int(fields[1]), int(fields[3])
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def _may_move(euid: int, tid: int, whole_process: bool) -> bool:
+    """__cgroup1_procs_write(): euid 0, or the uid or suid of the task, which for cgroup.procs
+    is the thread group's leader (cgroup_procs_write_start() takes it before the check)."""
+    ids = _proc_ids(tid)
+    if ids is not None and whole_process and ids[0] != tid:
+        ids = _proc_ids(ids[0])
+    if ids is None:
+        raise ControllerError(errno.ESRCH, f"no process {tid}")
+    return euid == 0 or euid in ids[1:]
 
 
 def _migration_refused(pid: int) -> bool:
@@ -338,10 +359,8 @@ def _attach_writer(whole_process: bool) -> Writer:
             pid = caller.pid
         if not memcg.is_root() and _migration_refused(pid):
             raise _einval("a kernel thread bound to its CPUs cannot be moved")
-        if caller.uid != 0:
-            uids = _proc_uids(pid)
-            if uids is not None and caller.uid not in uids:
-                raise ControllerError(errno.EACCES, "not the owner of that process")
+        if not _may_move(caller.opener, pid, whole_process):
+            raise ControllerError(errno.EACCES, "not the owner of that process")
         ctl.attach(memcg, pid, whole_process=whole_process)
 
     return write
