@@ -160,8 +160,11 @@ class PathCalls:
     mount: int
     statfs64: int | None = None
     fstatfs64: int | None = None
+    unshare: int = 97  # the generic table's; with clone, the calls that make user namespaces
+    clone: int = 220
     openat2: int = 437  # the same everywhere since Linux 5.6
     fsopen: int = 430  # since 5.2
+    clone3: int = 435  # since 5.3
     statfs_lp64: bool = True
 
 
@@ -170,16 +173,23 @@ class PathCalls:
 _GENERIC = PathCalls(open=None, openat=56, statfs=43, fstatfs=44, mount=40)
 # fmt: off
 PATH_CALLS: dict[str, PathCalls] = {
-    "x86_64": PathCalls(open=2, openat=257, statfs=137, fstatfs=138, mount=165),
+    "x86_64": PathCalls(open=2, openat=257, statfs=137, fstatfs=138, mount=165, unshare=272,
+                        clone=56),
     "i686": PathCalls(open=5, openat=295, statfs=99, fstatfs=100, mount=21, statfs64=268,
-                      fstatfs64=269, statfs_lp64=False),
+                      fstatfs64=269, unshare=310, clone=120, statfs_lp64=False),
     "i386": PathCalls(open=5, openat=295, statfs=99, fstatfs=100, mount=21, statfs64=268,
-                      fstatfs64=269, statfs_lp64=False),
+                      fstatfs64=269, unshare=310, clone=120, statfs_lp64=False),
     "aarch64": _GENERIC,
     "riscv64": _GENERIC,
     "loongarch64": _GENERIC,
 }
 # fmt: on
+
+
+# The 32-bit table a 64-bit kernel also serves to any process (x86_64: int 0x80, with
+# CONFIG_IA32_EMULATION), under another seccomp_data.arch.  Others' compat tables (arm on
+# aarch64) are not tabled: a filter must then refuse that arch's calls outright.
+COMPAT_MACHINE: dict[str, str] = {"x86_64": "i686"}
 
 
 def path_calls(machine: str | None = None) -> PathCalls:
