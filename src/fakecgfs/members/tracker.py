@@ -32,6 +32,7 @@ from .ledger import Ledger, _live
 from .procfs import (
     PF_KTHREAD,
     LockedSplit,
+    LockingReads,
     ProcDir,
     Usage,
     host_has_swap,
@@ -131,6 +132,7 @@ class RealProcesses:
         self.segments: dict[int, TrackedSegment] = {}  # by shmid
         self.exempt = frozenset({1, os.getpid()})  # never members, never acted on
         self.shmem_dev = shmem_device()
+        self.locking_reads = LockingReads()  # smaps, smaps_rollup: never waited for long
         self.swap = host_has_swap()
         self._wakeup = trio.Event()
         self._madvise_refused = False
@@ -196,7 +198,7 @@ class RealProcesses:
             if inherit.image != member.image:  # exec'd: its whole image was made in the group
                 baseline = [0] * NR_REAL_KINDS
             else:  # what it wrote since fork is its own; the rest is its parent's, charged
-                own = private_anon(proc.read("smaps_rollup") or b"")
+                own = private_anon(self.locking_reads.read(proc, "smaps_rollup") or b"")
                 baseline[RealKind.ANON] = max(baseline[RealKind.ANON] - own, 0)
         member.ledger = Ledger(baseline)
         self.members[pid] = member
@@ -253,11 +255,13 @@ class RealProcesses:
         cached = member.locked
         if cached is not None and cached[0] == usage.locked:
             return cached[1]
-        smaps = member.proc.read("smaps")
+        smaps = self.locking_reads.read(member.proc, "smaps")
         if smaps is None:
             anon = min(usage.locked, usage.anon)
             shmem = min(usage.locked - anon, usage.shmem)
             split = LockedSplit(anon, shmem, min(usage.locked - anon - shmem, usage.file))
+            if self.locking_reads.refused:  # not read now: read again at the next sample
+                return split
         else:
             split = parse_locked_split(smaps, self.shmem_dev)
         member.locked = (usage.locked, split)
