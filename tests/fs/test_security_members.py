@@ -129,3 +129,34 @@ def test_a_member_holding_its_mmap_lock_stalls_no_one(real_world, slow_file, mma
             reader.wait(60)
     assert answered == [True, True, True]
     assert member.returncode == 0
+
+
+def test_a_member_holding_its_mmap_lock_does_not_hang_a_limit_write(real_world, slow_file,
+                                                                     mmap_lock):  # fmt: skip
+    """Reclaim pages a member out with process_madvise(), which waits for its mmap_lock: root
+    lowering the limit of the member's group must still be answered (EBUSY here, as the
+    kernel's resize loop gives up), and so must everyone else."""
+    file, release = slow_file
+    group = real_world.delegate("locker", USER_A)
+    member = subprocess.Popen([*as_user(USER_A), str(mmap_lock), str(file),
+                               str(group / "cgroup.procs")], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    answered, writer, readers = [], None, []
+    try:
+        assert reply(member) == f"joined {member.pid}"
+        member.stdin.write("go\n")
+        member.stdin.flush()
+        assert reply(member) == f"held {member.pid}"
+        writer = subprocess.Popen(["sh", "-c", f"echo 4096 > {group}/memory.limit_in_bytes"],
+                                  stderr=subprocess.PIPE, text=True)  # fmt: skip
+        answered.append(answered_within(writer, ANSWER_WITHIN * 4) or writer.poll() is not None)
+        readers.append(start_reading(USER_B, real_world.path / "memory.usage_in_bytes"))
+        answered.append(answered_within(readers[-1], ANSWER_WITHIN))
+    finally:
+        release()
+        member.stdin.close()
+        member.wait(60)
+        for process in [*readers, *([writer] if writer else [])]:
+            process.wait(60)
+    assert answered == [True, True]
+    assert member.returncode == 0
