@@ -33,7 +33,13 @@ from ..controller import (
     ResCounter,
 )
 from ..members.procfs import PF_NO_SETAFFINITY, stat_flags
-from .events_control import MAX_DESCRIPTORS_PER_USER, MAX_REGISTRATIONS_PER_USER, register_event
+from .events_control import (
+    CAP_SYS_ADMIN,
+    MAX_DESCRIPTORS_PER_USER,
+    MAX_REGISTRATIONS_PER_USER,
+    register_event,
+    writer_credentials,
+)
 from .parse import kstrtoull, page_counter_memparse, parse_pid, strstrip
 
 
@@ -375,6 +381,11 @@ def read_release_agent(ctl, memcg):
 
 
 def write_release_agent(ctl, memcg, data, caller):
+    """cgroup_release_agent_write(): the agent would run with every capability, so setting it
+    takes CAP_SYS_ADMIN, whatever the file's mode (EPERM)."""
+    _, credentials = writer_credentials(caller.pid, caller.uid, caller.gid)
+    if not credentials.capabilities & 1 << CAP_SYS_ADMIN:
+        raise ControllerError(errno.EPERM, "setting release_agent needs CAP_SYS_ADMIN")
     ctl.release_agent = strstrip(data).decode("utf-8", "surrogateescape")
 
 
