@@ -680,3 +680,31 @@ def test_a_user_namespace_gives_no_way_to_the_host_hierarchies(tmp_path):
         *["unshare-user EPERM"] * len(tables), "clone Operation not permitted",
         "clone3 Function not implemented"]  # fmt: skip
     assert host_mountinfo() == before
+
+
+STATFS_AS = """\
+import os, sys
+try:
+    print(hex(os.statvfs(sys.argv[1]).f_fsid), "answered")
+except OSError as e:
+    print(e.strerror)
+"""
+
+
+@needs_root
+@needs_fuse
+@needs_supervisor
+def test_statfs_is_presented_only_where_the_caller_may_reach():
+    """The supervisor resolves statfs paths itself, as root: before, it answered a path under a
+    group the caller may not search (0700, root's), where the kernel says EACCES."""
+    result = run_sh(f"""
+        cd /sys/fs/cgroup/memory && mkdir private && chmod 700 private
+        for path in private/tasks tasks; do
+            setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 -c '{STATFS_AS}' \\
+                /sys/fs/cgroup/memory/$path
+        done
+        rmdir private
+    """)
+    denied, allowed = result.stdout.splitlines()
+    assert denied == "Permission denied"
+    assert allowed.endswith("answered")
