@@ -380,11 +380,20 @@ def read_release_agent(ctl, memcg):
     return f"{ctl.release_agent}\n"
 
 
+def _capable(caller: Caller, capability: int) -> bool:
+    """The writer has ``capability`` in its effective set; a writer already gone (its write no
+    longer matters to it) is judged by its uid, as root had every capability."""
+    try:
+        _, credentials = writer_credentials(caller.pid, caller.uid, caller.gid)
+    except ControllerError:
+        return caller.uid == 0
+    return bool(credentials.capabilities & 1 << capability)
+
+
 def write_release_agent(ctl, memcg, data, caller):
     """cgroup_release_agent_write(): the agent would run with every capability, so setting it
     takes CAP_SYS_ADMIN, whatever the file's mode (EPERM)."""
-    _, credentials = writer_credentials(caller.pid, caller.uid, caller.gid)
-    if not credentials.capabilities & 1 << CAP_SYS_ADMIN:
+    if not _capable(caller, CAP_SYS_ADMIN):
         raise ControllerError(errno.EPERM, "setting release_agent needs CAP_SYS_ADMIN")
     ctl.release_agent = strstrip(data).decode("utf-8", "surrogateescape")
 
