@@ -448,11 +448,11 @@ def write_touch(ctl, memcg, data, caller):
 
 
 def read_reclaim_daemon(ctl, memcg):
-    daemon = memcg.daemon
-    stats = daemon.stats
+    reclaim_task = memcg.reclaim_task
+    stats = reclaim_task.stats
     res = memcg.memory
     lines = [
-        f"state {daemon.state.value}",
+        f"state {reclaim_task.state.value}",
         f"high_wmark {_watermark_pages(res.hwmark).strip()}",
         f"low_wmark {_watermark_pages(res.lwmark).strip()}",
         f"low_wmark_default {int(res.lwmark_is_default())}",
@@ -471,15 +471,15 @@ def read_reclaim_daemon(ctl, memcg):
 async def write_reclaim_daemon(ctl, memcg, data, caller):
     command = strstrip(data)
     if command == b"start":
-        await ctl.start_daemon(memcg)
+        await ctl.start_reclaim_task(memcg)
     elif command == b"stop":
-        await ctl.stop_daemon(memcg)
+        await ctl.stop_reclaim_task(memcg)
     else:
         raise _einval("write start or stop")
 
 
 def read_daemons(ctl, memcg):
-    groups = ctl.daemons()
+    groups = ctl.reclaim_tasks()
     failures = "".join(f"stopped: {why}\n" for why in ctl.failed_listeners)
     return f"{len(groups)}\n" + "".join(f"{g.path}\n" for g in groups) + failures
 
