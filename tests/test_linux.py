@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import mmap
 import os
 import platform
 import shutil
 import subprocess
+import threading
 
 import pytest
 
@@ -87,9 +89,11 @@ def test_this_architectures_numbers_match_the_c_headers(tmp_path):
         "#elif defined(__i386__)\n#define ARCH AUDIT_ARCH_I386\n"
         "#elif defined(__riscv)\n#define ARCH AUDIT_ARCH_RISCV64\n"
         "#elif defined(__arm__)\n#define ARCH AUDIT_ARCH_ARM\n#endif\n"
-        'int main(void) { printf("%u %d %d %d %d %d\\n", (unsigned)ARCH, SYS_seccomp,'
-        " SYS_pidfd_send_signal, SYS_pidfd_open, SYS_pidfd_getfd, SYS_process_madvise);"
-        " return 0; }\n"
+        "#if defined(SYS_setgroups32)\n#define SETGROUPS SYS_setgroups32\n"
+        "#else\n#define SETGROUPS SYS_setgroups\n#endif\n"
+        'int main(void) { printf("%u %d %d %d %d %d %d\\n", (unsigned)ARCH, SYS_seccomp,'
+        " SYS_pidfd_send_signal, SYS_pidfd_open, SYS_pidfd_getfd, SYS_process_madvise,"
+        " SETGROUPS); return 0; }\n"
     )
     binary = tmp_path / "numbers"
     build = subprocess.run(["cc", "-o", str(binary), str(source)], capture_output=True, text=True)
@@ -104,6 +108,7 @@ def test_this_architectures_numbers_match_the_c_headers(tmp_path):
         numbers.pidfd_open,
         numbers.pidfd_getfd,
         numbers.process_madvise,
+        numbers.setgroups,
     ]
 
 
@@ -147,3 +152,25 @@ def test_every_architecture_has_aio_numbers():
     }
     assert all(len(set(n)) == 4 for n in numbers)
     assert linux.arch("x86_64").io_submit == 209 and linux.arch("aarch64").io_submit == 2
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs CAP_SETUID and CAP_SETGID")
+def test_take_fs_identity_changes_one_thread_only(tmp_path):
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    seen: list[object] = []
+
+    def as_nobody() -> None:
+        linux.take_fs_identity(65534, 65534, [])
+        try:
+            os.stat(private / "x")
+        except OSError as e:
+            seen.append(e.errno)
+        seen.append(os.getgroups())
+
+    groups = os.getgroups()
+    thread = threading.Thread(target=as_nobody)
+    thread.start()
+    thread.join(30)
+    assert seen == [errno.EACCES, []]
+    assert os.listdir(private) == [] and os.getgroups() == groups  # this thread is still root

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -147,14 +148,47 @@ def test_the_supervisor_says_what_an_old_kernel_lacks():
     assert seccomp.unavailable_reason("6.18.44-fc") == seccomp.unavailable_reason()
 
 
-def test_the_filter_checks_the_architecture_first():
-    program = seccomp.build_filter(0xC000003E, [2, 257])
-    assert program[0] == (0x20, 0, 0, 4)  # load seccomp_data.arch
-    _code, _jt, jf, k = program[1]
-    assert k == 0xC000003E and program[1 + 1 + jf] == (0x06, 0, 0, seccomp.SECCOMP_RET_ALLOW)
-    for index in (3, 4):  # each comparison jumps to the notify
-        target = program[index + 1 + program[index][1]]
-        assert target == (0x06, 0, 0, seccomp.SECCOMP_RET_USER_NOTIF)
+def run_filter(program, arch: int, nr: int, arg0: int = 0) -> int:
+    """What the kernel's classic BPF would return for this seccomp_data (the four opcodes the
+    filter uses)."""
+    data = {0: nr, 4: arch, 16: arg0 & 0xFFFFFFFF}
+    pc, a = 0, 0
+    while True:
+        code, jt, jf, k = program[pc]
+        if code == 0x06:  # ret
+            return k
+        if code == 0x20:  # ld [k]
+            a = data[k]
+            pc += 1
+            continue
+        taken = {0x15: a == k, 0x35: a >= k, 0x45: bool(a & k)}[code]
+        pc += 1 + (jt if taken else jf)
+
+
+X86_64, I386 = 0xC000003E, 0x40000003
+EPERM_RET = seccomp.SECCOMP_RET_ERRNO | errno.EPERM
+ENOSYS_RET = seccomp.SECCOMP_RET_ERRNO | errno.ENOSYS
+
+
+def test_the_filter_presents_path_calls_and_refuses_user_namespaces_in_every_table():
+    native, compat = linux.path_calls("x86_64"), linux.path_calls("i686")
+    program = seccomp.build_filter(X86_64, native, (I386, compat))
+    assert program[0] == (0x20, 0, 0, 4)  # the architecture first
+    for nr in seccomp.trapped_numbers(native):
+        assert run_filter(program, X86_64, nr) == seccomp.SECCOMP_RET_USER_NOTIF
+    newuser = seccomp.CLONE_NEWUSER
+    for arch, calls in ((X86_64, native), (I386, compat)):
+        for nr in (calls.unshare, calls.clone):
+            assert run_filter(program, arch, nr, newuser | 0x20000) == EPERM_RET
+            assert run_filter(program, arch, nr, 0x20000) == seccomp.SECCOMP_RET_ALLOW
+        assert run_filter(program, arch, calls.clone3) == ENOSYS_RET
+    # The 32-bit table is allowed, not presented: its open is i386's 5, x86_64's fstat.
+    assert run_filter(program, I386, compat.open) == seccomp.SECCOMP_RET_ALLOW
+    assert run_filter(program, I386, compat.mount) == seccomp.SECCOMP_RET_ALLOW
+    assert run_filter(program, X86_64, 39) == seccomp.SECCOMP_RET_ALLOW  # getpid
+    assert run_filter(program, X86_64, 165 | seccomp.X32_SYSCALL_BIT) == ENOSYS_RET  # x32 mount
+    assert run_filter(program, 0x40000028, 21) == ENOSYS_RET  # a table it does not know
+    assert run_filter(seccomp.build_filter(X86_64, native), I386, compat.mount) == ENOSYS_RET
 
 
 @pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler to read the headers")
@@ -163,8 +197,9 @@ def test_path_call_numbers_match_the_c_headers(tmp_path):
     source.write_text(
         "#include <stdio.h>\n#include <sys/syscall.h>\n"
         "#ifndef SYS_open\n#define SYS_open -1\n#endif\n"
-        'int main(void) { printf("%d %d %d %d %d %d %d\\n", SYS_open, SYS_openat,'
-        " SYS_openat2, SYS_statfs, SYS_fstatfs, SYS_mount, SYS_fsopen); return 0; }\n"
+        'int main(void) { printf("%d %d %d %d %d %d %d %d %d %d\\n", SYS_open, SYS_openat,'
+        " SYS_openat2, SYS_statfs, SYS_fstatfs, SYS_mount, SYS_fsopen, SYS_unshare, SYS_clone,"
+        " SYS_clone3); return 0; }\n"
     )
     binary = tmp_path / "numbers"
     build = subprocess.run(["cc", "-o", str(binary), str(source)], capture_output=True, text=True)
@@ -173,7 +208,8 @@ def test_path_call_numbers_match_the_c_headers(tmp_path):
     values = [int(v) for v in subprocess.check_output([str(binary)], text=True).split()]
     calls = linux.path_calls()
     assert values == [calls.open if calls.open is not None else -1, calls.openat, calls.openat2,
-                      calls.statfs, calls.fstatfs, calls.mount, calls.fsopen]  # fmt: skip
+                      calls.statfs, calls.fstatfs, calls.mount, calls.fsopen, calls.unshare,
+                      calls.clone, calls.clone3]  # fmt: skip
 
 
 # -- what the command sees ------------------------------------------------------------------
@@ -345,6 +381,7 @@ def test_an_open_relative_to_a_directory_descriptor_is_presented():
     result = run_sh(f"""
         {sys.executable} -c '
 import os
+import platform
 proc = os.open("/proc/self", os.O_RDONLY)
 with open(os.open("mountinfo", os.O_RDONLY, dir_fd=proc)) as f:
     print(f.read().count(" - cgroup cgroup rw,memory"))
@@ -593,3 +630,81 @@ def test_an_architecture_without_a_path_call_table_gets_no_supervisor(monkeypatc
         linux.path_calls("ppc64le")  # another ioctl encoding: not in the table
     monkeypatch.setattr(linux.platform, "machine", lambda: "s390x")
     assert "s390x" in seccomp.unavailable_reason()
+
+
+USERNS_MOUNT = Path(__file__).resolve().parent / "helpers" / "userns_mount.c"
+CLONE_SYSCALLS = """\
+import ctypes, os, signal
+libc = ctypes.CDLL(None, use_errno=True)
+flags = CLONE_NEWUSER | signal.SIGCHLD
+pid = libc.syscall(CLONE, flags, 0, 0, 0, 0)
+if pid == 0:
+    os._exit(0)
+print("clone", os.strerror(ctypes.get_errno()) if pid < 0 else "made")
+if pid > 0:
+    os.waitpid(pid, 0)
+args = (ctypes.c_uint64 * 11)(flags & ~0xFF, 0, 0, 0, signal.SIGCHLD)
+pid = libc.syscall(CLONE3, args, 88)
+if pid == 0:
+    os._exit(0)
+print("clone3", os.strerror(ctypes.get_errno()) if pid < 0 else "made")
+if pid > 0:
+    os.waitpid(pid, 0)
+"""
+
+
+@needs_root
+@needs_fuse
+@needs_supervisor
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
+def test_a_user_namespace_gives_no_way_to_the_host_hierarchies(tmp_path):
+    """The creator of a user namespace has CAP_SYS_ADMIN in it, and with a cgroup namespace
+    mounts the host's memory hierarchy: before, the i386 mount(2) (int 0x80, which the filter
+    let through) did so from a run.  Now no user namespace can be made, in any table."""
+    binary = tmp_path / "userns_mount"
+    subprocess.run(["cc", "-O1", "-Wall", "-no-pie", "-o", str(binary), str(USERNS_MOUNT)],
+                   check=True, timeout=120)  # fmt: skip
+    target = tmp_path / "target"
+    target.mkdir()
+    os.chmod(tmp_path, 0o755)
+    calls = linux.path_calls()
+    clone = CLONE_SYSCALLS.replace("CLONE_NEWUSER", str(seccomp.CLONE_NEWUSER))
+    clone = clone.replace("CLONE3", str(calls.clone3)).replace("CLONE", str(calls.clone))
+    tables = ["native", "i386"] if platform.machine() == "x86_64" else ["native"]
+    before = host_mountinfo()
+    result = run_sh(f"""
+        for table in {" ".join(tables)}; do {binary} {target} $table; done
+        {sys.executable} -c '{clone}'
+    """)
+    assert result.stdout.splitlines() == [
+        *["unshare-user EPERM"] * len(tables), "clone Operation not permitted",
+        "clone3 Function not implemented"]  # fmt: skip
+    assert host_mountinfo() == before
+
+
+STATFS_AS = """\
+import os, sys
+try:
+    print(hex(os.statvfs(sys.argv[1]).f_fsid), "answered")
+except OSError as e:
+    print(e.strerror)
+"""
+
+
+@needs_root
+@needs_fuse
+@needs_supervisor
+def test_statfs_is_presented_only_where_the_caller_may_reach():
+    """The supervisor resolves statfs paths itself, as root: before, it answered a path under a
+    group the caller may not search (0700, root's), where the kernel says EACCES."""
+    result = run_sh(f"""
+        cd /sys/fs/cgroup/memory && mkdir private && chmod 700 private
+        for path in private/tasks tasks; do
+            setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 -c '{STATFS_AS}' \\
+                /sys/fs/cgroup/memory/$path
+        done
+        rmdir private
+    """)
+    denied, allowed = result.stdout.splitlines()
+    assert denied == "Permission denied"
+    assert allowed.endswith("answered")

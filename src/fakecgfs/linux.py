@@ -10,6 +10,7 @@ call site.  Every function raises ``OSError`` with the kernel's errno.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import platform
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ class Arch:
 
     audit_arch: int  # AUDIT_ARCH_* (include/uapi/linux/audit.h): seccomp_data.arch
     seccomp: int
+    setgroups: int = 159  # the generic table's (the 32-bit-gid call: setgroups32 on i386, arm)
     pidfd_send_signal: int = 424
     pidfd_open: int = 434
     pidfd_getfd: int = 438
@@ -41,16 +43,18 @@ _AIO_PPC = {"io_setup": 227, "io_destroy": 228, "io_getevents": 229, "io_submit"
 # uname -m -> numbers, from each architecture's syscall table (arch/*/entry/syscalls/ and
 # include/uapi/asm-generic/unistd.h for the architectures that use the generic table).
 ARCHES: dict[str, Arch] = {
-    "x86_64": Arch(audit_arch=0xC000003E, seccomp=317, **_AIO_X86_64),
-    "i686": Arch(audit_arch=0x40000003, seccomp=354, **_AIO_I386),
-    "i386": Arch(audit_arch=0x40000003, seccomp=354, **_AIO_I386),
+    "x86_64": Arch(audit_arch=0xC000003E, seccomp=317, setgroups=116, **_AIO_X86_64),
+    "i686": Arch(audit_arch=0x40000003, seccomp=354, setgroups=206, **_AIO_I386),
+    "i386": Arch(audit_arch=0x40000003, seccomp=354, setgroups=206, **_AIO_I386),
     "aarch64": Arch(audit_arch=0xC00000B7, seccomp=277),
-    "armv7l": Arch(audit_arch=0x40000028, seccomp=383, **_AIO_ARM),
-    "armv6l": Arch(audit_arch=0x40000028, seccomp=383, **_AIO_ARM),
+    "armv7l": Arch(audit_arch=0x40000028, seccomp=383, setgroups=206, **_AIO_ARM),
+    "armv6l": Arch(audit_arch=0x40000028, seccomp=383, setgroups=206, **_AIO_ARM),
     "riscv64": Arch(audit_arch=0xC00000F3, seccomp=277),
     "loongarch64": Arch(audit_arch=0xC0000102, seccomp=277),
-    "ppc64le": Arch(audit_arch=0xC0000015, seccomp=358, **_AIO_PPC),
-    "s390x": Arch(audit_arch=0x80000016, seccomp=348, **_AIO_ARM),  # s390 numbers match arm's
+    "ppc64le": Arch(audit_arch=0xC0000015, seccomp=358, setgroups=81, **_AIO_PPC),
+    "s390x": Arch(
+        audit_arch=0x80000016, seccomp=348, setgroups=206, **_AIO_ARM
+    ),  # s390 numbers match arm's
 }
 
 
@@ -86,6 +90,23 @@ def _syscall(
     if result < 0:
         _raise_errno(name)
     return int(result)
+
+
+def take_fs_identity(fsuid: int, fsgid: int, groups: list[int]) -> None:
+    """This thread alone (not the process: glibc's setgroups() would change every thread)
+    takes file-system identity ``fsuid``, ``fsgid`` and supplementary ``groups``, as path
+    lookups check them; a fsuid other than 0 also drops its file-system capabilities.  Needs
+    CAP_SETUID and CAP_SETGID; for a worker thread that ends after."""
+    if sorted(groups) != sorted(os.getgroups()):  # (a user namespace may deny setgroups)
+        array = (ctypes.c_uint * max(len(groups), 1))(*groups)
+        _syscall("setgroups", ctypes.c_int(len(groups)), array)
+    _libc.setfsgid(ctypes.c_uint(fsgid))
+    _libc.setfsuid(ctypes.c_uint(fsuid))
+    # set*fsid() report no error; the kernel keeps the old id when it refuses
+    if _libc.setfsuid(ctypes.c_uint(0xFFFFFFFF)) != fsuid:
+        raise PermissionError(errno.EPERM, f"setfsuid({fsuid}) refused")
+    if _libc.setfsgid(ctypes.c_uint(0xFFFFFFFF)) != fsgid:
+        raise PermissionError(errno.EPERM, f"setfsgid({fsgid}) refused")
 
 
 def pidfd_open(pid: int) -> int:
@@ -160,8 +181,11 @@ class PathCalls:
     mount: int
     statfs64: int | None = None
     fstatfs64: int | None = None
+    unshare: int = 97  # the generic table's; with clone, the calls that make user namespaces
+    clone: int = 220
     openat2: int = 437  # the same everywhere since Linux 5.6
     fsopen: int = 430  # since 5.2
+    clone3: int = 435  # since 5.3
     statfs_lp64: bool = True
 
 
@@ -170,16 +194,23 @@ class PathCalls:
 _GENERIC = PathCalls(open=None, openat=56, statfs=43, fstatfs=44, mount=40)
 # fmt: off
 PATH_CALLS: dict[str, PathCalls] = {
-    "x86_64": PathCalls(open=2, openat=257, statfs=137, fstatfs=138, mount=165),
+    "x86_64": PathCalls(open=2, openat=257, statfs=137, fstatfs=138, mount=165, unshare=272,
+                        clone=56),
     "i686": PathCalls(open=5, openat=295, statfs=99, fstatfs=100, mount=21, statfs64=268,
-                      fstatfs64=269, statfs_lp64=False),
+                      fstatfs64=269, unshare=310, clone=120, statfs_lp64=False),
     "i386": PathCalls(open=5, openat=295, statfs=99, fstatfs=100, mount=21, statfs64=268,
-                      fstatfs64=269, statfs_lp64=False),
+                      fstatfs64=269, unshare=310, clone=120, statfs_lp64=False),
     "aarch64": _GENERIC,
     "riscv64": _GENERIC,
     "loongarch64": _GENERIC,
 }
 # fmt: on
+
+
+# The 32-bit table a 64-bit kernel also serves to any process (x86_64: int 0x80, with
+# CONFIG_IA32_EMULATION), under another seccomp_data.arch.  Others' compat tables (arm on
+# aarch64) are not tabled: a filter must then refuse that arch's calls outright.
+COMPAT_MACHINE: dict[str, str] = {"x86_64": "i686"}
 
 
 def path_calls(machine: str | None = None) -> PathCalls:

@@ -15,6 +15,7 @@ from fakecgfs.members.procfs import (
     parse_status,
     parse_sysvipc_shm,
     private_anon,
+    proc_ids,
     proc_uids,
     read_at,
     reclaimable_ranges,
@@ -242,3 +243,14 @@ def test_proc_uids_are_the_real_and_saved_ones(tmp_path):
     assert proc_uids(42, str(tmp_path)) == (1000, 1001)
     assert proc_uids(43, str(tmp_path)) is None  # gone
     assert proc_uids(os.getpid()) == (os.getuid(), os.getresuid()[2])
+
+
+def test_proc_ids_name_the_thread_group_and_its_real_and_saved_uids(tmp_path):
+    (tmp_path / "43").mkdir()  # a thread (43) of process 42, with its own credentials
+    (tmp_path / "43" / "status").write_bytes(
+        b"Name:\tworker\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t42\nNgid:\t0\nPid:\t43\n"
+        b"Uid:\t65534\t0\t65533\t0\nGid:\t65534\t65534\t65534\t65534\n"
+    )
+    assert proc_ids(43, str(tmp_path)) == (42, 65534, 65533)
+    assert proc_ids(44, str(tmp_path)) is None  # gone
+    assert proc_ids(os.getpid()) == (os.getpid(), os.getuid(), os.getresuid()[2])

@@ -197,3 +197,23 @@ def test_who_gets_allow_other(monkeypatch, tmp_path, uid, option, shared_with_al
     assert seen.get("allow_other", False) is shared_with_all
     # The kernel checks modes for root's mounts; the server for a user's (its mounter is superuser).
     assert seen["default_permissions"] is (uid == 0)
+
+
+def test_setting_release_agent_needs_cap_sys_admin(shared):
+    """cgroup_release_agent_write(): EPERM without CAP_SYS_ADMIN, whatever the mode and owner
+    (the agent would run with every capability): root without it, and a user it was chowned
+    to, are refused; root with it is not."""
+    agent = shared.path / "release_agent"
+    without = ["setpriv", "--bounding-set=-sys_admin"]
+    try:
+        result = sh(f"/bin/echo /bin/true > {agent}", shared.path, user=without)
+        assert result.returncode != 0 and "Operation not permitted" in result.stderr
+        os.chown(agent, NOBODY_UID, NOBODY_UID)
+        result = as_nobody(f"/bin/echo /bin/true > {agent}", shared.path)
+        assert result.returncode != 0 and "Operation not permitted" in result.stderr
+        assert read(agent) == "\n"
+        write(agent, "/bin/true")
+        assert read(agent) == "/bin/true\n"
+    finally:
+        os.chown(agent, 0, 0)
+        write(agent, "\n")

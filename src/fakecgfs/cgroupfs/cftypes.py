@@ -38,8 +38,14 @@ from ..controller import (
     PageKind,
     ResCounter,
 )
-from ..members.procfs import PF_NO_SETAFFINITY, proc_uids, stat_flags
-from .events_control import MAX_DESCRIPTORS_PER_USER, MAX_REGISTRATIONS_PER_USER, register_event
+from ..members.procfs import PF_NO_SETAFFINITY, proc_ids, stat_flags
+from .events_control import (
+    CAP_SYS_ADMIN,
+    MAX_DESCRIPTORS_PER_USER,
+    MAX_REGISTRATIONS_PER_USER,
+    register_event,
+    writer_credentials,
+)
 from .parse import kstrtoull, page_counter_memparse, parse_pid, strstrip
 
 
@@ -71,6 +77,13 @@ class Caller:
     uid: int
     gid: int
     mountpoint: str | None = None
+    # Who opened the file being written, if not the writer: kernfs keeps the opener's
+    # credentials (of->file->f_cred), and cgroup.procs and tasks judge by those.
+    opener_uid: int | None = None
+
+    @property
+    def opener(self) -> int:
+        return self.uid if self.opener_uid is None else self.opener_uid
 
 
 Ctl = TypeVar("Ctl")  # an era's controller
@@ -362,6 +375,17 @@ def read_procs(ctl: MemoryController, memcg: MemCgroup) -> str:
     return "".join(f"{pid}\n" for pid in ctl.procs(memcg))
 
 
+def _may_move(euid: int, tid: int, whole_process: bool) -> bool:
+    """__cgroup1_procs_write(): euid 0, or the uid or suid of the task, which for cgroup.procs
+    is the thread group's leader (cgroup_procs_write_start() takes it before the check)."""
+    ids = proc_ids(tid)
+    if ids is not None and whole_process and ids[0] != tid:
+        ids = proc_ids(ids[0])
+    if ids is None:
+        raise ControllerError(errno.ESRCH, f"no process {tid}")
+    return euid == 0 or euid in ids[1:]
+
+
 def _migration_refused(pid: int) -> bool:
     """cgroup_procs_write_start() refuses (EINVAL) to move a task flagged PF_NO_SETAFFINITY,
     as kernel threads bound to CPUs are: "Just say no"."""
@@ -376,10 +400,8 @@ def _attach_writer(whole_process: bool) -> _Writer:
             pid = caller.pid
         if not memcg.is_root() and _migration_refused(pid):
             raise _einval("a kernel thread bound to its CPUs cannot be moved")
-        if caller.uid != 0:
-            uids = proc_uids(pid)
-            if uids is not None and caller.uid not in uids:
-                raise ControllerError(errno.EACCES, "not the owner of that process")
+        if not _may_move(caller.opener, pid, whole_process):
+            raise ControllerError(errno.EACCES, "not the owner of that process")
         ctl.attach(memcg, pid, whole_process=whole_process)
 
     return write
@@ -393,9 +415,23 @@ def read_release_agent(ctl: MemoryController, memcg: MemCgroup) -> str:
     return f"{ctl.release_agent}\n"
 
 
+def _capable(caller: Caller, capability: int) -> bool:
+    """The writer has ``capability`` in its effective set; a writer already gone (its write no
+    longer matters to it) is judged by its uid, as root had every capability."""
+    try:
+        _, credentials = writer_credentials(caller.pid, caller.uid, caller.gid)
+    except ControllerError:
+        return caller.uid == 0
+    return bool(credentials.capabilities & 1 << capability)
+
+
 def write_release_agent(
     ctl: MemoryController, memcg: MemCgroup, data: bytes, caller: Caller
 ) -> None:
+    """cgroup_release_agent_write(): the agent would run with every capability, so setting it
+    takes CAP_SYS_ADMIN, whatever the file's mode (EPERM)."""
+    if not _capable(caller, CAP_SYS_ADMIN):
+        raise ControllerError(errno.EPERM, "setting release_agent needs CAP_SYS_ADMIN")
     ctl.release_agent = strstrip(data).decode("utf-8", "surrogateescape")
 
 

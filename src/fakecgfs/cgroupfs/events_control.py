@@ -72,6 +72,7 @@ AIO_EVENTS = 64
 
 CAP_DAC_OVERRIDE = 1
 CAP_DAC_READ_SEARCH = 2
+CAP_SYS_ADMIN = 21
 MAY_READ = 0o4  # the read bit of each class in a mode
 
 

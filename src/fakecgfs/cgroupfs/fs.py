@@ -21,7 +21,7 @@ import os
 import stat
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -68,6 +68,7 @@ class OpenFile:
     cft: CfType
     snapshot: bytes = b""  # content rendered by the last read pass
     read_end: int = -1  # offset where the previous read stopped; -1: nothing read yet
+    opener_uid: int = 0  # whose credentials the descriptor carries (of->file->f_cred)
 
 
 class CgroupFS:
@@ -433,7 +434,7 @@ class CgroupFS:
         if cft is None:
             raise fuse.FuseOSError(errno.EISDIR)
         fh = next(self._next_fh)
-        self._handles[fh] = OpenFile(memcg, cft)
+        self._handles[fh] = OpenFile(memcg, cft, opener_uid=fuse.fuse_get_context()[0])
         return fh
 
     def release(self, path: str, fh: int) -> None:
@@ -485,6 +486,8 @@ class CgroupFS:
             raise fuse.FuseOSError(errno.EINVAL)
         if not data:
             return 0
+        if caller.uid != handle.opener_uid:  # a descriptor passed on, or a setuid writer
+            caller = replace(caller, opener_uid=handle.opener_uid)
         count, data = len(data), terminate(data)
         if cft.write is not None:
             cft.write(self.ctl, handle.memcg, data, caller)

@@ -9,8 +9,11 @@ at offset 0, one system call each.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import threading
+import time
 from dataclasses import dataclass
 
 from ..controller import PAGE_SIZE
@@ -74,6 +77,23 @@ def proc_uids(pid: int, proc: str = "/proc") -> tuple[int, int] | None:
                 if line.startswith(b"Uid:"):
                     fields = line.split()
                     return int(fields[1]), int(fields[3])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def proc_ids(tid: int, proc: str = "/proc") -> tuple[int, int, int] | None:
+    """(thread group ID, real uid, saved uid) of a thread, from the Tgid: and Uid: lines of
+    /proc/TID/status; None if it is gone."""
+    tgid = None
+    try:
+        with open(f"{proc}/{tid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Tgid:"):
+                    tgid = int(line.split()[1])
+                elif line.startswith(b"Uid:") and tgid is not None:
+                    fields = line.split()
+                    return tgid, int(fields[1]), int(fields[3])
     except (OSError, ValueError, IndexError):
         return None
     return None
@@ -295,4 +315,61 @@ def image_of(stat: bytes) -> tuple[int, int] | None:
     try:
         return int(fields[26 - 3]), int(fields[27 - 3])
     except (IndexError, ValueError):
+        return None
+
+
+log = logging.getLogger("fakecgfs")
+
+# A read of smaps or smaps_rollup takes the process's mmap_lock, which the process can keep from
+# being taken as long as it likes (a thread reading its own memory through /proc/self/mem at a
+# page of a FUSE file its owner does not answer holds it for reading; a second thread's mmap()
+# then waits for it, and every new reader behind that one).  The server thread must never wait
+# for that: it waits this long for a worker thread, then leaves the read to it.
+LOCKING_READ_WAIT = 0.1
+# ...and once a read was left, reads no such file until it has ended and this long after, so
+# that a member who keeps doing it costs the server one wait per this many seconds.
+LOCKING_READ_PAUSE = 10.0
+
+
+class LockingReads:
+    """Reads of the /proc files that take a process's mmap_lock, made in worker threads."""
+
+    def __init__(self) -> None:
+        self._left: threading.Event | None = None  # the read left to its thread, if any
+        self._resume = 0.0
+        self.refused = False  # the last read() was not made (or not waited for)
+
+    def read(self, proc: ProcDir, name: str, limit: int = MAX_PROC_READ) -> bytes | None:
+        """As ProcDir.read(); None also if the read did not end within LOCKING_READ_WAIT, or
+        one left before has not ended, or ended less than LOCKING_READ_PAUSE ago."""
+        now = time.monotonic()
+        if self._left is not None and self._left.is_set():
+            self._left = None
+            self._resume = now + LOCKING_READ_PAUSE
+        self.refused = self._left is not None or now < self._resume
+        if self.refused:
+            return None
+        dirfd = proc.dup()  # the member may be closed meanwhile: the thread owns this one
+        done = threading.Event()
+        result: list[bytes | None] = [None]
+
+        def work() -> None:
+            try:
+                result[0] = read_at(dirfd, name, limit)
+            finally:
+                os.close(dirfd)
+                done.set()
+
+        threading.Thread(target=work, name=f"fakecgfs {name}", daemon=True).start()
+        if done.wait(LOCKING_READ_WAIT):
+            return result[0]
+        self._left = done
+        self.refused = True
+        log.warning(
+            "a member's %s took over %g s (its mmap_lock is held): not read until that "
+            "read ends, and %g s after",
+            name,
+            LOCKING_READ_WAIT,
+            LOCKING_READ_PAUSE,
+        )
         return None

@@ -20,6 +20,7 @@ import logging
 import os
 import resource
 import signal
+import threading
 import time
 from collections.abc import Callable
 
@@ -32,6 +33,7 @@ from .ledger import Ledger, _live
 from .procfs import (
     PF_KTHREAD,
     LockedSplit,
+    LockingReads,
     ProcDir,
     Usage,
     host_has_swap,
@@ -76,6 +78,10 @@ FDS_PER_MEMBER = 5  # its pidfd, its /proc directory, statm, status, children
 RESERVED_FDS = 1024  # for everything else the server opens
 
 OOM_EXIT_TIMEOUT = 5.0
+# process_madvise() waits for the member's mmap_lock, which it can keep from being taken (see
+# procfs.LockingReads): a reclaim waits this long for one member's page-out, then leaves it to
+# its thread and skips that member until it has ended.
+PAGEOUT_WAIT = 1.0
 """Seconds to wait for an OOM victim to exit before looking again."""
 
 MADV_PAGEOUT = 21  # include/uapi/asm-generic/mman-common.h
@@ -131,9 +137,11 @@ class RealProcesses:
         self.segments: dict[int, TrackedSegment] = {}  # by shmid
         self.exempt = frozenset({1, os.getpid()})  # never members, never acted on
         self.shmem_dev = shmem_device()
+        self.locking_reads = LockingReads()  # smaps, smaps_rollup: never waited for long
         self.swap = host_has_swap()
         self._wakeup = trio.Event()
         self._madvise_refused = False
+        self._pageouts_left: dict[int, threading.Event] = {}  # by pid: not ended yet
         self._full_warned = False
         descriptors = _raise_descriptor_limit()
         self.max_members = min(MAX_MEMBERS, max(descriptors - RESERVED_FDS, 0) // FDS_PER_MEMBER)
@@ -196,7 +204,7 @@ class RealProcesses:
             if inherit.image != member.image:  # exec'd: its whole image was made in the group
                 baseline = [0] * NR_REAL_KINDS
             else:  # what it wrote since fork is its own; the rest is its parent's, charged
-                own = private_anon(proc.read("smaps_rollup") or b"")
+                own = private_anon(self.locking_reads.read(proc, "smaps_rollup") or b"")
                 baseline[RealKind.ANON] = max(baseline[RealKind.ANON] - own, 0)
         member.ledger = Ledger(baseline)
         self.members[pid] = member
@@ -253,11 +261,13 @@ class RealProcesses:
         cached = member.locked
         if cached is not None and cached[0] == usage.locked:
             return cached[1]
-        smaps = member.proc.read("smaps")
+        smaps = self.locking_reads.read(member.proc, "smaps")
         if smaps is None:
             anon = min(usage.locked, usage.anon)
             shmem = min(usage.locked - anon, usage.shmem)
             split = LockedSplit(anon, shmem, min(usage.locked - anon - shmem, usage.file))
+            if self.locking_reads.refused:  # not read now: read again at the next sample
+                return split
         else:
             split = parse_locked_split(smaps, self.shmem_dev)
         member.locked = (usage.locked, split)
@@ -429,18 +439,35 @@ class RealProcesses:
         """MADV_PAGEOUT over the member's reclaimable mappings, in a worker thread (its maps
         may be long, and a large range takes the kernel a while); False if the server may not
         (no CAP_SYS_NICE or ptrace rights)."""
+        left = self._pageouts_left.get(member.pid)
+        if left is not None:
+            if not left.is_set():
+                return True  # its last page-out still waits for its mmap_lock: skip it
+            del self._pageouts_left[member.pid]
         # The thread gets its own descriptors: the member may be closed while it runs.
         pidfd, dirfd = os.dup(member.pidfd), member.proc.dup()
-        try:
-            await trio.to_thread.run_sync(_pageout, pidfd, dirfd, self.shmem_dev, self.swap)
-        except OSError as e:
-            if e.errno in (errno.EPERM, errno.EACCES, errno.ENOSYS):
-                log.warning("real reclaim disabled: process_madvise refused (%s)", e)
-                self._madvise_refused = True
-                return False
-        finally:
-            os.close(pidfd)
-            os.close(dirfd)
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                _pageout(pidfd, dirfd, self.shmem_dev, self.swap)
+            finally:
+                os.close(pidfd)
+                os.close(dirfd)
+                done.set()
+
+        with trio.move_on_after(PAGEOUT_WAIT) as waited:
+            try:
+                await trio.to_thread.run_sync(work, abandon_on_cancel=True)
+            except OSError as e:
+                if e.errno in (errno.EPERM, errno.EACCES, errno.ENOSYS):
+                    log.warning("real reclaim disabled: process_madvise refused (%s)", e)
+                    self._madvise_refused = True
+                    return False
+        if waited.cancelled_caught:
+            self._pageouts_left[member.pid] = done
+            log.warning("page-out of process %d took over %g s (its mmap_lock is held): "
+                        "skipped until it ends", member.pid, PAGEOUT_WAIT)  # fmt: skip
         return True
 
     async def oom_kill(self, memcg: MemCgroup, killed: Callable[[MemCgroup], None]) -> bool:

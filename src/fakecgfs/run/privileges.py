@@ -16,8 +16,9 @@ from __future__ import annotations
 import ctypes
 import os
 
+from ..cgroupfs.events_control import CAP_SYS_ADMIN
+
 CAP_SYS_PTRACE = 19
-CAP_SYS_ADMIN = 21
 DROPPED = (CAP_SYS_ADMIN, CAP_SYS_PTRACE)
 
 PR_CAPBSET_READ = 23

@@ -3,8 +3,13 @@
 The command's child installs a filter (before exec, so that every process of the command,
 static binaries included, inherits it) that sends the path system calls the supervisor
 presents (open, openat, openat2, statfs, fstatfs, mount, fsopen) to a listener descriptor, and
-allows everything else, including any system call of another architecture's table (a 32-bit
-program on a 64-bit kernel: seccomp_data.arch differs) which is therefore not presented.
+allows everything else but a new user namespace.  The creator of a user namespace has every
+capability in it, CAP_SYS_ADMIN included, whatever it dropped, and there mounts the host's
+hierarchies (a cgroup namespace makes them mountable): unshare() and clone() with
+CLONE_NEWUSER are EPERM, and clone3(), whose flags a filter cannot read, is ENOSYS (C
+libraries then use clone()).  The same holds in the 32-bit table a 64-bit kernel also serves
+(x86_64's int 0x80: another seccomp_data.arch), whose calls are otherwise allowed and not
+presented; a table not known here (another arch, x86_64's x32 numbers) is ENOSYS throughout.
 
 Kernel requirements: the listener (SECCOMP_FILTER_FLAG_NEW_LISTENER) since 5.0,
 SECCOMP_USER_NOTIF_FLAG_CONTINUE since 5.5, SECCOMP_IOCTL_NOTIF_ADDFD since 5.9 and
@@ -17,6 +22,7 @@ architectures with another one (powerpc, mips, sparc) have no entry in linux.PAT
 from __future__ import annotations
 
 import ctypes
+import errno
 import fcntl
 import os
 import platform
@@ -32,6 +38,10 @@ SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
 
 SECCOMP_RET_ALLOW = 0x7FFF0000
 SECCOMP_RET_USER_NOTIF = 0x7FC00000
+SECCOMP_RET_ERRNO = 0x00050000
+
+CLONE_NEWUSER = 0x10000000
+X32_SYSCALL_BIT = 0x40000000  # x86_64's x32 numbers; no table has a number this high
 
 SECCOMP_USER_NOTIF_FLAG_CONTINUE = 1
 SECCOMP_ADDFD_FLAG_SEND = 1 << 1
@@ -41,10 +51,13 @@ MINIMUM_KERNEL = (5, 14)  # ADDFD_FLAG_SEND, the last of the four
 # struct seccomp_data: int nr; __u32 arch; __u64 instruction_pointer; __u64 args[6];
 _DATA_NR = 0
 _DATA_ARCH = 4
+_DATA_ARG0_LOW = 16  # args[0]'s low half: every architecture in linux.PATH_CALLS is little-endian
 
 # classic BPF
 _BPF_LD_W_ABS = 0x20
 _BPF_JEQ_K = 0x15
+_BPF_JGE_K = 0x35
+_BPF_JSET_K = 0x45
 _BPF_RET_K = 0x06
 
 _NOTIF = struct.Struct("=QII" + "iIQ6Q")  # id, pid, flags, then seccomp_data
@@ -80,20 +93,76 @@ def trapped_numbers(calls: linux.PathCalls) -> list[int]:
     return [n for n in numbers if n is not None]
 
 
-def build_filter(audit_arch: int, numbers: list[int]) -> list[tuple[int, int, int, int]]:
-    """The program, as (code, jt, jf, k): another architecture -> allow; one of ``numbers`` ->
-    notify; anything else -> allow."""
-    count = len(numbers)
-    program = [
-        (_BPF_LD_W_ABS, 0, 0, _DATA_ARCH),
-        (_BPF_JEQ_K, 0, count + 1, audit_arch),  # no: over the comparisons, to the allow
-        (_BPF_LD_W_ABS, 0, 0, _DATA_NR),
-    ]
-    for i, number in enumerate(numbers):
-        # Yes: jump over the rest of the comparisons and the allow, to the notify.
-        program.append((_BPF_JEQ_K, count - i, 0, number))
-    program += [(_BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW), (_BPF_RET_K, 0, 0, SECCOMP_RET_USER_NOTIF)]
-    return program
+Insn = tuple[int, int, int, int]
+
+
+class _Assembler:
+    """Classic BPF with named forward jumps."""
+
+    def __init__(self) -> None:
+        self.insns: list[tuple[int, str | None, str | None, int]] = []
+        self.labels: dict[str, int] = {}
+
+    def label(self, name: str) -> None:
+        self.labels[name] = len(self.insns)
+
+    def op(self, code: int, k: int, jt: str | None = None, jf: str | None = None) -> None:
+        self.insns.append((code, jt, jf, k))
+
+    def program(self) -> list[Insn]:
+        def offset(at: int, target: str | None) -> int:
+            if target is None:
+                return 0
+            distance = self.labels[target] - at - 1
+            assert 0 <= distance <= 255, "classic BPF jumps forward by at most 255"
+            return distance
+
+        return [(code, offset(i, jt), offset(i, jf), k)
+                for i, (code, jt, jf, k) in enumerate(self.insns)]  # fmt: skip
+
+
+def build_filter(
+    audit_arch: int, calls: linux.PathCalls, compat: tuple[int, linux.PathCalls] | None = None
+) -> list[Insn]:
+    """The program, as (code, jt, jf, k): this architecture's path calls -> notify; a new user
+    namespace -> EPERM (clone3: ENOSYS); anything else -> allow.  In the ``compat`` table
+    (audit value, numbers), the same without presenting; any other table -> ENOSYS."""
+    a = _Assembler()
+    a.op(_BPF_LD_W_ABS, _DATA_ARCH)
+    a.op(_BPF_JEQ_K, audit_arch, jt="native")
+    if compat is not None:
+        a.op(_BPF_JEQ_K, compat[0], jt="compat")
+    a.op(_BPF_RET_K, SECCOMP_RET_ERRNO | errno.ENOSYS)
+    a.label("native")
+    a.op(_BPF_LD_W_ABS, _DATA_NR)
+    a.op(_BPF_JGE_K, X32_SYSCALL_BIT, jt="enosys")
+    for number in trapped_numbers(calls):
+        a.op(_BPF_JEQ_K, number, jt="notify")
+    _refuse_user_namespaces(a, calls)
+    if compat is not None:
+        a.label("compat")
+        a.op(_BPF_LD_W_ABS, _DATA_NR)
+        _refuse_user_namespaces(a, compat[1])
+    a.label("flags")
+    a.op(_BPF_LD_W_ABS, _DATA_ARG0_LOW)  # unshare(flags), clone(flags, ...) on every arch here
+    a.op(_BPF_JSET_K, CLONE_NEWUSER, jt="eperm")
+    a.op(_BPF_RET_K, SECCOMP_RET_ALLOW)
+    a.label("notify")
+    a.op(_BPF_RET_K, SECCOMP_RET_USER_NOTIF)
+    a.label("eperm")
+    a.op(_BPF_RET_K, SECCOMP_RET_ERRNO | errno.EPERM)
+    a.label("enosys")
+    a.op(_BPF_RET_K, SECCOMP_RET_ERRNO | errno.ENOSYS)
+    return a.program()
+
+
+def _refuse_user_namespaces(a: _Assembler, calls: linux.PathCalls) -> None:
+    """With the call number loaded: unshare and clone to their flags' check, clone3 to ENOSYS,
+    anything else allowed."""
+    a.op(_BPF_JEQ_K, calls.unshare, jt="flags")
+    a.op(_BPF_JEQ_K, calls.clone, jt="flags")
+    a.op(_BPF_JEQ_K, calls.clone3, jt="enosys")
+    a.op(_BPF_RET_K, SECCOMP_RET_ALLOW)
 
 
 @dataclass
@@ -101,7 +170,7 @@ class Filter:
     """A filter program held in memory that the child can install after fork with no
     allocation beyond ctypes' own."""
 
-    program: list[tuple[int, int, int, int]]
+    program: list[Insn]
 
     def __post_init__(self) -> None:
         self._insns = (_SockFilter * len(self.program))(*(_SockFilter(*i) for i in self.program))
@@ -115,8 +184,12 @@ class Filter:
 
 
 def filter_for_this_machine() -> Filter:
-    calls = linux.path_calls()
-    return Filter(build_filter(linux.arch().audit_arch, trapped_numbers(calls)))
+    machine = platform.machine()
+    compat_machine = linux.COMPAT_MACHINE.get(machine)
+    compat = None
+    if compat_machine is not None:
+        compat = (linux.arch(compat_machine).audit_arch, linux.path_calls(compat_machine))
+    return Filter(build_filter(linux.arch(machine).audit_arch, linux.path_calls(machine), compat))
 
 
 def _kernel_version(release: str) -> tuple[int, int]:

@@ -110,6 +110,16 @@ def read_string(pid: int, address: int) -> bytes:
     raise OSError(errno.ENAMETOOLONG, "no NUL")
 
 
+def fs_identity(tid: int) -> tuple[int, int, list[int]]:
+    """A thread's fsuid, fsgid and supplementary groups, from /proc/TID/status."""
+    fields: dict[bytes, list[bytes]] = {}
+    with open(f"/proc/{tid}/status", "rb") as f:
+        for line in f:
+            key, _, value = line.partition(b":")
+            fields[key] = value.split()
+    return int(fields[b"Uid"][3]), int(fields[b"Gid"][3]), [int(g) for g in fields[b"Groups"]]
+
+
 def _int32(value: int) -> int:
     """A C int argument (a descriptor, AT_FDCWD) from its 64-bit register."""
     return ctypes.c_int32(value & 0xFFFFFFFF).value
@@ -416,6 +426,9 @@ class Supervisor:
         return self._statfs_of(n, f"/proc/{n.pid}/fd/{_int32(n.args[0])}")
 
     def _statfs_of(self, n: Notification, where: str) -> Answer:
+        # The kernel resolves the path as the caller: so does this thread (_bounded's own, which
+        # ends after), lest a path the caller may not search be answered (EACCES there).
+        linux.take_fs_identity(*fs_identity(n.pid))
         if os.stat(where).st_dev != self.fake.device:
             return PROCEED
         if not is_valid(self.listener, n):
