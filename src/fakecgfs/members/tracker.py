@@ -254,7 +254,8 @@ class RealProcesses:
 
     def _locked_split(self, member: Member, usage: Usage) -> LockedSplit:
         """Which mappings hold the member's mlocked pages, from its smaps, read again only when
-        VmLck changes (a locked mapping is wholly resident: its kind cannot change otherwise).
+        VmLck changes (a locked mapping is wholly resident once mlock() has returned: its kind
+        cannot change otherwise; until then smaps shows fewer locked pages than VmLck).
         Beyond MAX_PROC_READ of smaps, locked pages are taken as anonymous first."""
         if not usage.locked:
             return LockedSplit()
@@ -270,6 +271,8 @@ class RealProcesses:
                 return split
         else:
             split = parse_locked_split(smaps, self.shmem_dev)
+            if split.anon + split.shmem + split.file < usage.locked:
+                return split  # mlock() still faulting its pages in: read again next time
         member.locked = (usage.locked, split)
         return split
 
