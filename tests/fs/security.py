@@ -3,11 +3,13 @@ tests/fs/attacker.py (run with setpriv and the system python3), and a second use
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -101,10 +103,18 @@ def world():
         pytest.skip(reason)
     if not os.access(PYTHON, os.X_OK):
         pytest.skip(f"no {PYTHON}")
+    with world_mounted() as world:
+        yield world
+
+
+@contextlib.contextmanager
+def world_mounted(*options: str) -> Iterator[World]:
+    """A root mount with ``options`` in a fresh 0755 directory that every user may reach; the
+    directory is removed unless a mount is left on it."""
     directory = Path(tempfile.mkdtemp(prefix="fakecgfs-sec-"))
     os.chmod(directory, 0o755)
     try:
-        with mounted(directory) as mount:
+        with mounted(directory, *options) as mount:
             yield World(directory, mount)
     finally:
         mountpoint = str(directory / "mnt")

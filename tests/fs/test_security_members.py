@@ -15,16 +15,14 @@ import select
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from fakecgfs import mounting
-from fakecgfs.testing import fuse_unavailable_reason, mounted
+from fakecgfs.testing import fuse_unavailable_reason
 
-from .security import USER_A, USER_B, World, as_user
+from .security import USER_A, USER_B, as_user, world_mounted
 
 pytestmark = pytest.mark.skipif(shutil.which("setpriv") is None or os.getuid() != 0,
                                 reason="needs root and setpriv")  # fmt: skip
@@ -39,15 +37,8 @@ def real_world():
     reason = fuse_unavailable_reason()
     if reason:
         pytest.skip(reason)
-    directory = Path(tempfile.mkdtemp(prefix="fakecgfs-sec-"))
-    os.chmod(directory, 0o755)
-    try:
-        with mounted(directory, "--real-processes") as mount:
-            yield World(directory, mount)
-    finally:
-        mountpoint = str(directory / "mnt")
-        if not (mounting.is_fakecgfs_mount(mountpoint) or mounting.is_stale(mountpoint)):
-            shutil.rmtree(directory, ignore_errors=True)
+    with world_mounted("--real-processes") as world:
+        yield world
 
 
 @pytest.fixture
