@@ -79,6 +79,11 @@ class Server:
         self.read, self.write, self.group, self.env = read, write, group, env
 
 
+def _under_callgrind(out: str) -> list[str]:
+    """The command prefix that runs a server under callgrind, its profile written in ``out``."""
+    return ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.out", "--dump-instr=no"]
+
+
 def servers(c_floor: Path | None) -> list[Server]:
     python = sys.executable
     out = []
@@ -272,12 +277,7 @@ def instructions_per_operation(server_list: list[Server], count: int) -> dict:
     result = {}
     for server in server_list:
         with tempfile.TemporaryDirectory(prefix="fakecgfs-callgrind-") as out:
-            prefix = [
-                "valgrind",
-                "--tool=callgrind",
-                f"--callgrind-out-file={out}/cg.out",
-                "--dump-instr=no",
-            ]
+            prefix = _under_callgrind(out)
             with (
                 started(server, prefix, VALGRIND_MOUNT_TIMEOUT) as (mountpoint, process, _),
                 operations(server, mountpoint) as ops,
@@ -308,12 +308,7 @@ def wakeup_instructions(server_list: list[Server], count: int, pause: float) -> 
     result = {}
     for server in server_list:
         with tempfile.TemporaryDirectory(prefix="fakecgfs-callgrind-") as out:
-            prefix = [
-                "valgrind",
-                "--tool=callgrind",
-                f"--callgrind-out-file={out}/cg.out",
-                "--dump-instr=no",
-            ]
+            prefix = _under_callgrind(out)
             with (
                 started(server, prefix, VALGRIND_MOUNT_TIMEOUT) as (mountpoint, process, _),
                 operations(server, mountpoint) as ops,
