@@ -62,7 +62,7 @@ from __future__ import annotations
 import errno
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from fakecgfs.cgroupfs import parse
@@ -715,3 +715,30 @@ def test_memparse_reads_plain_decimals_as_simple_strtoull_does(buf):
         value &= 2**64 - 1
         end += 1
     assert parse.memparse(buf) == (value, buf[end:])
+
+
+@given(_NUMBERS | _PARSE_BYTES)
+@example(b"0100000000\n")  # octal: 16 MiB, where decimal would read 95 MiB
+@example(b"18446744073709555712")  # 2**64 + 4096, 20 digits: wraps to one page
+@example(b"1844674407370955161")  # 19 digits, the longest plain decimal
+def test_page_counter_memparse_takes_plain_decimals_as_the_digit_loop_does(buf):
+    """page_counter_memparse() takes a whole plain decimal straight to int(); by the kernel's
+    rules (strstrip, "-1", simple_strtoull's digit loop, one suffix, nothing left, whole pages,
+    capped) every input gives the same pages or the same EINVAL."""
+    stripped = _strim_by_the_rule(buf.split(b"\0")[0])
+    if stripped == b"-1":
+        expected: int | None = PAGE_COUNTER_MAX
+    else:
+        base, pos = parse._fixup_radix(stripped, 0)
+        value, end, _ = parse._parse_integer(stripped, pos, base)
+        if end < len(stripped) and stripped[end] in b"kKmMgGtTpPeE":
+            value <<= {107: 10, 109: 20, 103: 30, 116: 40, 112: 50, 101: 60}[stripped[end] | 0x20]
+            value &= 2**64 - 1
+            end += 1
+        expected = min(value // 4096, PAGE_COUNTER_MAX) if end == len(stripped) else None
+    if expected is None:
+        with pytest.raises(ParseError) as e:
+            parse.page_counter_memparse(buf)
+        assert e.value.errno == errno.EINVAL
+    else:
+        assert parse.page_counter_memparse(buf) == expected

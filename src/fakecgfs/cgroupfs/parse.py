@@ -47,6 +47,8 @@ _KSPACE_BYTES = bytes(sorted(_KSPACE))
 #: (octal, hex), and at most 19 digits, which cannot exceed 2**64 - 1 (so nothing wraps).  Every
 #: limit write is parsed; matched in C, this saves the digit-by-digit loop.
 _PLAIN_DECIMAL = _re.compile(rb"[1-9][0-9]{0,18}(?![0-9])")
+_ZERO = ord("0")
+_PLAIN_DIGITS_MAX = 19  # the same plain decimal, as a whole value (bytes.isdigit() is ASCII)
 
 #: memparse() suffixes and their shifts (lib/cmdline.c, case-insensitive).
 _SUFFIX_SHIFT = {
@@ -176,6 +178,8 @@ def page_counter_memparse(buf: bytes) -> int:
     Whitespace-only (or empty) input therefore yields 0 pages.
     """
     buf = strstrip(terminate(buf))
+    if buf.isdigit() and buf[0] != _ZERO and len(buf) <= _PLAIN_DIGITS_MAX:
+        return min(int(buf) // PAGE_SIZE, PAGE_COUNTER_MAX)  # what most writes are
     if buf == b"-1":
         return PAGE_COUNTER_MAX
     value, rest = memparse(buf)
