@@ -26,6 +26,7 @@ from fakecgfs.cgroupfs.session import (
     WRITE_IN,
     WRITE_OUT,
     FuseSession,  # fmt: skip
+    context_reader,
     fuse_arguments,
 )
 
@@ -319,6 +320,26 @@ def test_open_decodes_paths_with_the_sessions_codec():
     assert callbacks._direct_open(raw, ctypes.pointer(info)) == 0
     assert opened == [raw.decode(PATH_ENCODING)] == ["/g\udcff\udcfe/memory.limit_in_bytes"]
     assert info.fh == 5
+    # decoded once per path, and the paths kept are bounded
+    assert callbacks._direct_open(raw, ctypes.pointer(info)) == 0
+    assert callbacks._direct_open(b"/memory.stat", ctypes.pointer(info)) == 0
+    assert opened[1:] == [opened[0], "/memory.stat"]
+    cached = callbacks._open_path.cache_info()
+    assert (cached.hits, cached.misses) == (1, 2)
+    for i in range(session_module.OPEN_PATHS_KEPT + 10):
+        callbacks._direct_open(b"/g%d" % i, ctypes.pointer(info))
+    assert callbacks._open_path.cache_info().currsize == session_module.OPEN_PATHS_KEPT
+
+
+def test_the_request_context_is_the_served_requests_header():
+    """uid, gid and pid as fuse_get_context() gives them: the fuse_in_header's, read from the
+    buffer as it holds the request now (a later request in the same buffer answers anew)."""
+    raw = bytearray(IN_HEADER.size)
+    context = context_reader(memoryview(raw))
+    IN_HEADER.pack_into(raw, 0, len(raw), 1, 0x1122334455, 9, 1000, 100, 4242, 0)
+    assert context() == (1000, 100, 4242)
+    IN_HEADER.pack_into(raw, 0, len(raw), 1, 0x1122334456, 9, 65534, 65533, 7, 0)
+    assert context() == (65534, 65533, 7)
 
 
 def test_the_read_request_layout_is_the_kernels():

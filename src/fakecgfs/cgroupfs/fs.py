@@ -20,7 +20,7 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -111,6 +111,9 @@ class CgroupFS:
         self._files: WeakKeyDictionary[MemCgroup, dict[str, Inode]] = WeakKeyDictionary()
         self._dirs[controller.root] = Inode(ROOT_DIR_MODE, *owner, time.time_ns(), creator=owner)
         self.quotas = Quotas()
+        # Who makes the request being served: libfuse's answer, until the session that serves
+        # the mount gives its own (session.DataPath).
+        self.request_context: Callable[[], tuple[int, int, int]] = _libfuse_context
         attach(controller, EventControl(mountpoint, self._resolve, self._inode_of))
 
     # -- dispatch: every operation's unexpected failure is EIO, logged, never fatal ------------
@@ -181,7 +184,7 @@ class CgroupFS:
         return parent or "/", name
 
     def _caller(self) -> Caller:
-        uid, gid, pid = fuse.fuse_get_context()
+        uid, gid, pid = self.request_context()
         return Caller(pid=pid, uid=uid, gid=gid, mountpoint=self.mountpoint)
 
     # -- permissions, where the server checks them ---------------------------------------------
@@ -194,7 +197,7 @@ class CgroupFS:
         parent with ``on_parent``; EACCES otherwise, as generic_permission() answers."""
         if self._superuser is None:
             return
-        uid, gid, pid = fuse.fuse_get_context()
+        uid, gid, pid = self.request_context()
         if uid in (0, self._superuser):
             return
         groups = _groups_of(pid, gid)
@@ -210,7 +213,7 @@ class CgroupFS:
         self._permit(path, 0)
         if self._superuser is None:
             return
-        uid = fuse.fuse_get_context()[0]
+        uid = self.request_context()[0]
         if uid not in (0, self._superuser) and uid != self._inode(path)[0].uid:
             raise fuse.FuseOSError(errno.EPERM)
 
@@ -434,7 +437,7 @@ class CgroupFS:
         if cft is None:
             raise fuse.FuseOSError(errno.EISDIR)
         fh = next(self._next_fh)
-        self._handles[fh] = OpenFile(memcg, cft, opener_uid=fuse.fuse_get_context()[0])
+        self._handles[fh] = OpenFile(memcg, cft, opener_uid=self.request_context()[0])
         return fh
 
     def release(self, path: str, fh: int) -> None:
@@ -509,6 +512,12 @@ class CgroupFS:
 async def _finish(pending: Awaitable[None], count: int) -> int:
     await pending
     return count
+
+
+def _libfuse_context() -> tuple[int, int, int]:
+    """uid, gid and pid of the request being served, as libfuse tells it."""
+    uid, gid, pid = fuse.fuse_get_context()
+    return uid, gid, pid
 
 
 _OPEN_MASKS = {os.O_RDONLY: os.R_OK, os.O_WRONLY: os.W_OK, os.O_RDWR: os.R_OK | os.W_OK, 3: 0}

@@ -40,7 +40,7 @@ import struct
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Protocol
 
 import fuse
@@ -78,6 +78,8 @@ FUSE_WRITE = 16
 FUSE_RELEASE = 18
 FUSE_INTERRUPT = 36
 IN_HEADER = struct.Struct("=IIQQIIII")  # len, opcode, unique, nodeid, uid, gid, pid, padding
+CONTEXT = struct.Struct("=III")  # fuse_in_header's uid, gid, pid
+CONTEXT_AT = 24  # their offset in fuse_in_header
 READ_IN = struct.Struct("=QQIIQII")  # fh, offset, size, read_flags, lock_owner, flags, padding
 WRITE_IN = struct.Struct("=QQIIQII")  # fh, offset, size, write_flags, lock_owner, flags, padding
 INTERRUPT_IN = struct.Struct("=Q")  # unique of the interrupted request
@@ -101,6 +103,10 @@ class DataPath(Protocol):
     def write_request(self, fh: int, data: bytes, caller: Caller) -> int | Awaitable[int]: ...
 
     def release(self, path: str | None, fh: int) -> None: ...  # path: always None here
+
+    # The session sets this when it mounts: the uid, gid and pid of the request being served,
+    # valid while an operation runs (what libfuse's fuse_get_context() answers).
+    request_context: Callable[[], tuple[int, int, int]]
 
 
 class _FuseBuf(ctypes.Structure):
@@ -142,6 +148,10 @@ def _declare(lib: ctypes.CDLL) -> ctypes.PyDLL:
     return lib
 
 
+OPEN_PATHS_KEPT = 1024
+"""Decoded paths kept for OPEN (the least recently opened go first): what a user who opens many
+paths makes the server keep is bounded."""
+
 SESSION_OPERATIONS = frozenset({"release"})
 """Operations the filesystem has that libfuse must not call: the session calls them itself, from
 the raw request (read and write are not even operations of the filesystem's)."""
@@ -160,6 +170,7 @@ class _Callbacks(fuse.FUSE):
         self.raw_fi = False
         self.encoding = encoding
         self._decode = codecs.getdecoder(encoding)
+        self._open_path = functools.lru_cache(maxsize=OPEN_PATHS_KEPT)(self._decode_path)
         self.use_ns = True
         self._FUSE__critical_exception = None  # fusepy's _wrapper records fatal errors here
         self.table = fuse.fuse_operations()
@@ -197,17 +208,27 @@ class _Callbacks(fuse.FUSE):
         return 0
 
     # OPEN, which every cat makes, skips fusepy's three layers of dispatch (partial, _wrapper,
-    # operations.__call__): same conversions, one Python frame.  Its path is decoded by the codec
-    # looked up once: bytes.decode(name) looks a codec registered by name up again (and
-    # normalizes the name) on every call.
+    # operations.__call__): same conversions, one Python frame.  Its path is decoded once per
+    # path (_open_path): a path's codec (server.PATH_ENCODING) is Python code, and a tool opens
+    # the same few files again and again.
+
+    def _decode_path(self, path: bytes) -> str:
+        return self._decode(path)[0]
 
     def _direct_open(self, path: bytes, fip: Any) -> int:
         try:
             info = fip.contents
-            info.fh = self.operations.open(self._decode(path)[0], info.flags)
+            info.fh = self.operations.open(self._open_path(path), info.flags)
             return 0
         except Exception as e:
             return -_errno_of("open", e)
+
+
+def context_reader(request: memoryview) -> Callable[[], tuple[int, int, int]]:
+    """What answers "who makes the request being served" (uid, gid, pid), read from the request
+    in the session's buffer, whose callbacks run while it is there: fuse_get_context() copies
+    the same fields of the same fuse_in_header, at the cost of a call into libfuse."""
+    return functools.partial(CONTEXT.unpack_from, request, CONTEXT_AT)
 
 
 def fuse_arguments(mountpoint: str, options: dict[str, Any], encoding: str) -> list[bytes]:
@@ -281,6 +302,7 @@ class FuseSession:
         self._buf = _FuseBuf(bufsize, 0, ctypes.addressof(self._memory), -1, 0)
         self._channel_ref = ctypes.c_void_p(self._channel)
         os.set_blocking(self._fd, False)
+        self._target.request_context = context_reader(self._view)
 
     def unmount(self) -> None:
         """Unmount (lazily, if still busy), destroy the session and free what fuse_setup made.

@@ -83,6 +83,12 @@ class ReclaimTaskState(enum.Enum):
     BACKOFF = "backoff"  # passes free nothing: resting longer and longer before trying again
 
 
+WOKEN_BY_KICK = (ReclaimTaskState.SLEEPING, ReclaimTaskState.BACKOFF)
+"""The states kick() wakes (a running task re-reads everything at its next pass).  A tuple made
+once: every limit write kicks, and on Python 3.11 each ``ReclaimTaskState.X`` is a descriptor
+call."""
+
+
 @dataclass
 class ReclaimTaskStats:
     wakeups: int = 0  # times a sleeping task was woken
@@ -162,7 +168,7 @@ class ReclaimTask:
 
     def kick(self) -> None:
         """A watermark, the limit, swap or usage changed: re-evaluate, sleeping or backing off."""
-        if self.state in (ReclaimTaskState.SLEEPING, ReclaimTaskState.BACKOFF):
+        if self.state in WOKEN_BY_KICK:
             self._wake()
 
     def _wake(self) -> None:
