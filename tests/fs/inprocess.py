@@ -22,6 +22,13 @@ from fakecgfs.controller import MemoryController
 async def served(directory: Path) -> AsyncIterator[tuple[CgroupFS, Path]]:
     """The filesystem and its mount point, mounted under ``directory`` as the server mounts it
     (the same options); unmounted on the way out, whatever happened."""
+    async with served_session(directory) as (fs, _, mountpoint):
+        yield fs, mountpoint
+
+
+@contextlib.asynccontextmanager
+async def served_session(directory: Path) -> AsyncIterator[tuple[CgroupFS, FuseSession, Path]]:
+    """served(), with the session that serves the mount."""
     mountpoint = directory / "mnt"
     mountpoint.mkdir()
     uid = os.getuid()
@@ -33,7 +40,7 @@ async def served(directory: Path) -> AsyncIterator[tuple[CgroupFS, Path]]:
         session.mount()
         try:
             nursery.start_soon(session.serve)
-            yield fs, mountpoint
+            yield fs, session, mountpoint
         finally:
             nursery.cancel_scope.cancel()
             session.unmount()

@@ -13,13 +13,18 @@ import trio.testing
 
 from fakecgfs.cgroupfs import session as session_module
 from fakecgfs.cgroupfs.cftypes import Caller
+from fakecgfs.cgroupfs.server import MountOptions, fuse_options
 from fakecgfs.cgroupfs.session import (
+    FOPEN_DIRECT_IO,
     FUSE_INTERRUPT,
+    FUSE_OPEN,
     FUSE_READ,
     FUSE_RELEASE,
     FUSE_WRITE,
     IN_HEADER,
     INTERRUPT_IN,
+    OPEN_IN,
+    OPEN_OUT,
     OUT_HEADER,
     READ_IN,
     RELEASE_IN,
@@ -30,6 +35,8 @@ from fakecgfs.cgroupfs.session import (
     fuse_arguments,
 )
 
+FUSE_GETATTR = 3  # include/uapi/linux/fuse.h
+
 
 class Target:
     """A stand-in filesystem: write_request() answers what the test put in ``answers``."""
@@ -38,6 +45,7 @@ class Target:
         self.calls: list[tuple[int, bytes, Caller]] = []
         self.answer = None  # an int, an exception, or an awaitable factory
         self.released: list[tuple[str | None, int]] = []
+        self.opened: list[tuple[str, int]] = []
 
     def read_request(self, fh, size, offset):
         if fh == 13:
@@ -52,6 +60,12 @@ class Target:
             return self.answer()
         return self.answer
 
+    def open(self, path, flags):
+        if path == "/missing":
+            raise OSError(errno.ENOENT, "no")
+        self.opened.append((path, flags))
+        return 100 + len(self.opened)
+
     def release(self, path, fh):
         if fh == 13:
             raise KeyError("a bug")
@@ -62,7 +76,7 @@ class Target:
 def wire():
     """A session whose /dev/fuse is a pipe: requests go into its buffer, replies come out."""
     target = Target()
-    session = FuseSession(target, "/mnt/x", {})
+    session = FuseSession(target, "/mnt/x", fuse_options(MountOptions()))
     session._view = memoryview(bytearray(4096))
     read_end, write_end = os.pipe()
     session._fd = write_end
@@ -99,6 +113,13 @@ def put_release(session, unique, fh) -> int:
     length = IN_HEADER.size + RELEASE_IN.size
     IN_HEADER.pack_into(session._view, 0, length, FUSE_RELEASE, unique, 7, 0, 0, 4242, 0)
     RELEASE_IN.pack_into(session._view, IN_HEADER.size, fh, os.O_RDONLY, 0, 0)
+    return length
+
+
+def put_open(session, unique, nodeid, flags, *, opcode=FUSE_OPEN) -> int:
+    length = IN_HEADER.size + OPEN_IN.size
+    IN_HEADER.pack_into(session._view, 0, length, opcode, unique, nodeid, 0, 0, 4242, 0)
+    OPEN_IN.pack_into(session._view, IN_HEADER.size, flags, 0)
     return length
 
 
@@ -378,3 +399,67 @@ def test_each_writer_is_its_own_caller(wire):
     callers = [caller for _, _, caller in target.calls]
     assert callers == [Caller(pid=pid, uid=uid, gid=gid, mountpoint="/mnt/x")
                        for uid, gid, pid in writers]  # fmt: skip
+
+
+def test_an_open_is_answered_here_once_libfuse_showed_the_nodes_path(wire):
+    """The first OPEN of a node is libfuse's (False); its open of the filesystem, with that OPEN
+    in the buffer, shows the node's path; the node's next OPENs are answered here, as libfuse's
+    fuse_reply_open() answers them (the handle, FOPEN_DIRECT_IO for a direct_io mount)."""
+    session, target, replies = wire
+    assert not session._open(put_open(session, 81, nodeid=9, flags=os.O_WRONLY))
+    session._learn_path("/g/memory.limit_in_bytes")  # libfuse calls open: OPEN 81 is in the buffer
+    assert session._open(put_open(session, 82, nodeid=9, flags=os.O_WRONLY))
+    assert target.opened == [("/g/memory.limit_in_bytes", os.O_WRONLY)]
+    assert reply(replies) == (82, 0, OPEN_OUT.pack(101, FOPEN_DIRECT_IO, 0))
+    assert not session._open(put_open(session, 83, nodeid=10, flags=os.O_RDONLY))  # another node
+    put_open(session, 84, nodeid=10, flags=0, opcode=FUSE_GETATTR)
+    session._learn_path("/g")  # an open made for another request shows no node's path
+    assert not session._open(put_open(session, 85, nodeid=10, flags=os.O_RDONLY))
+
+
+def test_an_open_answered_here_is_released_here(wire):
+    """Only the RELEASE of an open answered here is answered here; libfuse counts its own opens
+    back (False), and must never see one it did not count."""
+    session, target, replies = wire
+    put_open(session, 91, nodeid=9, flags=os.O_RDONLY)
+    session._learn_path("/memory.usage_in_bytes")
+    assert session._open(put_open(session, 92, nodeid=9, flags=os.O_RDONLY))
+    assert reply(replies) == (92, 0, OPEN_OUT.pack(101, FOPEN_DIRECT_IO, 0))
+    assert not session._release(put_release(session, 93, fh=77))  # libfuse's open
+    assert session._release(put_release(session, 94, fh=101))
+    assert reply(replies) == (94, 0, b"")
+    assert not session._release(put_release(session, 95, fh=101))  # released once only
+    assert target.released == [(None, 77), (None, 101), (None, 101)]
+
+
+def test_a_refused_or_interrupted_open_holds_no_handle(wire, monkeypatch):
+    """A refusal carries the filesystem's errno; an open whose answer reaches no one (the
+    opener was killed: ENOENT) is released at once, as libfuse cancels it."""
+    session, target, replies = wire
+    put_open(session, 101, nodeid=5, flags=os.O_RDONLY)
+    session._learn_path("/missing")
+    assert session._open(put_open(session, 102, nodeid=5, flags=os.O_RDONLY))
+    assert reply(replies) == (102, errno.ENOENT, b"")
+    put_open(session, 103, nodeid=6, flags=os.O_RDONLY)
+    session._learn_path("/memory.stat")
+
+    def gone(fd, data):
+        raise OSError(errno.ENOENT, "no such request")
+
+    monkeypatch.setattr(session_module.os, "write", gone)
+    assert session._open(put_open(session, 104, nodeid=6, flags=os.O_RDONLY))
+    assert target.opened == [("/memory.stat", os.O_RDONLY)]
+    assert target.released == [(None, 101)]
+    assert session._opened_here == set()
+
+
+def test_the_open_request_layout_is_the_kernels():
+    """OPEN_REQUEST, the one unpack the session makes of an OPEN, reads the fields of
+    fuse_in_header and fuse_open_in where the kernel's ABI puts them."""
+    from fakecgfs.cgroupfs.session import OPEN_REQUEST
+
+    raw = bytearray(IN_HEADER.size + OPEN_IN.size)
+    IN_HEADER.pack_into(raw, 0, len(raw), FUSE_OPEN, 0x1122334455, 0x99887766, 1000, 100, 4242, 0)
+    OPEN_IN.pack_into(raw, IN_HEADER.size, os.O_WRONLY | os.O_TRUNC, 0)
+    assert OPEN_REQUEST.size == len(raw) == 48
+    assert OPEN_REQUEST.unpack_from(raw) == (48, 0x1122334455, 0x99887766, os.O_WRONLY | os.O_TRUNC)

@@ -17,7 +17,9 @@ trio task in the loop that owns the controller:
   wait (write_request() returns what it waits for) becomes a task which replies when done, and
   an INTERRUPT naming the request cancels the task, which replies EINTR.  Nothing in the server
   ever blocks a thread.
-* Every other request, the namespace (LOOKUP, GETATTR, OPEN, MKDIR, RELEASE...), goes to
+* So are OPEN and its RELEASE, once libfuse has opened the node and so shown its path (see
+  _learn_path): most opens are of files opened before.
+* Every other request, the namespace (LOOKUP, GETATTR, MKDIR, a node's first OPEN...), goes to
   libfuse's high-level library (fuse_session_process_buf), which keeps the node table and calls
   fusepy, which calls the filesystem, synchronously in this thread: handlers use the controller
   directly, with no locks and no trip between threads.
@@ -73,10 +75,18 @@ worth making on every wake-up."""
 POLLED_ENOUGH = 1  # a poll deadline long past: stop at the next empty read
 
 # The kernel's FUSE ABI (include/uapi/linux/fuse.h), in the host's byte order ("=").
+FUSE_FORGET = 2
+FUSE_UNLINK = 10
+FUSE_RMDIR = 11
+FUSE_RENAME = 12
+FUSE_OPEN = 14
 FUSE_READ = 15
 FUSE_WRITE = 16
 FUSE_RELEASE = 18
 FUSE_INTERRUPT = 36
+FUSE_BATCH_FORGET = 42
+FUSE_RENAME2 = 45
+FOPEN_DIRECT_IO = 1 << 0  # fuse_open_out.open_flags
 IN_HEADER = struct.Struct("=IIQQIIII")  # len, opcode, unique, nodeid, uid, gid, pid, padding
 CONTEXT = struct.Struct("=III")  # fuse_in_header's uid, gid, pid
 CONTEXT_AT = 24  # their offset in fuse_in_header
@@ -84,14 +94,20 @@ READ_IN = struct.Struct("=QQIIQII")  # fh, offset, size, read_flags, lock_owner,
 WRITE_IN = struct.Struct("=QQIIQII")  # fh, offset, size, write_flags, lock_owner, flags, padding
 INTERRUPT_IN = struct.Struct("=Q")  # unique of the interrupted request
 RELEASE_IN = struct.Struct("=QIIQ")  # fh, flags, release_flags, lock_owner
+OPEN_IN = struct.Struct("=II")  # flags, open_flags (unused before protocol 7.37)
 LENGTH = struct.Struct("=I")  # a request's length, the first field of fuse_in_header
 RELEASE_FH = struct.Struct("=Q")  # fuse_release_in's first field
+UNIQUE = struct.Struct("=Q")  # fuse_in_header's unique, at offset 8
 # A READ's fuse_in_header and fuse_read_in in one unpack, only the fields the session uses:
 # len, unique; fh, offset, size (pad bytes "x" skip the others).
 READ_REQUEST = struct.Struct("=I4xQ24xQQI20x")
 # A WRITE's fuse_in_header and fuse_write_in in one unpack: len, unique, uid, gid, pid; fh, size.
 WRITE_REQUEST = struct.Struct("=I4xQ8xIII4xQ8xI20x")
+# An OPEN's fuse_in_header and fuse_open_in in one unpack: len, unique, nodeid; flags.
+OPEN_REQUEST = struct.Struct("=I4xQQ16xI4x")
+NODE = struct.Struct("=I8xQ")  # fuse_in_header's opcode and nodeid, from offset 4
 OUT_HEADER = struct.Struct("=IiQ")  # len, error (-errno), unique
+OPEN_OUT = struct.Struct("=QII")  # fh, open_flags, padding
 WRITE_OUT = struct.Struct("=II")  # size, padding
 
 
@@ -101,6 +117,8 @@ class DataPath(Protocol):
     def read_request(self, fh: int, size: int, offset: int) -> bytes: ...  # at most size
 
     def write_request(self, fh: int, data: bytes, caller: Caller) -> int | Awaitable[int]: ...
+
+    def open(self, path: str, flags: int) -> int: ...  # a new file handle
 
     def release(self, path: str | None, fh: int) -> None: ...  # path: always None here
 
@@ -148,6 +166,15 @@ def _declare(lib: ctypes.CDLL) -> ctypes.PyDLL:
     return lib
 
 
+PATH_CHANGES = frozenset({FUSE_FORGET, FUSE_BATCH_FORGET, FUSE_UNLINK, FUSE_RMDIR, FUSE_RENAME,
+                          FUSE_RENAME2})  # fmt: skip
+"""Requests after which a node libfuse knows may no longer have the path it had (renamed, removed,
+or forgotten and its id free to be given again): the session forgets the paths it learnt."""
+
+NODE_PATHS_KEPT = 4096
+"""Nodes whose path the session keeps at most (a full table starts again empty): bounds what a
+user who opens many files makes the server keep."""
+
 OPEN_PATHS_KEPT = 1024
 """Decoded paths kept for OPEN (the least recently opened go first): what a user who opens many
 paths makes the server keep is bounded."""
@@ -165,8 +192,11 @@ class _Callbacks(fuse.FUSE):
     """fusepy's table of callbacks (argument and result conversion, errno from exceptions) built
     without calling fuse_main(): the session owns mounting and the loop."""
 
-    def __init__(self, operations: Any, encoding: str) -> None:  # no super(): it would mount
+    def __init__(self, operations: Any, encoding: str,
+                 opened: Callable[[str], None] = lambda path: None) -> None:  # fmt: skip
+        # no super(): it would mount
         self.operations = operations
+        self._opened = opened  # told the path of every open that succeeds
         self.raw_fi = False
         self.encoding = encoding
         self._decode = codecs.getdecoder(encoding)
@@ -218,7 +248,9 @@ class _Callbacks(fuse.FUSE):
     def _direct_open(self, path: bytes, fip: Any) -> int:
         try:
             info = fip.contents
-            info.fh = self.operations.open(self._open_path(path), info.flags)
+            decoded = self._open_path(path)
+            info.fh = self.operations.open(decoded, info.flags)
+            self._opened(decoded)
             return 0
         except Exception as e:
             return -_errno_of("open", e)
@@ -265,7 +297,7 @@ class FuseSession:
     def __init__(self, operations: Any, mountpoint: str, options: dict[str, Any], *,
                  encoding: str = "utf-8") -> None:  # fmt: skip
         self._lib = _declare(fuse._libfuse)
-        self._callbacks = _Callbacks(operations, encoding)
+        self._callbacks = _Callbacks(operations, encoding, opened=self._learn_path)
         self._target: DataPath = operations
         self.mountpoint = mountpoint
         self._args = fuse_arguments(mountpoint, options, encoding)
@@ -274,6 +306,13 @@ class FuseSession:
         self._waiting: dict[int, trio.CancelScope] = {}  # unique -> a write that waits
         # The last writer (pid, uid, gid) and its Caller (immutable): a writer mostly writes again.
         self._last_writer: tuple[tuple[int, int, int], Caller] | None = None
+        # OPEN of a node libfuse has opened once is answered here (_open); see _learn_path.
+        self._node_paths: dict[int, str] = {}  # nodeid -> its path
+        self._opened_here: set[int] = set()  # the file handles of those opens, until RELEASE
+        # What libfuse's fuse_reply_open() sets for this mount's options; with a cache option,
+        # libfuse's own logic decides, and every OPEN stays libfuse's.
+        self._open_flags = FOPEN_DIRECT_IO if options.get("direct_io") else 0
+        self._opens_here = not any(options.get(o) for o in ("kernel_cache", "auto_cache"))
 
     # -- mounting ------------------------------------------------------------------------------
 
@@ -381,13 +420,17 @@ class FuseSession:
                     # in OOM) runs as soon as the queue is empty.  (Its writer does not wait for
                     # the RELEASE that follows.)
                     poll_until = POLLED_ENOUGH
+                elif opcode == FUSE_OPEN and self._open(received):
+                    pass  # a node whose path the session knows
                 elif opcode == FUSE_RELEASE:
-                    self._release(received)
-                    buf.size = received  # libfuse's bookkeeping, and the reply
-                    process(session, buf_ref, channel)
+                    if not self._release(received):
+                        buf.size = received  # libfuse's bookkeeping, and the reply
+                        process(session, buf_ref, channel)
                 elif opcode == FUSE_INTERRUPT and self._interrupt():
                     pass  # it cancelled a write waiting here; it needs no reply
                 else:
+                    if opcode in PATH_CHANGES:
+                        self._node_paths.clear()
                     buf.size = received
                     process(session, buf_ref, channel)
 
@@ -433,25 +476,70 @@ class FuseSession:
         else:
             self._writes.start_soon(self._finish_write, unique, result, name=f"write:{unique}")
 
-    def _release(self, received: int) -> None:
+    # -- opens, answered here once libfuse has shown a node's path --------------------------------
+    #
+    # libfuse's OPEN is: the node's path from its node table, the filesystem's open, the node's
+    # open count up by one, and the reply (fuse_lib_open).  Only the path needs libfuse, and
+    # libfuse shows it: when it calls the filesystem's open for an OPEN, the request, with its
+    # nodeid, is in the session's buffer (_learn_path).  The node's next OPENs are answered
+    # here, from the raw request, and so are their RELEASEs: those handles were never counted
+    # in the node, so libfuse must not count them back (fuse_do_release() asserts the count
+    # stays positive).  A node's path can change only by a request that goes through libfuse
+    # (PATH_CHANGES), and the session forgets every path it learnt before libfuse serves one.
+
+    def _learn_path(self, path: str) -> None:
+        """libfuse's open of ``path`` succeeded: keep the path of the node it opened."""
+        opcode, nodeid = NODE.unpack_from(self._view, 4)
+        if opcode != FUSE_OPEN or not self._opens_here:
+            return
+        if len(self._node_paths) >= NODE_PATHS_KEPT:
+            self._node_paths.clear()
+        self._node_paths[nodeid] = path
+
+    def _open(self, received: int) -> bool:
+        """An OPEN of a node whose path the session knows, answered as libfuse answers it;
+        False for any other (libfuse's, which shows the path)."""
+        length, unique, nodeid, flags = OPEN_REQUEST.unpack_from(self._view)
+        path = self._node_paths.get(nodeid)
+        if path is None or length != received or received != OPEN_REQUEST.size:
+            return False
+        try:
+            fh = self._target.open(path, flags)
+        except Exception as e:
+            self._reply(unique, _errno_of("open", e))
+            return True
+        self._opened_here.add(fh)  # before the answer, which the opener may act on at once
+        if not self._reply(unique, 0, OPEN_OUT.pack(fh, self._open_flags, 0)):
+            self._opened_here.discard(fh)  # the open was interrupted: cancelled, as libfuse does
+            self._target.release(None, fh)
+        return True
+
+    def _release(self, received: int) -> bool:
         """The filesystem's release, from a RELEASE's fuse_release_in (it carries the file
-        handle); libfuse, which has no release to call (SESSION_OPERATIONS), then does its own
-        bookkeeping and replies.  It must: fuse_lib_open() counts each open in its node
-        (open_count, an int), which only fuse_do_release() counts back down; a count that only
-        grew would overflow after 2**31 opens of one file, and fuse_do_release() asserts it is
-        positive when an interrupted open is cancelled (and libfuse2 is built with asserts).
+        handle).  For an open answered here, the session replies: True.  For an open libfuse
+        answered, libfuse, which has no release to call (SESSION_OPERATIONS), must then do its
+        own bookkeeping and reply (False).  It must: fuse_lib_open() counts each open in its
+        node (open_count, an int), which only fuse_do_release() counts back down; a count that
+        only grew would overflow after 2**31 opens of one file, and fuse_do_release() asserts it
+        is positive when an interrupted open is cancelled (and libfuse2 is built with asserts).
         Without the callback, what libfuse does for a RELEASE is C only: no path (flag_nopath),
         no flush or lock release (neither operation is registered), no interrupt handling (the
-        intr option is off), the count, and the reply."""
+        intr option is off), the count, and the reply (no error)."""
         (length,) = LENGTH.unpack_from(self._view)
         if length != received or received != IN_HEADER.size + RELEASE_IN.size:
             log.error("malformed RELEASE request (%d bytes, %d announced)", received, length)
-            return  # libfuse still answers it
+            return False  # libfuse still answers it
         (fh,) = RELEASE_FH.unpack_from(self._view, IN_HEADER.size)
         try:
             self._target.release(None, fh)
         except Exception as e:
             _errno_of("release", e)  # logged; a RELEASE's answer is not seen by anyone
+        if fh not in self._opened_here:
+            return False
+        self._opened_here.discard(fh)
+        (unique,) = UNIQUE.unpack_from(self._view, 8)
+        self._reply(unique, 0)
+        return True
 
     async def _finish_write(self, unique: int, pending: Awaitable[int]) -> None:
         """Wait for a write that must wait, then answer it; EINTR when it is interrupted, and
@@ -483,7 +571,8 @@ class FuseSession:
         scope.cancel()
         return True
 
-    def _reply(self, unique: int, error: int, payload: bytes = b"") -> None:
+    def _reply(self, unique: int, error: int, payload: bytes = b"") -> bool:
+        """Answer a request; False if the answer reached no one."""
         message = OUT_HEADER.pack(OUT_HEADER.size + len(payload), -error, unique) + payload
         try:
             os.write(self._fd, message)
@@ -491,6 +580,8 @@ class FuseSession:
             # ENOENT: the kernel gave up on the request (interrupted, aborted); ENODEV: unmounted
             if e.errno not in (errno.ENOENT, errno.ENODEV):
                 log.error("replying to request %d: %s", unique, e)
+            return False
+        return True
 
 
 def _errno_of(operation: str, error: Exception) -> int:
