@@ -47,6 +47,22 @@ int main(void)
     SIZE(fuse_release_in);
     FIELD(fuse_release_in, fh);
     printf("FUSE_RELEASE %d\n", FUSE_RELEASE);
+    FIELD(fuse_in_header, len);
+    FIELD(fuse_in_header, opcode);
+    FIELD(fuse_in_header, unique);
+    FIELD(fuse_in_header, nodeid);
+    FIELD(fuse_in_header, uid);
+    FIELD(fuse_in_header, gid);
+    FIELD(fuse_in_header, pid);
+    SIZE(fuse_open_in);
+    FIELD(fuse_open_in, flags);
+    SIZE(fuse_open_out);
+    FIELD(fuse_open_out, fh);
+    FIELD(fuse_open_out, open_flags);
+    printf("FUSE_OPEN %d\nFOPEN_DIRECT_IO %d\n", FUSE_OPEN, FOPEN_DIRECT_IO);
+    printf("FUSE_FORGET %d\nFUSE_BATCH_FORGET %d\nFUSE_UNLINK %d\nFUSE_RMDIR %d\n"
+           "FUSE_RENAME %d\nFUSE_RENAME2 %d\n", FUSE_FORGET, FUSE_BATCH_FORGET, FUSE_UNLINK,
+           FUSE_RMDIR, FUSE_RENAME, FUSE_RENAME2);
     return 0;
 }
 """
@@ -93,8 +109,64 @@ def test_request_and_reply_layouts_match_linux_fuse_h(c_layout):
 
 def test_the_release_layout_matches_linux_fuse_h(c_layout):
     assert c_layout["fuse_release_in"] == (session.RELEASE_IN.size,)
-    assert c_layout["fuse_release_in.fh"] == (0, session.RELEASE_FH.size)
+    assert c_layout["fuse_release_in.fh"] == (0, 8)
     assert c_layout["FUSE_RELEASE"] == (session.FUSE_RELEASE,)
+    # RELEASE_REQUEST: len, unique, and fh right after the header
+    assert session.RELEASE_REQUEST.size == session.IN_HEADER.size + session.RELEASE_IN.size
+    assert _offsets(session.RELEASE_REQUEST) == [
+        c_layout["fuse_in_header.len"][0],
+        c_layout["fuse_in_header.unique"][0],
+        c_layout["fuse_in_header"][0] + c_layout["fuse_release_in.fh"][0],
+    ]
+
+
+def test_the_open_layout_matches_linux_fuse_h(c_layout):
+    header = c_layout["fuse_in_header"][0]
+    assert session.OPEN_REQUEST.size == header + c_layout["fuse_open_in"][0]
+    assert _offsets(session.OPEN_REQUEST) == [
+        c_layout["fuse_in_header.len"][0],
+        c_layout["fuse_in_header.unique"][0],
+        c_layout["fuse_in_header.nodeid"][0],
+        header + c_layout["fuse_open_in.flags"][0],
+    ]
+    assert c_layout["fuse_open_out"] == (session.OPEN_OUT.size,)
+    assert _offsets(session.OPEN_OUT)[:2] == [
+        c_layout["fuse_open_out.fh"][0],
+        c_layout["fuse_open_out.open_flags"][0],
+    ]
+    assert c_layout["FOPEN_DIRECT_IO"] == (session.FOPEN_DIRECT_IO,)
+    # where the session reads an open's node and the request's caller
+    assert [4 + o for o in _offsets(session.NODE)] == [  # NODE is read from offset 4
+        c_layout["fuse_in_header.opcode"][0],
+        c_layout["fuse_in_header.nodeid"][0],
+    ]
+    assert c_layout["fuse_in_header.uid"][0] == session.CONTEXT_AT
+    assert [session.CONTEXT_AT + o for o in _offsets(session.CONTEXT)] == [
+        c_layout[f"fuse_in_header.{f}"][0] for f in ("uid", "gid", "pid")
+    ]
+
+
+def test_the_opcodes_after_which_paths_are_forgotten_are_linux_fuse_hs(c_layout):
+    names = ("FORGET", "BATCH_FORGET", "UNLINK", "RMDIR", "RENAME", "RENAME2")
+    assert {c_layout[f"FUSE_{name}"][0] for name in names} == session.PATH_CHANGES
+    assert c_layout["FUSE_OPEN"] == (session.FUSE_OPEN,)
+
+
+def _offsets(layout) -> list[int]:
+    """The offsets of a struct.Struct's fields (pad bytes, "x", skipped), from its format."""
+    import re
+    import struct
+
+    offsets, at = [], 0
+    for count, code in re.findall(r"(\d*)([xIQi])", layout.format.lstrip("=")):
+        n = int(count or 1)
+        if code == "x":
+            at += n
+            continue
+        for _ in range(n):
+            offsets.append(at)
+            at += struct.calcsize("=" + code)
+    return offsets
 
 
 def test_the_offset_is_64_bits_wide_as_with_FILE_OFFSET_BITS_64():

@@ -432,7 +432,8 @@ class CgroupFS:
     # -- files ---------------------------------------------------------------------------------
 
     def open(self, path: str, flags: int) -> int:
-        self._permit(path, _OPEN_MASKS[flags & os.O_ACCMODE])
+        if self._superuser is not None:  # otherwise the kernel has checked (_permit)
+            self._permit(path, _OPEN_MASKS[flags & os.O_ACCMODE])
         memcg, cft = self._resolve(path)
         if cft is None:
             raise fuse.FuseOSError(errno.EISDIR)

@@ -95,9 +95,8 @@ WRITE_IN = struct.Struct("=QQIIQII")  # fh, offset, size, write_flags, lock_owne
 INTERRUPT_IN = struct.Struct("=Q")  # unique of the interrupted request
 RELEASE_IN = struct.Struct("=QIIQ")  # fh, flags, release_flags, lock_owner
 OPEN_IN = struct.Struct("=II")  # flags, open_flags (unused before protocol 7.37)
-LENGTH = struct.Struct("=I")  # a request's length, the first field of fuse_in_header
-RELEASE_FH = struct.Struct("=Q")  # fuse_release_in's first field
-UNIQUE = struct.Struct("=Q")  # fuse_in_header's unique, at offset 8
+# A RELEASE's fuse_in_header and fuse_release_in in one unpack: len, unique; fh.
+RELEASE_REQUEST = struct.Struct("=I4xQ24xQ16x")
 # A READ's fuse_in_header and fuse_read_in in one unpack, only the fields the session uses:
 # len, unique; fh, offset, size (pad bytes "x" skip the others).
 READ_REQUEST = struct.Struct("=I4xQ24xQQI20x")
@@ -525,11 +524,10 @@ class FuseSession:
         Without the callback, what libfuse does for a RELEASE is C only: no path (flag_nopath),
         no flush or lock release (neither operation is registered), no interrupt handling (the
         intr option is off), the count, and the reply (no error)."""
-        (length,) = LENGTH.unpack_from(self._view)
-        if length != received or received != IN_HEADER.size + RELEASE_IN.size:
+        length, unique, fh = RELEASE_REQUEST.unpack_from(self._view)
+        if length != received or received != RELEASE_REQUEST.size:
             log.error("malformed RELEASE request (%d bytes, %d announced)", received, length)
             return False  # libfuse still answers it
-        (fh,) = RELEASE_FH.unpack_from(self._view, IN_HEADER.size)
         try:
             self._target.release(None, fh)
         except Exception as e:
@@ -537,7 +535,6 @@ class FuseSession:
         if fh not in self._opened_here:
             return False
         self._opened_here.discard(fh)
-        (unique,) = UNIQUE.unpack_from(self._view, 8)
         self._reply(unique, 0)
         return True
 

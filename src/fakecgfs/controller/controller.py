@@ -745,7 +745,7 @@ class MemoryController(EventSource):
         self._check_limit(memcg, nr_pages)
         if memcg.memory.usage > nr_pages:
             return False
-        memcg.memory.set_limit(nr_pages)
+        memcg.memory.limit = nr_pages  # _check_limit() passed, and nothing has run since
         self._settings_changed(memcg)
         return True
 
