@@ -210,6 +210,20 @@ CHECKS += [
 ]
 
 
+def _members_read(results: dict):
+    """Issue 19: a read of usage_in_bytes in a group of 10 members, against none."""
+    members = results.get("members", {})
+    with_ten = members.get("read usage_in_bytes, 10 members")
+    without = members.get("read usage_in_bytes, 0 members")
+    if not isinstance(with_ten, dict) or not isinstance(without, dict):
+        return None
+    ratio = with_ten["median"] / without["median"]
+    return "read usage_in_bytes with 10 members, to none", f"{_fmt(ratio)}x", "<= 2x", ratio <= 2
+
+
+CHECKS.append(_members_read)
+
+
 def evaluate(results: dict) -> list[dict]:
     rows = []
     for check in CHECKS:

@@ -127,3 +127,23 @@ def test_request_profile_counts_requests_and_system_calls(tmp_path):
         assert abs(round(figures["writes"] * OPS) - requests) <= 1, key
         assert round(figures["reads"] * OPS) >= requests - 1, key
     assert "## FUSE requests per operation" in result.stdout
+
+
+def test_the_members_read_target_compares_ten_members_with_none():
+    """Issue 19's target on real processes: 10 members within 2x of none, from the members
+    section's two medians (and no row without them)."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        from bench import targets
+    finally:
+        sys.path.remove(str(ROOT))
+
+    def rows(ten: float, none: float) -> list[dict]:
+        members = {"read usage_in_bytes, 10 members": {"median": ten},
+                   "read usage_in_bytes, 0 members": {"median": none}}  # fmt: skip
+        found = targets.evaluate({"members": members})
+        return [r for r in found if "10 members" in r["target"]]
+
+    assert [(r["measured"], r["result"]) for r in rows(120.0, 60.0)] == [("2x", "PASS")]
+    assert [(r["measured"], r["result"]) for r in rows(121.0, 60.0)] == [("2.02x", "MISS")]
+    assert targets.evaluate({"members": {}}) == []
