@@ -97,3 +97,28 @@ def test_a_removed_groups_file_does_not_open_in_a_new_group_of_its_name(group):
     finally:
         os.close(directory)
     assert read(g / LIMIT) == f"{UNLIMITED}\n"
+
+
+def test_rmdir_forgets_every_path_learnt(tmp_path):
+    """Paths learnt and decoded are forgotten before libfuse serves an rmdir (or a rename, or
+    a forget): a removed group's are not kept, neither as a node's path nor as a decoded one."""
+
+    async def main() -> None:
+        async with served_session(tmp_path) as (_, session, mnt):
+
+            def learnt() -> tuple[int, int]:
+                decoded = session._callbacks._open_path.cache_info().currsize
+                return len(session._node_paths), decoded
+
+            def open_twice(name: str) -> None:
+                os.mkdir(mnt / name)
+                for _ in range(2):
+                    os.close(os.open(mnt / name / LIMIT, os.O_RDONLY))
+
+            await trio.to_thread.run_sync(open_twice, "a")
+            await trio.to_thread.run_sync(open_twice, "b")
+            assert learnt() == (2, 2)
+            await trio.to_thread.run_sync(os.rmdir, mnt / "a")
+            assert learnt() == (0, 0)
+
+    trio.run(main)
