@@ -93,7 +93,14 @@ class MemCgroup:
             stack.extend(reversed(list(node.children.values())))
 
     def is_ancestor_of(self, other: MemCgroup) -> bool:
-        return any(node is self for node in other.lineage())
+        """True if ``other`` is this group or below it (lineage() walked without a generator:
+        a read with real processes asks it for every member)."""
+        node: MemCgroup | None = other
+        while node is not None:
+            if node is self:
+                return True
+            node = node.parent
+        return False
 
     # -- bookkeeping shared by charge, uncharge and reclaim ------------------------------------
 

@@ -361,7 +361,8 @@ class RealProcesses:
             return list(self.members.values())
         return [
             m for m in self.members.values()
-            if any(memcg.is_ancestor_of(_live(g)) for g in (m.memcg, *m.ledger.groups()))
+            if memcg.is_ancestor_of(_live(m.memcg))
+            or any(memcg.is_ancestor_of(_live(g)) for g in m.ledger.groups())
         ]  # fmt: skip
 
     def refresh(self, memcg: MemCgroup) -> None:
