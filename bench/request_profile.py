@@ -230,6 +230,20 @@ def _cpu_ns(pid: int) -> int:
     return total
 
 
+def _warm_up(op: Callable[[], object], pinned_at: float) -> None:
+    """WARMUP operations, and more until fakecgfs's session has looked at the CPUs it may run
+    on since the pinning changed (it looks at most every AFFINITY_RECHECK_NS, and polls only
+    when it may run on more than one): otherwise the first figures after a change measure the
+    previous pinning's poll."""
+    from fakecgfs.cgroupfs.session import AFFINITY_RECHECK_NS
+
+    settled = pinned_at + 2 * AFFINITY_RECHECK_NS / 1e9
+    done = 0
+    while done < WARMUP or time.monotonic() < settled:
+        op()
+        done += 1
+
+
 def syscalls_per_operation(server_list: list[Server], count: int) -> dict:
     """(server, pinning, operation) -> read()s, write()s and CPU (us) of the server per op."""
     result = {}
@@ -237,9 +251,9 @@ def syscalls_per_operation(server_list: list[Server], count: int) -> dict:
         with started(server) as (mountpoint, process, _), operations(server, mountpoint) as ops:
             for label, cpu in floor_bench.PINNINGS:
                 with common.pinned([process.pid], cpu):
+                    pinned_at = time.monotonic()
                     for name, op in ops.items():
-                        for _ in range(WARMUP):
-                            op()
+                        _warm_up(op, pinned_at)
                         io0, cpu0 = _io(process.pid), _cpu_ns(process.pid)
                         sleeps0 = _sleeps(process.pid)
                         for _ in range(count):
