@@ -463,3 +463,18 @@ def test_the_open_request_layout_is_the_kernels():
     OPEN_IN.pack_into(raw, IN_HEADER.size, os.O_WRONLY | os.O_TRUNC, 0)
     assert OPEN_REQUEST.size == len(raw) == 48
     assert OPEN_REQUEST.unpack_from(raw) == (48, 0x1122334455, 0x99887766, os.O_WRONLY | os.O_TRUNC)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"direct_io": True}, {"hard_remove": True, "direct_io": True, "kernel_cache": True},
+     {"hard_remove": True, "auto_cache": True}],
+)  # fmt: skip
+def test_every_open_stays_libfuses_where_libfuse_needs_its_count_or_sets_the_flags(options):
+    """Without hard_remove libfuse hides an open file removed or renamed over, by its count of
+    opens; with a cache option it decides the reply's flags itself: no open is answered here."""
+    session = FuseSession(Target(), "/mnt/x", options)
+    session._view = memoryview(bytearray(4096))
+    put_open(session, 1, nodeid=9, flags=os.O_RDONLY)
+    session._learn_path("/memory.stat")
+    assert not session._open(put_open(session, 2, nodeid=9, flags=os.O_RDONLY))

@@ -311,10 +311,14 @@ class FuseSession:
         # OPEN of a node libfuse has opened once is answered here (_open); see _learn_path.
         self._node_paths: dict[int, str] = {}  # nodeid -> its path
         self._opened_here: set[int] = set()  # the file handles of those opens, until RELEASE
-        # What libfuse's fuse_reply_open() sets for this mount's options; with a cache option,
-        # libfuse's own logic decides, and every OPEN stays libfuse's.
+        # What libfuse's fuse_reply_open() sets for this mount's options.  Every OPEN stays
+        # libfuse's with a cache option (libfuse's own logic decides the flags), and without
+        # hard_remove, where libfuse hides an open file that is removed or renamed over, by
+        # the open count the session's opens are not in.
         self._open_flags = FOPEN_DIRECT_IO if options.get("direct_io") else 0
-        self._opens_here = not any(options.get(o) for o in ("kernel_cache", "auto_cache"))
+        self._opens_here = bool(options.get("hard_remove")) and not any(
+            options.get(o) for o in ("kernel_cache", "auto_cache")
+        )
 
     # -- mounting ------------------------------------------------------------------------------
 
