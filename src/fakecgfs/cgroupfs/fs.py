@@ -29,6 +29,7 @@ import fuse
 
 from ..controller import MemCgroup, MemoryController
 from ..controller.compaction import shrink_dict
+from ..kernel import PATH_MAX
 from .cftypes import Caller, CfType
 from .events_control import EventControl, attach
 from .parse import MAX_WRITE, terminate
@@ -44,7 +45,8 @@ NAME_MAX = 255  # what statfs reports; like cgroupfs, longer names are accepted 
 XATTR_NAMESPACES = ("user.", "trusted.", "security.")
 RESOLVED_MAX = 4096
 """Paths the resolution cache (CgroupFS._resolve) holds at most: it bounds what a user who names
-many paths makes the server keep; a full cache starts again empty."""
+many paths makes the server keep; a full cache starts again empty.  Only paths up to PATH_MAX
+are kept, so that a deep tree cannot make each entry a megabyte."""
 
 
 @dataclass
@@ -144,11 +146,14 @@ class CgroupFS:
         group's subgroups went first), and the cache is emptied on rmdir (not to keep removed
         groups alive) and on rename (a group's new name changes what paths below it name).
         Only the names are cached: permissions are checked on every call, against the modes
-        and owners of now (the kernel's, or _permit())."""
+        and owners of now (the kernel's, or _permit()).  A path longer than PATH_MAX is walked
+        every time: kept, a deep tree's paths would cost the server their length each."""
         hit = self._resolved.get(path)
         if hit is not None and not hit[0].removed:
             return hit
         found = self._walk(path)
+        if len(path) > PATH_MAX:
+            return found
         if len(self._resolved) >= RESOLVED_MAX:
             self._resolved.clear()
         self._resolved[path] = found
