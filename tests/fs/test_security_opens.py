@@ -191,6 +191,58 @@ def test_on_a_users_mount_the_session_checks_every_open_as_its_caller():
     trio.run(main)
 
 
+# Each argument a path: its user.secret attribute and its attribute names, or the errno's name.
+XATTRS = r"""
+import errno, json, os, sys
+seen = []
+for path in sys.argv[1:]:
+    for look in (lambda: os.getxattr(path, "user.secret").decode(), lambda: os.listxattr(path)):
+        try:
+            seen.append(look())
+        except OSError as e:
+            seen.append(errno.errorcode[e.errno])
+print(json.dumps(seen))
+"""
+
+
+def xattrs_as(uid: int, path: Path) -> list:
+    result = subprocess.run([*as_user(uid), PYTHON, "-c", XATTRS, str(path)], capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_on_a_users_mount_attributes_are_read_only_where_the_kernel_lets_them_be():
+    """The kernel's xattr_permission(): reading a user.* attribute takes read permission on the
+    file (inode_permission(MAY_READ)), and listing them, as any path walk, search permission on
+    the directories above.  Without default_permissions nothing but the server checks that: a
+    user read the attributes of a 0600 file of root's, and through a 0700 directory, on a
+    user's mount with allow_other."""
+    mounter, other = USER_B, USER_A
+
+    def attack(mnt: Path) -> list[list]:
+        g = mnt / "g"
+        os.mkdir(g)
+        os.setxattr(g / LIMIT, "user.secret", b"hunter2")
+        seen = [xattrs_as(other, g / LIMIT)]
+        os.chmod(g / LIMIT, 0o600)
+        seen.append(xattrs_as(other, g / LIMIT))
+        seen.append(xattrs_as(mounter, g / LIMIT))
+        os.chmod(g / LIMIT, 0o644)
+        os.chmod(g, 0o700)
+        seen.append(xattrs_as(other, g / LIMIT))
+        return seen
+
+    async def main() -> None:
+        async with session_served(mounter=mounter) as (mnt, _):
+            seen = await in_thread(attack, mnt)
+        names = ["user.secret"]
+        assert seen == [["hunter2", names], ["EACCES", names], ["hunter2", names],
+                        ["EACCES", "EACCES"]]  # fmt: skip
+
+    trio.run(main)
+
+
 @pytest.mark.parametrize("name", ["cgroup.procs", "tasks"])
 def test_an_open_the_session_answers_carries_its_openers_credentials(name):
     """A move is judged by the credentials the file was opened with (kernel commit

@@ -33,7 +33,7 @@ from ..kernel import PATH_MAX
 from .cftypes import Caller, CfType
 from .events_control import EventControl, attach
 from .parse import MAX_WRITE, terminate
-from .quota import Quotas
+from .quota import USER_XATTR_PREFIX, Quotas
 from .table import MODERN, CfTable
 
 log = logging.getLogger("fakecgfs")
@@ -317,7 +317,10 @@ class CgroupFS:
         self.quotas.set_xattr(inode, name, value, options, self._caller().uid)
 
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
+        """A user's mount: a user.* value takes read permission, as xattr_permission() asks
+        (trusted.* the VFS refuses first; security.* is left to the LSM)."""
         self._check_xattr_name(name)
+        self._permit(path, os.R_OK if name.startswith(USER_XATTR_PREFIX) else 0)
         inode, _ = self._inode(path)
         try:
             return inode.xattrs[name]
@@ -325,6 +328,7 @@ class CgroupFS:
             raise fuse.FuseOSError(errno.ENODATA) from None
 
     def listxattr(self, path: str) -> list[str]:
+        self._permit(path, 0)  # the names need no permission on the file, only the path walk
         inode, _ = self._inode(path)
         return list(inode.xattrs)
 
