@@ -106,6 +106,38 @@ def as_nobody() -> list[str]:
     return as_user(USER_A)
 
 
+def test_the_paths_the_session_learns_are_bounded_in_number(tmp_path):
+    """Every file of enough groups opened once: the session learns each node's path, and keeps
+    at most NODE_PATHS_KEPT of them (then starts again), however many files are opened."""
+    from fakecgfs.cgroupfs.session import NODE_PATHS_KEPT
+
+    def open_everything(mnt: Path) -> int:
+        opened = 0
+        for i in range(NODE_PATHS_KEPT // 30):  # some 38 readable files each
+            group = mnt / f"g{i}"
+            os.mkdir(group)
+            for entry in os.listdir(group):
+                with contextlib.suppress(PermissionError):  # write-only files
+                    os.close(os.open(group / entry, os.O_RDONLY))
+                    opened += 1
+        return opened
+
+    async def main() -> None:
+        async with served_session(tmp_path) as (_, session, mnt):
+            most = 0
+
+            def learn(path: str, learn=session._learn_path) -> None:
+                nonlocal most
+                learn(path)
+                most = max(most, len(session._node_paths))
+
+            session._callbacks._opened = learn
+            assert await in_thread(open_everything, mnt) > NODE_PATHS_KEPT
+            assert 0 < most <= NODE_PATHS_KEPT
+
+    trio.run(main)
+
+
 # -- opens answered by the session, watched in the test's own process ----------------------------
 
 
