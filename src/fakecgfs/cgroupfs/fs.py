@@ -164,18 +164,22 @@ class CgroupFS:
         self._resolved.clear()
 
     def _walk(self, path: str) -> tuple[MemCgroup, CfType | None]:
-        memcg = self.ctl.root
+        memcg, cft = self.ctl.root, None
         parts = [p for p in path.split("/") if p]
         for i, part in enumerate(parts):
-            child = memcg.children.get(part)
-            if child is not None:
-                memcg = child
-                continue
-            cft = self.table.lookup(memcg, part, strict=self.strict)
-            if cft is not None and i == len(parts) - 1:
-                return memcg, cft
-            raise fuse.FuseOSError(errno.ENOTDIR if cft is not None else errno.ENOENT)
-        return memcg, None
+            memcg, cft = self._step(memcg, part, last=i == len(parts) - 1)
+        return memcg, cft
+
+    def _step(self, memcg: MemCgroup, part: str, *, last: bool) -> tuple[MemCgroup, CfType | None]:
+        """One name below the group ``memcg``: a subgroup, or, as a path's last name, a control
+        file; ENOTDIR below a file, ENOENT for anything else."""
+        child = memcg.children.get(part)
+        if child is not None:
+            return child, None
+        cft = self.table.lookup(memcg, part, strict=self.strict)
+        if cft is not None and last:
+            return memcg, cft
+        raise fuse.FuseOSError(errno.ENOTDIR if cft is not None else errno.ENOENT)
 
     def _group(self, path: str) -> MemCgroup:
         memcg, cft = self._resolve(path)
@@ -208,8 +212,13 @@ class CgroupFS:
         groups = _groups_of(pid, gid)
         parts = [p for p in path.split("/") if p]
         last = len(parts) - 1 if on_parent else len(parts)
+        # One walk down, checking each directory before the name below it, as the kernel's path
+        # walk does (resolving each prefix anew cost the square of the depth).
+        memcg, cft = self.ctl.root, None
         for depth in range(last + 1):
-            inode, _ = self._inode("/" + "/".join(parts[:depth]))
+            if depth:
+                memcg, cft = self._step(memcg, parts[depth - 1], last=depth == len(parts))
+            inode = self._inode_of(memcg, cft)
             if not _allows(inode, uid, groups, mask if depth == last else os.X_OK):
                 raise fuse.FuseOSError(errno.EACCES)
 
