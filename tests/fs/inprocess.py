@@ -27,16 +27,21 @@ async def served(directory: Path) -> AsyncIterator[tuple[CgroupFS, Path]]:
 
 
 @contextlib.asynccontextmanager
-async def served_session(directory: Path) -> AsyncIterator[tuple[CgroupFS, FuseSession, Path]]:
-    """served(), with the session that serves the mount."""
+async def served_session(directory: Path, *, mounter: int | None = None,
+                         ) -> AsyncIterator[tuple[CgroupFS, FuseSession, Path]]:  # fmt: skip
+    """served(), with the session that serves the mount; with ``mounter``, served as that
+    user's own mount is (no default_permissions: the server checks, and the mounter passes)."""
     mountpoint = directory / "mnt"
     mountpoint.mkdir()
     uid = os.getuid()
+    options = fuse_options(MountOptions())
+    superuser = None if uid == 0 else uid  # as the server sets it
+    if mounter is not None:
+        options["default_permissions"], superuser = False, mounter
     async with MemoryController.open() as ctl, trio.open_nursery() as nursery:
         fs = CgroupFS(ctl, mountpoint=str(mountpoint), owner=(uid, os.getgid()),
-                      superuser=None if uid == 0 else uid)  # fmt: skip
-        session = FuseSession(fs, str(mountpoint), fuse_options(MountOptions()),
-                              encoding=PATH_ENCODING)  # fmt: skip
+                      superuser=superuser)  # fmt: skip
+        session = FuseSession(fs, str(mountpoint), options, encoding=PATH_ENCODING)
         session.mount()
         try:
             nursery.start_soon(session.serve)

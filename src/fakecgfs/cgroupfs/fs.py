@@ -29,10 +29,11 @@ import fuse
 
 from ..controller import MemCgroup, MemoryController
 from ..controller.compaction import shrink_dict
+from ..kernel import PATH_MAX
 from .cftypes import Caller, CfType
 from .events_control import EventControl, attach
 from .parse import MAX_WRITE, terminate
-from .quota import Quotas
+from .quota import USER_XATTR_PREFIX, Quotas
 from .table import MODERN, CfTable
 
 log = logging.getLogger("fakecgfs")
@@ -44,7 +45,8 @@ NAME_MAX = 255  # what statfs reports; like cgroupfs, longer names are accepted 
 XATTR_NAMESPACES = ("user.", "trusted.", "security.")
 RESOLVED_MAX = 4096
 """Paths the resolution cache (CgroupFS._resolve) holds at most: it bounds what a user who names
-many paths makes the server keep; a full cache starts again empty."""
+many paths makes the server keep; a full cache starts again empty.  Only paths up to PATH_MAX
+are kept, so that a deep tree cannot make each entry a megabyte."""
 
 
 @dataclass
@@ -144,11 +146,14 @@ class CgroupFS:
         group's subgroups went first), and the cache is emptied on rmdir (not to keep removed
         groups alive) and on rename (a group's new name changes what paths below it name).
         Only the names are cached: permissions are checked on every call, against the modes
-        and owners of now (the kernel's, or _permit())."""
+        and owners of now (the kernel's, or _permit()).  A path longer than PATH_MAX is walked
+        every time: kept, a deep tree's paths would cost the server their length each."""
         hit = self._resolved.get(path)
         if hit is not None and not hit[0].removed:
             return hit
         found = self._walk(path)
+        if len(path) > PATH_MAX:
+            return found
         if len(self._resolved) >= RESOLVED_MAX:
             self._resolved.clear()
         self._resolved[path] = found
@@ -159,18 +164,22 @@ class CgroupFS:
         self._resolved.clear()
 
     def _walk(self, path: str) -> tuple[MemCgroup, CfType | None]:
-        memcg = self.ctl.root
+        memcg, cft = self.ctl.root, None
         parts = [p for p in path.split("/") if p]
         for i, part in enumerate(parts):
-            child = memcg.children.get(part)
-            if child is not None:
-                memcg = child
-                continue
-            cft = self.table.lookup(memcg, part, strict=self.strict)
-            if cft is not None and i == len(parts) - 1:
-                return memcg, cft
-            raise fuse.FuseOSError(errno.ENOTDIR if cft is not None else errno.ENOENT)
-        return memcg, None
+            memcg, cft = self._step(memcg, part, last=i == len(parts) - 1)
+        return memcg, cft
+
+    def _step(self, memcg: MemCgroup, part: str, *, last: bool) -> tuple[MemCgroup, CfType | None]:
+        """One name below the group ``memcg``: a subgroup, or, as a path's last name, a control
+        file; ENOTDIR below a file, ENOENT for anything else."""
+        child = memcg.children.get(part)
+        if child is not None:
+            return child, None
+        cft = self.table.lookup(memcg, part, strict=self.strict)
+        if cft is not None and last:
+            return memcg, cft
+        raise fuse.FuseOSError(errno.ENOTDIR if cft is not None else errno.ENOENT)
 
     def _group(self, path: str) -> MemCgroup:
         memcg, cft = self._resolve(path)
@@ -203,8 +212,13 @@ class CgroupFS:
         groups = _groups_of(pid, gid)
         parts = [p for p in path.split("/") if p]
         last = len(parts) - 1 if on_parent else len(parts)
+        # One walk down, checking each directory before the name below it, as the kernel's path
+        # walk does (resolving each prefix anew cost the square of the depth).
+        memcg, cft = self.ctl.root, None
         for depth in range(last + 1):
-            inode, _ = self._inode("/" + "/".join(parts[:depth]))
+            if depth:
+                memcg, cft = self._step(memcg, parts[depth - 1], last=depth == len(parts))
+            inode = self._inode_of(memcg, cft)
             if not _allows(inode, uid, groups, mask if depth == last else os.X_OK):
                 raise fuse.FuseOSError(errno.EACCES)
 
@@ -312,7 +326,10 @@ class CgroupFS:
         self.quotas.set_xattr(inode, name, value, options, self._caller().uid)
 
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
+        """A user's mount: a user.* value takes read permission, as xattr_permission() asks
+        (trusted.* the VFS refuses first; security.* is left to the LSM)."""
         self._check_xattr_name(name)
+        self._permit(path, os.R_OK if name.startswith(USER_XATTR_PREFIX) else 0)
         inode, _ = self._inode(path)
         try:
             return inode.xattrs[name]
@@ -320,6 +337,7 @@ class CgroupFS:
             raise fuse.FuseOSError(errno.ENODATA) from None
 
     def listxattr(self, path: str) -> list[str]:
+        self._permit(path, 0)  # the names need no permission on the file, only the path walk
         inode, _ = self._inode(path)
         return list(inode.xattrs)
 

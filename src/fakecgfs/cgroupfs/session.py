@@ -48,6 +48,7 @@ from typing import Any, Protocol
 import fuse
 import trio
 
+from ..kernel import PATH_MAX
 from .busypoll import PollWindow
 from .cftypes import Caller
 
@@ -171,12 +172,12 @@ PATH_CHANGES = frozenset({FUSE_FORGET, FUSE_BATCH_FORGET, FUSE_UNLINK, FUSE_RMDI
 or forgotten and its id free to be given again): the session forgets the paths it learnt."""
 
 NODE_PATHS_KEPT = 4096
-"""Nodes whose path the session keeps at most (a full table starts again empty): bounds what a
-user who opens many files makes the server keep."""
+"""Nodes whose path the session keeps at most (a full table starts again empty), each path at
+most PATH_MAX long: bounds what a user who opens many files makes the server keep."""
 
 OPEN_PATHS_KEPT = 1024
-"""Decoded paths kept for OPEN (the least recently opened go first): what a user who opens many
-paths makes the server keep is bounded."""
+"""Decoded paths kept for OPEN (the least recently opened go first), each at most PATH_MAX long:
+what a user who opens many paths makes the server keep is bounded."""
 
 SESSION_OPERATIONS = frozenset({"release"})
 """Operations the filesystem has that libfuse must not call: the session calls them itself, from
@@ -238,8 +239,8 @@ class _Callbacks(fuse.FUSE):
 
     # OPEN, which every cat makes, skips fusepy's three layers of dispatch (partial, _wrapper,
     # operations.__call__): same conversions, one Python frame.  Its path is decoded once per
-    # path (_open_path): a path's codec (server.PATH_ENCODING) is Python code, and a tool opens
-    # the same few files again and again.
+    # path up to PATH_MAX (_open_path): a path's codec (server.PATH_ENCODING) is Python code,
+    # and a tool opens the same few files again and again.
 
     def forget_paths(self) -> None:
         self._open_path.cache_clear()
@@ -250,7 +251,7 @@ class _Callbacks(fuse.FUSE):
     def _direct_open(self, path: bytes, fip: Any) -> int:
         try:
             info = fip.contents
-            decoded = self._open_path(path)
+            decoded = self._open_path(path) if len(path) <= PATH_MAX else self._decode_path(path)
             info.fh = self.operations.open(decoded, info.flags)
             self._opened(decoded)
             return 0
@@ -503,8 +504,8 @@ class FuseSession:
     def _learn_path(self, path: str) -> None:
         """libfuse's open of ``path`` succeeded: keep the path of the node it opened."""
         opcode, nodeid = NODE.unpack_from(self._view, 4)
-        if opcode != FUSE_OPEN or not self._opens_here:
-            return
+        if opcode != FUSE_OPEN or not self._opens_here or len(path) > PATH_MAX:
+            return  # a longer path is not kept (PATH_MAX): that node's OPENs stay libfuse's
         if len(self._node_paths) >= NODE_PATHS_KEPT:
             self._node_paths.clear()
         self._node_paths[nodeid] = path
