@@ -83,7 +83,10 @@ def test_a_renamed_groups_file_opens_by_its_new_name(group):
 
 def test_a_removed_groups_file_does_not_open_in_a_new_group_of_its_name(group):
     """A descriptor of a removed group's directory still names its files: opening one is ENOENT,
-    as on kernfs, even when a group of the same name exists again."""
+    as on kernfs, even when a group of the same name exists again.  (The VFS refuses a lookup
+    in a removed directory before any request reaches the server: this guards the answer users
+    see; the session's forgetting is tested by test_rmdir_forgets_every_path_learnt and, through
+    /proc/self/fd, in test_security_opens.)"""
     g = group / "g"
     os.mkdir(g)
     directory = os.open(g, os.O_RDONLY | os.O_DIRECTORY)
