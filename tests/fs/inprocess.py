@@ -10,12 +10,14 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 import trio
 
 from fakecgfs.cgroupfs.fs import CgroupFS
 from fakecgfs.cgroupfs.server import PATH_ENCODING, MountOptions, fuse_options
 from fakecgfs.cgroupfs.session import FuseSession
 from fakecgfs.controller import MemoryController
+from fakecgfs.testing import fuse_unavailable_reason
 
 
 @contextlib.asynccontextmanager
@@ -30,7 +32,11 @@ async def served(directory: Path) -> AsyncIterator[tuple[CgroupFS, Path]]:
 async def served_session(directory: Path, *, mounter: int | None = None,
                          ) -> AsyncIterator[tuple[CgroupFS, FuseSession, Path]]:  # fmt: skip
     """served(), with the session that serves the mount; with ``mounter``, served as that
-    user's own mount is (no default_permissions: the server checks, and the mounter passes)."""
+    user's own mount is (no default_permissions: the server checks, and the mounter passes).
+    The test is skipped, saying why, where FUSE is not available."""
+    reason = fuse_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
     mountpoint = directory / "mnt"
     mountpoint.mkdir()
     uid = os.getuid()

@@ -10,20 +10,11 @@ import os
 import pytest
 import trio
 
-from fakecgfs.testing import fuse_unavailable_reason
-
 from .helpers import UNLIMITED, read, write
 from .inprocess import served_session, until
 
 LIMIT = "memory.limit_in_bytes"
 OPENS = 50
-
-
-@pytest.fixture(autouse=True)
-def _needs_fuse() -> None:
-    reason = fuse_unavailable_reason()
-    if reason:
-        pytest.skip(reason)
 
 
 def test_after_the_first_open_of_a_file_the_session_answers(tmp_path):

@@ -5,21 +5,11 @@ from __future__ import annotations
 
 import os
 
-import pytest
 import trio
-
-from fakecgfs.testing import fuse_unavailable_reason
 
 from .inprocess import served, until
 
 DESCRIPTORS = 500
-
-
-@pytest.fixture(autouse=True)
-def _needs_fuse() -> None:
-    reason = fuse_unavailable_reason()
-    if reason:
-        pytest.skip(reason)
 
 
 def test_closing_descriptors_frees_their_handles(tmp_path):
